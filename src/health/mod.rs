@@ -1,0 +1,43 @@
+//! Health: what a check is ([`Check`], [`Verdict`]), the built-in checks ([`checks`]), the lease
+//! table the feeder reads ([`lease`]) and the threads that run checks and renew leases
+//! ([`runner`]).
+//!
+//! A check never decides to pet or fence. It reports a verdict with evidence; a passing run
+//! renews its lease, and the feeder pets only while every lease is valid.
+
+pub mod checks;
+pub mod lease;
+pub mod runner;
+
+use std::time::Duration;
+
+/// The outcome of one run of a check, with the evidence an operator reads in `wdfeed check`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Verdict {
+    pub healthy: bool,
+    pub evidence: String,
+}
+
+impl Verdict {
+    pub fn healthy(evidence: impl Into<String>) -> Self {
+        Verdict {
+            healthy: true,
+            evidence: evidence.into(),
+        }
+    }
+
+    pub fn unhealthy(evidence: impl Into<String>) -> Self {
+        Verdict {
+            healthy: false,
+            evidence: evidence.into(),
+        }
+    }
+}
+
+/// One health check. `run` may block (on a dead disk it may never return): that is why each
+/// check runs on a thread of its own and only its lease depends on it.
+pub trait Check: Send {
+    /// Runs once. `now` is the time on the daemon's clock (CLOCK_BOOTTIME) when the run
+    /// started, so checks that compare samples over time stay pure functions of their input.
+    fn run(&mut self, now: Duration) -> Verdict;
+}
