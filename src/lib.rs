@@ -8,8 +8,6 @@
 #![deny(unsafe_code)]
 
 pub mod clock;
+pub mod config;
 pub mod health;
 pub mod system;
-pub mod config {
-    pub mod duration;
-}
