@@ -9,5 +9,11 @@
 
 pub mod clock;
 pub mod config;
+pub mod device;
+#[expect(
+    unsafe_code,
+    reason = "the one module with unsafe: ioctls and raw syscalls"
+)]
+pub mod ffi;
 pub mod health;
 pub mod system;
