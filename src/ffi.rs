@@ -184,16 +184,16 @@ mod tests {
 
     #[test]
     fn opcodes_match_the_x86_64_kernel_header() {
-        assert_eq!(WDIOC_GETSUPPORT as u64, 0x8028_5700);
-        assert_eq!(WDIOC_GETSTATUS as u64, 0x8004_5701);
-        assert_eq!(WDIOC_GETBOOTSTATUS as u64, 0x8004_5702);
-        assert_eq!(WDIOC_SETOPTIONS as u64, 0x8004_5704);
-        assert_eq!(WDIOC_KEEPALIVE as u64, 0x8004_5705);
-        assert_eq!(WDIOC_SETTIMEOUT as u64, 0xC004_5706);
-        assert_eq!(WDIOC_GETTIMEOUT as u64, 0x8004_5707);
-        assert_eq!(WDIOC_SETPRETIMEOUT as u64, 0xC004_5708);
-        assert_eq!(WDIOC_GETPRETIMEOUT as u64, 0x8004_5709);
-        assert_eq!(WDIOC_GETTIMELEFT as u64, 0x8004_570A);
+        assert_eq!(WDIOC_GETSUPPORT, 0x8028_5700);
+        assert_eq!(WDIOC_GETSTATUS, 0x8004_5701);
+        assert_eq!(WDIOC_GETBOOTSTATUS, 0x8004_5702);
+        assert_eq!(WDIOC_SETOPTIONS, 0x8004_5704);
+        assert_eq!(WDIOC_KEEPALIVE, 0x8004_5705);
+        assert_eq!(WDIOC_SETTIMEOUT, 0xC004_5706);
+        assert_eq!(WDIOC_GETTIMEOUT, 0x8004_5707);
+        assert_eq!(WDIOC_SETPRETIMEOUT, 0xC004_5708);
+        assert_eq!(WDIOC_GETPRETIMEOUT, 0x8004_5709);
+        assert_eq!(WDIOC_GETTIMELEFT, 0x8004_570A);
     }
 
     #[test]

@@ -83,7 +83,7 @@ impl Check for Writable {
                 .lines()
                 .filter_map(parse_line)
                 .filter(|e| e.mount_point == want)
-                .last();
+                .next_back();
             match entry {
                 None => return Verdict::unhealthy(format!("{want} is not mounted")),
                 Some(e) if e.read_only => {
