@@ -82,8 +82,7 @@ impl Check for Writable {
             let entry = text
                 .lines()
                 .filter_map(parse_line)
-                .filter(|e| e.mount_point == want)
-                .next_back();
+                .rfind(|e| e.mount_point == want);
             match entry {
                 None => return Verdict::unhealthy(format!("{want} is not mounted")),
                 Some(e) if e.read_only => {
