@@ -7,9 +7,12 @@
 
 #![deny(unsafe_code)]
 
+pub mod bound;
 pub mod clock;
 pub mod config;
 pub mod device;
+pub mod feeder;
+pub mod fence;
 #[expect(
     unsafe_code,
     reason = "the one module with unsafe: ioctls and raw syscalls"
