@@ -80,7 +80,7 @@ pub fn reset_after(identity: Option<&str>, timeout: Duration) -> (Duration, Know
         None => (
             timeout,
             Knowledge::Assumed,
-            "driver not identified (no sysfs entry yet); one timeout assumed".into(),
+            "driver not identified: one timeout assumed".into(),
         ),
     }
 }

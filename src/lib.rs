@@ -8,9 +8,12 @@
 #![deny(unsafe_code)]
 
 pub mod bound;
+pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod daemon;
 pub mod device;
+mod failure;
 pub mod feeder;
 pub mod fence;
 #[expect(
@@ -19,4 +22,7 @@ pub mod fence;
 )]
 pub mod ffi;
 pub mod health;
+pub mod logging;
 pub mod system;
+
+pub use failure::Failure;
