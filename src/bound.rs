@@ -1,8 +1,10 @@
 //! The fence bound B: from the moment a fault appears, the node is reset within B, even if
 //! the kernel and every disk are wedged (DESIGN.md, "The promise").
 //!
-//!     B = worst detection of the slowest check ((every + deadline) × (tolerance + 1))
-//!       + the time the device really takes to reset after its last pet
+//! ```text
+//! B = worst detection of the slowest check ((every + deadline) × (tolerance + 1))
+//!   + the time the device really takes to reset after its last pet
+//! ```
 //!
 //! The second term is driver-specific. Measured in QEMU on Linux 6.1: iTCO_wdt resets only
 //! after its second expiry, counted in 0.6 s ticks (2 × floor(T / 0.6) × 0.6 s after the

@@ -24,8 +24,7 @@ use crate::device::{open, sysfs, Armed, DeviceError, Request, Watchdog};
 use crate::feeder::{Exit, Feeder, Latch, Stopper};
 use crate::fence::{kernel_reboot, Fence, Fencer, KillList};
 use crate::health::lease::LeaseTable;
-use crate::health::runner::{Runner, Schedule};
-use crate::health::Check;
+use crate::health::runner::{NamedCheck, Runner};
 use crate::system::hardening::{self, THREAD_STACK};
 use crate::system::Root;
 use crate::Failure;
@@ -198,10 +197,7 @@ fn leave(devices: Vec<Box<dyn Armed>>, fenced: bool, on_exit: OnExit, dry_run: b
     }
 }
 
-fn build_checks(
-    config: &Config,
-    root: &Root,
-) -> Result<Vec<(String, Schedule, Box<dyn Check>)>, Failure> {
+fn build_checks(config: &Config, root: &Root) -> Result<Vec<NamedCheck>, Failure> {
     config
         .checks
         .iter()

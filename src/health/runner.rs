@@ -30,6 +30,9 @@ impl Schedule {
     }
 }
 
+/// A check as the runner takes it: its name, its schedule, and the check itself.
+pub type NamedCheck = (String, Schedule, Box<dyn Check>);
+
 /// What the last run of a check said, for logs, `status` and the fence message.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LastRun {
@@ -75,7 +78,7 @@ pub struct Runner {
 impl Runner {
     /// Starts one thread per check; check `i` renews lease `i` of `leases`.
     pub fn start(
-        checks: Vec<(String, Schedule, Box<dyn Check>)>,
+        checks: Vec<NamedCheck>,
         leases: Arc<LeaseTable>,
         clock: Arc<dyn Clock>,
         stack_size: usize,
