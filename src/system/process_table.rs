@@ -82,7 +82,15 @@ mod tests {
 
     #[test]
     fn stat_garbage_is_none_not_a_panic() {
-        for bad in ["", "x", "12 (abc", ")(", "12 (abc)", "abc (x) S", "\u{0}\u{0}"] {
+        for bad in [
+            "",
+            "x",
+            "12 (abc",
+            ")(",
+            "12 (abc)",
+            "abc (x) S",
+            "\u{0}\u{0}",
+        ] {
             assert_eq!(parse_stat(bad), None, "{bad:?}");
         }
     }
@@ -90,7 +98,11 @@ mod tests {
     #[test]
     fn finds_processes_by_comm_in_a_fixture_tree() {
         let dir = tempfile::tempdir().unwrap();
-        for (pid, comm, st) in [(10, "heartbeat", 'S'), (11, "other", 'R'), (12, "heartbeat", 'Z')] {
+        for (pid, comm, st) in [
+            (10, "heartbeat", 'S'),
+            (11, "other", 'R'),
+            (12, "heartbeat", 'Z'),
+        ] {
             let p = dir.path().join(format!("proc/{pid}"));
             fs::create_dir_all(&p).unwrap();
             fs::write(p.join("stat"), format!("{pid} ({comm}) {st} 1 1 1 0")).unwrap();
