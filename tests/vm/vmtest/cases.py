@@ -26,6 +26,7 @@ class Driver:
     modules: list          # [(module, params)] in insmod order; dependencies are added
     wddev: str
     timeout: int
+    trace: tuple = ()       # QEMU trace events that show each pet from the host
 
     def reset_after_last_pet(self):
         """When the hardware acts after the last pet (VM-LAB measurements)."""
@@ -48,7 +49,8 @@ DRIVERS = {
         Driver("iTCO_wdt", "ICH9 TCO timer on q35 (resets after two expiries)",
                ["-M", "q35", "-global", "ICH9-LPC.noreboot=false", "-action", "watchdog=reset"],
                [("lpc_ich", ""), ("iTCO_vendor_support", ""), ("intel_pmc_bxt", ""),
-                ("iTCO_wdt", f"heartbeat={TIMEOUT_S}")], "/dev/watchdog0", TIMEOUT_S),
+                ("iTCO_wdt", f"heartbeat={TIMEOUT_S}")], "/dev/watchdog0", TIMEOUT_S,
+               trace=("tco_timer_reload", "tco_timer_expired")),
         Driver("ipmi_watchdog", "IPMI watchdog of QEMU's simulated BMC over KCS (only /dev/watchdog)",
                ["-M", "pc", "-device", "ipmi-bmc-sim,id=bmc0", "-device", "isa-ipmi-kcs,bmc=bmc0"],
                [("ipmi_msghandler", ""), ("ipmi_si", ""), ("ipmi_devintf", ""),
@@ -77,6 +79,9 @@ class Scenario:
     standin_ok: bool = True        # meaningful with busybox's watchdog as the petter
     trio: bool = False             # part of the basic trio run on every driver
     drivers: tuple = ()            # empty: every driver
+    needs: tuple = ()              # daemon features without which the scenario means nothing
+                                   # ("a|b": either will do); see FEATURES
+    pets_on_time: bool = False     # where the host sees pets: they go on until the fence
 
 
 FAULT = 'mark "fault {what}"'
@@ -95,8 +100,12 @@ settle
 ( while :; do head -c 64m /dev/zero > /run/ballast; rm -f /run/ballast; done ) &
 ( while :; do dd if=/dev/zero of=/mnt/data/big bs=1M count=128 conv=fsync 2>/dev/null; sync; done ) &
 mark "fault none (load started: cpu, memory, disk)"
+while :; do
+    sleep 5
+    mark "load loadavg=$(cut -d' ' -f1-3 /proc/loadavg | tr ' ' /) vda_written_mib=$(( $(awk '{print $7}' /sys/block/vda/stat) / 2048 )) free_kib=$(awk '/MemAvailable/ {print $2}' /proc/meminfo)"
+done
 """,
-        expect="up", timing="stay-up", disk_mb=512, trio=True),
+        expect="up", timing="stay-up", disk_mb=512, trio=True, needs=("writable",)),
     Scenario(
         "ro-remount",
         "the checked filesystem is remounted read-only (mount -o remount,ro; if the kernel "
@@ -113,7 +122,7 @@ else
 fi
 grep ' /mnt/data ' /proc/1/mountinfo
 """,
-        expect="reset", timing="bound", standin_ok=False),
+        expect="reset", timing="bound", standin_ok=False, needs=("writable",)),
     Scenario(
         "ext4-error",
         "ext4 mounted errors=remount-ro takes a real error (trigger_fs_error): mountinfo still "
@@ -126,7 +135,7 @@ echo 1 > /sys/fs/ext4/$DISK/trigger_fs_error
 grep ' /mnt/data ' /proc/1/mountinfo
 mark "note errors_count=$(cat /sys/fs/ext4/$DISK/errors_count)"
 """,
-        expect="reset", timing="bound", standin_ok=False),
+        expect="reset", timing="bound", standin_ok=False, needs=("write-probe",)),
     Scenario(
         "stuck-io",
         "the data disk is served by qemu-nbd on the host, which gets SIGSTOP: I/O hangs with "
@@ -137,7 +146,8 @@ start_petter
 settle
 mark "ready-for-host-fault"
 """,
-        expect="reset", timing="bound", host_fault="stop-nbd", nbd=True, standin_ok=False),
+        expect="reset", timing="bound", host_fault="stop-nbd", nbd=True, standin_ok=False,
+        needs=("write-probe|block-io",), pets_on_time=True),
     Scenario(
         "heartbeat-kill",
         "the fake heartbeat is SIGKILLed: the fence must SIGKILL the kill list (fakerm) and "
@@ -148,7 +158,7 @@ settle
 mark "fault heartbeat-kill"
 kill -KILL $(pid_of fakehb)
 """,
-        expect="reset", timing="bound", need_kill=True, standin_ok=False),
+        expect="reset", timing="bound", need_kill=True, standin_ok=False, needs=("process",)),
     Scenario(
         "heartbeat-stop",
         "the fake heartbeat is SIGSTOPped: the fence must SIGKILL the kill list (fakehb, fakerm) "
@@ -159,7 +169,7 @@ settle
 mark "fault heartbeat-stop"
 kill -STOP $(pid_of fakehb)
 """,
-        expect="reset", timing="bound", need_kill=True, standin_ok=False),
+        expect="reset", timing="bound", need_kill=True, standin_ok=False, needs=("process",)),
     Scenario(
         "wdfeed-killed",
         "wdfeed is SIGKILLed: the kernel pings once on the unclean close, the reset follows "
@@ -220,8 +230,36 @@ mark "exited wdfeed rc=$?"
 ]}
 
 
-def config_yaml(driver, scenario):
-    """The watchdog.yaml of a case: every check of the design, on the data disk."""
+CHECK_KINDS = ("writable", "block-io", "process")
+# What the suite uses of the daemon, each probed with `wdfeed validate` on the host.
+FEATURES = CHECK_KINDS + ("write-probe",)
+
+
+def config_yaml(driver, scenario, features=FEATURES):
+    """The watchdog.yaml of a case: every check of the design (of those in `features`), on
+    the data disk."""
+    probe = "    probe: true\n" if "write-probe" in features else ""
+    blocks = {
+        "writable": f"""\
+  - kind: writable
+    mounts: [/mnt/data]
+{probe}    every: {EVERY_S}s
+    deadline: {DEADLINE_S}s
+""",
+        "block-io": f"""\
+  - kind: block-io
+    devices: [vda]
+    stuck-after: {STUCK_AFTER_S}s
+    every: {EVERY_S}s
+    deadline: {DEADLINE_S}s
+""",
+        "process": f"""\
+  - kind: process
+    name: fakehb
+    every: {EVERY_S}s
+    deadline: {DEADLINE_S}s
+""",
+    }
     return f"""\
 devices:
   - path: {driver.wddev}
@@ -233,20 +271,7 @@ fence:
   kill: [fakehb, fakerm]
   stall-threshold: {STALL_S}s
 checks:
-  - kind: writable
-    mounts: [/mnt/data]
-    every: {EVERY_S}s
-    deadline: {DEADLINE_S}s
-  - kind: block-io
-    devices: [vda]
-    stuck-after: {STUCK_AFTER_S}s
-    every: {EVERY_S}s
-    deadline: {DEADLINE_S}s
-  - kind: process
-    name: fakehb
-    every: {EVERY_S}s
-    deadline: {DEADLINE_S}s
-"""
+{"".join(blocks[k] for k in CHECK_KINDS if k in features)}"""
 
 
 def standin_bound(driver):

@@ -17,12 +17,14 @@ import time
 
 class Guest:
     def __init__(self, workdir, machine_args, kernel, initrds, append, mem_mb=384,
-                 disk=None, nbd_image=None):
+                 disk=None, nbd_image=None, trace=()):
         self.workdir = workdir
         self.qmp_path = os.path.join(workdir, "qmp.sock")
         self.nbd_path = os.path.join(workdir, "nbd.sock")
         self.lines = []          # (host time, text)
         self.events = []         # (host time, QMP event dict)
+        self.pets = []           # host times of watchdog reloads, where QEMU traces them
+        self._expired_at = float("-inf")
         self.cond = threading.Condition()
         self.exited_at = None
         self.t_start = None
@@ -39,6 +41,8 @@ class Guest:
                      "-nodefaults", "-display", "none", "-serial", "stdio", "-monitor", "none",
                      "-qmp", f"unix:{self.qmp_path},server=on,wait=off", "-no-reboot",
                      "-kernel", kernel, "-initrd", initrd, "-append", append] + machine_args
+        for t in trace:
+            self.argv += ["-trace", t]
         if nbd_image:
             self.nbd_argv = ["qemu-nbd", "-f", "raw", "-t", "-k", self.nbd_path, nbd_image]
             self.argv += ["-drive", f"file=nbd:unix:{self.nbd_path},if=none,id=d0,format=raw,cache=none",
@@ -63,9 +67,30 @@ class Guest:
                 time.sleep(0.05)
         self.t_start = time.monotonic()
         self.proc = subprocess.Popen(self.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=open(os.path.join(self.workdir, "qemu.err"), "w"))
+                                     stderr=subprocess.PIPE)
         threading.Thread(target=self._serial_reader, daemon=True).start()
+        threading.Thread(target=self._stderr_reader, daemon=True).start()
         threading.Thread(target=self._qmp_reader, daemon=True).start()
+
+    def _stderr_reader(self):
+        """QEMU's stderr: its errors, and the trace lines asked for with -trace (the iTCO
+        timer's reloads are the guest's pets, seen from outside)."""
+        with open(os.path.join(self.workdir, "qemu.err"), "w") as log:
+            for raw in self.proc.stderr:
+                now = time.monotonic()
+                text = raw.decode("utf-8", "replace").rstrip("\n")
+                if "tco_timer_" in text:
+                    # a reload right after an expiry is the hardware starting its second
+                    # stage, not a pet
+                    with self.cond:
+                        if "tco_timer_expired" in text:
+                            self._expired_at = now
+                        elif now - self._expired_at > 0.05:
+                            self.pets.append(now)
+                    self._log.write(f"{now - self.t_start:9.3f} [TRACE] {text}\n")
+                    continue
+                log.write(text + "\n")
+                log.flush()
 
     def _read(self, name):
         try:

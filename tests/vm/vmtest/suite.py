@@ -28,6 +28,7 @@ class Result:
     driver: str
     scenario: str
     ok: bool = False
+    skipped: str = ""      # why the case could not run at all with this wdfeed
     outcome: str = "none"
     after: float = float("nan")
     bound: float = float("nan")
@@ -37,6 +38,8 @@ class Result:
     wall: float = 0.0
 
     def line(self):
+        if self.skipped:
+            return f"SKIP {self.driver} {self.scenario} {self.skipped}"
         return (f"{'PASS' if self.ok else 'FAIL'} {self.driver} {self.scenario} "
                 f"outcome={self.outcome} after={self.after:.2f} bound={self.bound:.2f}")
 
@@ -50,6 +53,7 @@ class Context:
         self.base = None
         self.mods = None
         self.wdfeed = None
+        self.unsupported = {}   # check kind -> wdfeed's own words
 
 
 def prepare(ctx):
@@ -79,9 +83,38 @@ def prepare(ctx):
         assets.log("building the base initramfs")
         assets.build_base_initramfs(ctx.base, ctx.moddir, BASE_MODULE_SET, binaries, guest_files)
     ctx.mods = assets.Modules(ctx.moddir)
+    if ctx.wdfeed:
+        probe_features(ctx)
 
 
-def case_archive(ctx, driver, scen, path):
+def validate(ctx, text, name):
+    """`wdfeed validate` of a config on the host: (rc, output)."""
+    path = os.path.join(ctx.outdir, name)
+    with open(path, "w") as f:
+        f.write(text)
+    r = subprocess.run([ctx.wdfeed, "validate", path], capture_output=True, text=True)
+    return r.returncode, (r.stdout + r.stderr).strip()
+
+
+def probe_features(ctx):
+    """Which of the suite's daemon features this wdfeed has: the checks are landing one by
+    one, and a case that needs a missing one is reported as SKIP with wdfeed's own words."""
+    any_driver = next(iter(cases.DRIVERS.values()))
+    healthy = cases.SCENARIOS["healthy"]
+    for feature in cases.FEATURES:
+        with_it = ("writable", feature) if feature == "write-probe" else (feature,)
+        rc, out = validate(ctx, cases.config_yaml(any_driver, healthy, with_it), f"probe-{feature}.yaml")
+        if rc != 0:
+            words = [ln for ln in out.splitlines() if re.search(r"unknown (check kind|field)", ln)]
+            if not words:
+                raise assets.SetupError(f"wdfeed validate rejects the suite's {feature} config:\n{out}")
+            ctx.unsupported[feature] = words[0]
+    if ctx.unsupported:
+        assets.log("this wdfeed lacks " + ", ".join(ctx.unsupported)
+                   + ": cases that need them are SKIPped, the others run without them")
+
+
+def case_archive(ctx, driver, scen, config, path):
     cpio = assets.Cpio()
     mods = [(m, "") for m in ctx.mods.closure([m for m, _ in cases.BASE_MODULES + driver.modules])]
     params = dict(cases.BASE_MODULES + driver.modules)
@@ -93,7 +126,7 @@ def case_archive(ctx, driver, scen, path):
     }
     cpio.file("case.env", "".join(f"{k}='{v}'\n" for k, v in env.items()))
     cpio.file("case.sh", scen.guest)
-    cpio.file("etc/wdfeed/watchdog.yaml", cases.config_yaml(driver, scen))
+    cpio.file("etc/wdfeed/watchdog.yaml", config)
     with open(path, "wb") as f:
         f.write(cpio.finish())
 
@@ -104,14 +137,30 @@ def run_case(ctx, driver, scen):
     workdir = os.path.join(ctx.outdir, f"{driver.name}-{scen.name}")
     os.makedirs(workdir, exist_ok=True)
     if ctx.petter == "standin" and not scen.standin_ok:
-        res.reason = "not meaningful with the busybox stand-in (it runs no checks)"
+        res.skipped = "not meaningful with the busybox stand-in (it runs no checks)"
         return res
+    missing = [need for need in scen.needs
+                if all(alt in ctx.unsupported for alt in need.split("|"))]
+    if missing:
+        res.skipped = "unsupported by this wdfeed: " + "; ".join(
+            ctx.unsupported[alt] for need in missing for alt in need.split("|"))
+        return res
+    config = cases.config_yaml(driver, scen, [f for f in cases.FEATURES if f not in ctx.unsupported])
+    if ctx.unsupported:
+        res.notes.append("config leaves out what this wdfeed does not support: "
+                         + ", ".join(ctx.unsupported))
+    if ctx.wdfeed:
+        rc, out = validate(ctx, config, f"{driver.name}-{scen.name}.yaml")
+        if rc != 0:
+            res.reason = f"wdfeed validate rejects the case's config (rc={rc}):\n{out}"
+            return res
     disk = os.path.join(workdir, "data.img")
     assets.make_ext4(disk, scen.disk_mb)
     case_cpio = os.path.join(workdir, "case.cpio")
-    case_archive(ctx, driver, scen, case_cpio)
+    case_archive(ctx, driver, scen, config, case_cpio)
     guest = Guest(workdir, driver.machine, ctx.vmlinuz, [ctx.base, case_cpio], APPEND,
-                  disk=None if scen.nbd else disk, nbd_image=disk if scen.nbd else None)
+                  disk=None if scen.nbd else disk, nbd_image=disk if scen.nbd else None,
+                  trace=driver.trace)
     try:
         guest.start()
         drive(ctx, guest, driver, scen, res)
@@ -180,6 +229,34 @@ def drive(ctx, guest, driver, scen, res):
         res.notes.append(f"ended by {end[2]}")
     note_daemon_lines(guest, t0, res)
     judge(guest, driver, scen, res, t0, r_hw)
+    if driver.trace:
+        judge_pets(guest, scen, res, t0, end[0] if end else time.monotonic())
+
+
+def judge_pets(guest, scen, res, t0, t_end):
+    """Where QEMU shows every pet (iTCO's timer reloads), the feeder's rhythm around the
+    fault: it must go on petting every interval until the fence, whatever the checks do."""
+    with guest.cond:
+        pets = list(guest.pets)
+    before = [t for t in pets if t < t0]
+    after = [t for t in pets if t0 <= t <= t_end]
+    if not before:
+        return
+    seq = [before[-1]] + after
+    gaps = [b - a for a, b in zip(seq, seq[1:])]
+    worst = max(gaps) if gaps else float("inf")
+    if after:
+        res.notes.append(f"pets seen by QEMU after the fault: {len(after)}, largest gap {worst:.2f}s, "
+                         f"last at +{after[-1] - t0:.2f}s; the end came {t_end - after[-1]:.2f}s after it")
+    else:
+        res.notes.append(f"no pet seen by QEMU after the fault; the last came {t0 - before[-1]:.2f}s "
+                         f"before it")
+    if scen.pets_on_time and res.ok:
+        limit = cases.INTERVAL_S + cases.slack(res.bound)
+        if not after or worst > limit:
+            res.ok = False
+            res.reason = (f"the feeder did not keep petting after the fault ({len(after)} pets, "
+                          f"largest gap {worst:.2f}s > {limit:.2f}s)")
 
 
 def guest_bound(guest):
@@ -199,6 +276,12 @@ def note_daemon_lines(guest, t0, res):
     kmsg = guest.first_line(r"wdfeed: FENCE.*", after=t0)
     if kmsg:
         res.notes.append(f"kernel log: {kmsg[1].group(0)[:160]}")
+
+
+def res_last_load(guest):
+    with guest.cond:
+        times = [t for t, text in guest.lines if "VMTEST: load " in text]
+    return times[-1] if times else float("inf")
 
 
 def judge(guest, driver, scen, res, t0, r_hw):
@@ -232,6 +315,9 @@ def judge(guest, driver, scen, res, t0, r_hw):
                 return
             res.after = ex[0] - t0
             res.notes.append(f"wdfeed exited rc={ex[1].group(1)}: {named[1].string.strip()[:200]}")
+        load = guest.first_line(r"VMTEST: load .*", after=res_last_load(guest))
+        if load:
+            res.notes.append("last load sample: " + load[1].group(0)[len("VMTEST: load "):])
         res.ok = True
         return
     if res.outcome != "reset":
@@ -303,11 +389,12 @@ def main(argv):
             results.append(r)
             print(r.line(), flush=True)
             if r.reason:
-                print(f"    reason: {r.reason}")
+                print("    reason: " + r.reason.replace("\n", "\n      "))
             for n in r.notes:
                 print(f"    {n}")
-            print(f"    case wall time {r.wall:.1f}s, serial log {os.path.join(outdir, r.driver + '-' + r.scenario, 'serial.log')}")
-            if not r.ok and r.tail:
+            if not r.skipped:
+                print(f"    case wall time {r.wall:.1f}s, serial log {os.path.join(outdir, r.driver + '-' + r.scenario, 'serial.log')}")
+            if not r.ok and not r.skipped and r.tail:
                 print("    --- guest serial log tail ---")
                 for ln in r.tail:
                     print(f"    | {ln}")
@@ -317,7 +404,8 @@ def main(argv):
     with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
         list(pool.map(one, order))
     passed = sum(r.ok for r in results)
-    failed = len(results) - passed
+    skipped = sum(bool(r.skipped) for r in results)
+    failed = len(results) - passed - skipped
     assets.log(f"suite wall time {time.monotonic() - t_suite:.0f}s")
-    print(f"{passed} passed, {failed} failed")
+    print(f"{passed} passed, {failed} failed" + (f", {skipped} skipped" if skipped else ""))
     return 0 if failed == 0 else 1
