@@ -53,14 +53,19 @@ class Context:
         self.base = None
         self.mods = None
         self.wdfeed = None
-        self.unsupported = {}   # check kind -> wdfeed's own words
+        self.unsupported = {}   # feature -> wdfeed's own words
+        self.prebuilt = None
+        self.process_key = cases.PROCESS_KEYS[0]
 
 
 def prepare(ctx):
     assets.ensure_host_packages()
     ctx.vmlinuz, ctx.moddir = assets.ensure_kernel()
     binaries = {}
-    if ctx.petter == "wdfeed":
+    if ctx.petter == "wdfeed" and ctx.prebuilt:
+        ctx.wdfeed = ctx.prebuilt
+        binaries["wdfeed"] = ctx.wdfeed
+    elif ctx.petter == "wdfeed":
         assets.log("cargo build --release")
         r = subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=assets.REPO)
         if r.returncode != 0:
@@ -103,12 +108,19 @@ def probe_features(ctx):
     healthy = cases.SCENARIOS["healthy"]
     for feature in cases.FEATURES:
         with_it = ("writable", feature) if feature == "write-probe" else (feature,)
-        rc, out = validate(ctx, cases.config_yaml(any_driver, healthy, with_it), f"probe-{feature}.yaml")
+        for key in cases.PROCESS_KEYS if feature == "process" else ctx.process_key[:1]:
+            rc, out = validate(ctx, cases.config_yaml(any_driver, healthy, with_it, key),
+                               f"probe-{feature}.yaml")
+            if rc == 0:
+                if feature == "process":
+                    ctx.process_key = key
+                break
         if rc != 0:
             words = [ln for ln in out.splitlines() if re.search(r"unknown (check kind|field)", ln)]
             if not words:
                 raise assets.SetupError(f"wdfeed validate rejects the suite's {feature} config:\n{out}")
-            ctx.unsupported[feature] = words[0]
+            # "wdfeed: FILE:LINE:COL: `key`: message": keep the key and the message
+            ctx.unsupported[feature] = words[0].split(": ", 2)[-1]
     if ctx.unsupported:
         assets.log("this wdfeed lacks " + ", ".join(ctx.unsupported)
                    + ": cases that need them are SKIPped, the others run without them")
@@ -145,7 +157,8 @@ def run_case(ctx, driver, scen):
         res.skipped = "unsupported by this wdfeed: " + "; ".join(
             ctx.unsupported[alt] for need in missing for alt in need.split("|"))
         return res
-    config = cases.config_yaml(driver, scen, [f for f in cases.FEATURES if f not in ctx.unsupported])
+    config = cases.config_yaml(driver, scen, [f for f in cases.FEATURES if f not in ctx.unsupported],
+                               ctx.process_key)
     if ctx.unsupported:
         res.notes.append("config leaves out what this wdfeed does not support: "
                          + ", ".join(ctx.unsupported))
@@ -218,6 +231,8 @@ def drive(ctx, guest, driver, scen, res):
             return
         t0 = fault[0]
 
+    if scen.timing == "busy":
+        guest.wait_line(r"VMTEST: exited wdfeed", 30)
     window = cases.wait_window(driver, scen, bound)
     end = guest.wait_outcome(window)
     if end is None:
@@ -333,12 +348,18 @@ def judge(guest, driver, scen, res, t0, r_hw):
             res.reason = (f"reset after {res.after:.2f}s, expected {r_hw:.2f}s +- {sl:.2f}s "
                           f"(one reset time after the petting stopped)")
             return
-    if scen.need_kill:
-        killed = guest.first_line(r"VMTEST: exited fakerm rc=(\d+)", after=t0)
-        if killed is None or killed[1].group(1) != "137":
-            res.reason = "the fence did not SIGKILL fakerm (kill list) before the reset"
+    if scen.fences:
+        t_end = t0 + res.after
+        fencing = guest.first_line(r"fencing", after=t0)
+        if fencing is None or fencing[0] > t_end:
+            res.reason = "wdfeed never logged 'fencing': the reset came from elsewhere"
             return
-        res.notes.append(f"fakerm SIGKILLed {killed[0] - t0:.2f}s after the fault")
+        for name in ("fakehb", "fakerm"):
+            killed = guest.first_line(rf"VMTEST: exited {name} rc=(\d+)", after=t0)
+            if killed is None or killed[1].group(1) != "137" or killed[0] > t_end:
+                res.reason = f"{name} (fence.kill) was not SIGKILLed before the reset"
+                return
+            res.notes.append(f"{name} SIGKILLed {killed[0] - t0:.2f}s after the fault")
     if scen.host_fault == "freeze-vm":
         fencing = guest.first_line(r"fencing", after=t0)
         soft = guest.first_line(r"softdog: Initiating", after=t0)
@@ -355,6 +376,8 @@ def main(argv):
     ap.add_argument("-j", "--jobs", type=int, default=2, help="VMs at a time (default 2)")
     ap.add_argument("--standin", action="store_true",
                     help="pet with busybox's watchdog applet instead of wdfeed (harness development)")
+    ap.add_argument("--wdfeed", metavar="PATH",
+                    help="use this wdfeed binary instead of building this tree's")
     ap.add_argument("--list", action="store_true", help="list drivers and scenarios")
     args = ap.parse_args(argv)
     if args.list:
@@ -368,6 +391,7 @@ def main(argv):
     outdir = os.path.join(assets.REPO, "target", "vm", time.strftime("%Y%m%d-%H%M%S"))
     os.makedirs(outdir, exist_ok=True)
     ctx = Context("standin" if args.standin else "wdfeed", outdir)
+    ctx.prebuilt = os.path.abspath(args.wdfeed) if args.wdfeed else None
     try:
         prepare(ctx)
     except (assets.SetupError, subprocess.CalledProcessError) as e:
