@@ -83,6 +83,13 @@ class Scenario:
     needs: tuple = ()              # daemon features without which the scenario means nothing
                                    # ("a|b": either will do); see FEATURES
     pets_on_time: bool = False     # where the host sees pets: they go on until the fence
+    modules: tuple = ()            # more modules for this scenario: ((name, params), ...)
+    block_devices: tuple = ("vda",)
+    stuck_after: int = STUCK_AFTER_S
+    evidence: str = ""             # regex the fencing line must match (which path acted)
+    window: int = 0                # seconds to watch after the fault (0: from the bound)
+    t0_marker: str = ""            # times count from this guest marker, not from the fault
+    probe: bool = True             # the writable check's write probe, where supported
 
 
 FAULT = 'mark "fault {what}"'
@@ -149,6 +156,46 @@ mark "ready-for-host-fault"
 """,
         expect="reset", timing="bound", host_fault="stop-nbd", nbd=True, standin_ok=False,
         needs=("write-probe|block-io",), pets_on_time=True, fences=True),
+    Scenario(
+        "stuck-io-blockio",
+        "as stuck-io, but the data mount has no write probe: block-io's stuck rule alone "
+        "(requests in flight, no completion for stuck-after=10s) must fence within the bound",
+        guest="""
+start_petter
+( while :; do dd if=/dev/zero of=/mnt/data/w bs=64k count=16 conv=fsync 2>/dev/null; usleep 200000; done ) &
+settle
+mark "ready-for-host-fault"
+""",
+        expect="reset", timing="bound", host_fault="stop-nbd", nbd=True, standin_ok=False,
+        needs=("block-io",), fences=True, probe=False, stuck_after=10, evidence=r"vda"),
+    Scenario(
+        "stuck-io-scsi",
+        "a scsi_debug disk starts timing out every command (every_nth=1 opts=4, command "
+        "timeout 5 s): SCSI error handling gives up and sets the device offline (~73 s "
+        "later), and block-io's device-state rule (its stuck rule is set to 120 s here) must "
+        "fence: times count from the state change",
+        guest="""
+_i=0
+while [ ! -b /dev/sda ]; do usleep 100000; _i=$((_i + 1)); [ $_i -ge 100 ] && fail "no /dev/sda"; done
+echo 5 > /sys/block/sda/device/timeout
+start_petter
+( while :; do dd if=/dev/zero of=/dev/sda bs=4k count=4 conv=fsync 2>/dev/null; usleep 200000; done ) &
+settle
+mark "fault scsi-timeouts"
+echo 1 > /sys/bus/pseudo/drivers/scsi_debug/every_nth
+echo 4 > /sys/bus/pseudo/drivers/scsi_debug/opts
+_s=running
+while :; do
+    _n=$(cat /sys/block/sda/device/state)
+    [ "$_n" != "$_s" ] && { mark "scsi-state $_n"; _s=$_n; }
+    usleep 200000
+done
+""",
+        expect="reset", timing="bound", standin_ok=False, needs=("block-io",), fences=True,
+        modules=(("scsi_debug", "dev_size_mb=16"), ("sd_mod", "")),
+        block_devices=("vda", "sda"), stuck_after=120, evidence=r"offline|state", window=150,
+        t0_marker=r"VMTEST: scsi-state offline",
+        drivers=("i6300esb",)),
     Scenario(
         "heartbeat-kill",
         "the fake heartbeat is SIGKILLed: the fence must SIGKILL the rest of the kill list "
@@ -244,7 +291,7 @@ PROCESS_KEYS = ("name", "process-name")
 def config_yaml(driver, scenario, features=FEATURES, process_key="name"):
     """The watchdog.yaml of a case: every check of the design (of those in `features`), on
     the data disk."""
-    probe = "    probe: true\n" if "write-probe" in features else ""
+    probe = f"    probe: {'true' if scenario.probe else 'false'}\n" if "write-probe" in features else ""
     blocks = {
         "writable": f"""\
   - kind: writable
@@ -254,8 +301,8 @@ def config_yaml(driver, scenario, features=FEATURES, process_key="name"):
 """,
         "block-io": f"""\
   - kind: block-io
-    devices: [vda]
-    stuck-after: {STUCK_AFTER_S}s
+    devices: [{", ".join(scenario.block_devices)}]
+    stuck-after: {scenario.stuck_after}s
     every: {EVERY_S}s
     deadline: {DEADLINE_S}s
 """,
@@ -322,6 +369,8 @@ def up_for(driver):
 def wait_window(driver, scenario, bound):
     """How long after the fault the host watches for the outcome."""
     r = driver.reset_after_last_pet()
+    if scenario.window:
+        return scenario.window
     if scenario.timing == "stay-up":
         return up_for(driver) + 1
     if scenario.timing == "busy":

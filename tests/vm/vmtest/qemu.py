@@ -202,6 +202,11 @@ class Guest:
                         return t, m
         return None
 
+    def matching(self, pattern, after=0.0):
+        rx = re.compile(pattern)
+        with self.cond:
+            return [(t, m) for t, m in ((t, rx.search(text)) for t, text in self.lines if t >= after) if m]
+
     def wait_outcome(self, timeout):
         """Waits for the first QMP event that ends the guest's life (WATCHDOG, RESET,
         SHUTDOWN) or for QEMU to exit. Returns (time, outcome, detail) or None if the guest

@@ -20,7 +20,8 @@ BOOT_TIMEOUT_S = 180      # boot, modules, mount and arming, on a loaded TCG hos
 ARM_TIMEOUT_S = 60        # inside the guest: from starting wdfeed to its "armed" line
 APPEND = "console=ttyS0 panic=0 quiet rdinit=/init"
 BASE_MODULE_SET = [m for m, _ in cases.BASE_MODULES] + [
-    m for d in cases.DRIVERS.values() for m, _ in d.modules]
+    m for d in cases.DRIVERS.values() for m, _ in d.modules] + [
+    m for s in cases.SCENARIOS.values() for m, _ in s.modules]
 
 
 @dataclass
@@ -128,8 +129,9 @@ def probe_features(ctx):
 
 def case_archive(ctx, driver, scen, config, path):
     cpio = assets.Cpio()
-    mods = [(m, "") for m in ctx.mods.closure([m for m, _ in cases.BASE_MODULES + driver.modules])]
-    params = dict(cases.BASE_MODULES + driver.modules)
+    wanted = cases.BASE_MODULES + driver.modules + list(scen.modules)
+    mods = [(m, "") for m in ctx.mods.closure([m for m, _ in wanted])]
+    params = dict(wanted)
     cpio.file("case.modules", "".join(f"{m} {params.get(m, '')}\n" for m, _ in mods))
     env = {
         "DRIVER": driver.name, "WDDEV": driver.wddev, "TIMEOUT": driver.timeout, "DISK": "vda",
@@ -235,6 +237,15 @@ def drive(ctx, guest, driver, scen, res):
         guest.wait_line(r"VMTEST: exited wdfeed", 30)
     window = cases.wait_window(driver, scen, bound)
     end = guest.wait_outcome(window)
+    if scen.t0_marker:
+        marker = guest.first_line(scen.t0_marker, after=t0)
+        if marker is None:
+            res.reason = f"the guest never printed /{scen.t0_marker}/ (times count from it)"
+            res.outcome = end[1] if end else "up"
+            return
+        res.notes.append(f"{marker[1].group(0)} came {marker[0] - t0:.2f}s after the fault; "
+                         "times count from it")
+        t0 = marker[0]
     if end is None:
         res.outcome = "up"
         res.after = time.monotonic() - t0
@@ -360,6 +371,12 @@ def judge(guest, driver, scen, res, t0, r_hw):
                 res.reason = f"{name} (fence.kill) was not SIGKILLed before the reset"
                 return
             res.notes.append(f"{name} SIGKILLed {killed[0] - t0:.2f}s after the fault")
+        if scen.evidence and not re.search(scen.evidence, fencing[1].string):
+            res.reason = f"the fence's evidence does not match /{scen.evidence}/: {fencing[1].string.strip()}"
+            return
+    for t, m in guest.matching(r"VMTEST: scsi-state (\S+)", after=t0):
+        res.notes.append(f"SCSI device state {m.group(1)} at +{t - t0:.2f}s"
+                         + (f", {t0 + res.after - t:.2f}s before the reset" if res.outcome == "reset" else ""))
     if scen.host_fault == "freeze-vm":
         fencing = guest.first_line(r"fencing", after=t0)
         soft = guest.first_line(r"softdog: Initiating", after=t0)
