@@ -6,6 +6,13 @@ use tracing_subscriber::EnvFilter;
 /// Installs the subscriber; `level` is `error`, `warn`, `info`, `debug` or `trace`, or a
 /// full filter directive.
 pub fn init(level: &str) -> Result<(), String> {
+    const LEVELS: &[&str] = &["off", "error", "warn", "info", "debug", "trace"];
+    // A bare word that is no level would be taken as a target name and silence everything.
+    if !level.contains('=') && !LEVELS.contains(&level.to_ascii_lowercase().as_str()) {
+        return Err(format!(
+            "--log-level `{level}` is not a level: use error, warn, info, debug or trace"
+        ));
+    }
     let filter = EnvFilter::try_new(level).map_err(|e| {
         format!("--log-level `{level}` is not a level: use error, warn, info, debug or trace ({e})")
     })?;
