@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 
 pub fn wdfeed() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_wdfeed"));
-    c.env_remove("WDFEED_ROOT").env_remove("JOURNAL_STREAM").env_remove("RUST_LOG");
+    c.env_remove("WDFEED_ROOT")
+        .env_remove("JOURNAL_STREAM")
+        .env_remove("RUST_LOG");
     c
 }
 
@@ -95,7 +97,11 @@ impl Daemon {
                 }
             }
         });
-        Daemon { child, lines, log: Vec::new() }
+        Daemon {
+            child,
+            lines,
+            log: Vec::new(),
+        }
     }
 
     /// Waits up to `limit` for a log line containing `needle`; returns it.
