@@ -152,6 +152,8 @@ pub struct Fencer {
     pub checks: Vec<Arc<CheckHandle>>,
     /// The fence bound, in seconds, for the message.
     pub bound: String,
+    /// What fenced the node (check, evidence), for `wdfeed status`.
+    pub fenced_by: Mutex<Option<(String, String)>>,
 }
 
 impl Fencer {
@@ -196,6 +198,9 @@ impl Fencer {
 impl Fence for Fencer {
     fn fence(&self, reason: &FenceReason, now: Duration) {
         let (check, evidence) = self.describe(reason, now);
+        if let Ok(mut f) = self.fenced_by.lock() {
+            *f = Some((check.clone(), evidence.clone()));
+        }
         let mode = match self.mode {
             FenceMode::Watchdog => "watchdog",
             FenceMode::Reboot => "reboot",
@@ -323,6 +328,7 @@ mod tests {
             }),
             checks: vec![],
             bound: "45.0".into(),
+            fenced_by: Mutex::new(None),
         };
         fencer.fence(
             &FenceReason::Stall {
@@ -358,9 +364,17 @@ mod tests {
             reboot: Box::new(|| panic!("watchdog mode must not reboot")),
             checks: vec![handle],
             bound: "45.0".into(),
+            fenced_by: Mutex::new(None),
         };
         fencer.fence(&FenceReason::Check { index: 0 }, Duration::from_secs(100));
         let text = std::fs::read_to_string(file.path()).unwrap();
+        assert_eq!(
+            *fencer.fenced_by.lock().unwrap(),
+            Some((
+                "writable /".to_string(),
+                "/ read-only in /proc/1/mountinfo".to_string()
+            ))
+        );
         assert_eq!(
             text,
             "<2>wdfeed: FENCE check=writable / evidence=/ read-only in /proc/1/mountinfo bound=45.0s mode=watchdog\n"

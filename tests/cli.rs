@@ -297,7 +297,15 @@ fn run_refuses_a_device_path_that_is_not_a_character_device() {
     let fx = FixtureRoot::new();
     fx.write("dev/watchdog0", "");
     let cfg = fx.write("w.yaml", &fast_config(""));
-    let mut d = Daemon::start(&["--root", &fx.root_arg(), "run", "-c", cfg.to_str().unwrap()]);
+    let mut d = Daemon::start(&[
+        "--root",
+        &fx.root_arg(),
+        "run",
+        "--status-file",
+        &fx.status_arg(),
+        "-c",
+        cfg.to_str().unwrap(),
+    ]);
     assert_eq!(
         d.wait(Duration::from_secs(20)),
         Some(3),
@@ -315,7 +323,15 @@ fn run_refuses_a_device_path_that_is_not_a_character_device() {
 fn run_without_any_device_says_how_to_get_one() {
     let fx = FixtureRoot::new();
     let cfg = fx.write("w.yaml", &fast_config(""));
-    let mut d = Daemon::start(&["--root", &fx.root_arg(), "run", "-c", cfg.to_str().unwrap()]);
+    let mut d = Daemon::start(&[
+        "--root",
+        &fx.root_arg(),
+        "run",
+        "--status-file",
+        &fx.status_arg(),
+        "-c",
+        cfg.to_str().unwrap(),
+    ]);
     assert_eq!(
         d.wait(Duration::from_secs(20)),
         Some(3),
@@ -327,4 +343,50 @@ fn run_without_any_device_says_how_to_get_one() {
         "{}",
         d.transcript()
     );
+}
+
+#[test]
+fn status_shows_the_running_daemon_and_its_checks() {
+    let fx = FixtureRoot::new();
+    let cfg = fx.write("w.yaml", &fast_config(""));
+    let mut d = Daemon::start(&[
+        "--root",
+        &fx.root_arg(),
+        "run",
+        "--dry-run",
+        "--status-file",
+        &fx.status_arg(),
+        "-c",
+        cfg.to_str().unwrap(),
+    ]);
+    d.wait_for("would pet", Duration::from_secs(20))
+        .expect("pets");
+    // The status thread writes once per interval (1 s here).
+    let mut out = String::new();
+    for _ in 0..50 {
+        let o = run(&["status", "--status-file", &fx.status_arg()]);
+        out = stdout(&o);
+        if o.status.code() == Some(0) && out.contains("last pet") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        out.contains("dry-run: 1/1 checks healthy, last pet"),
+        "{out}"
+    );
+    assert!(out.contains("writable /"), "{out}");
+    let o = run(&["status", "--json", "--status-file", &fx.status_arg()]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["checks"][0]["healthy"], true);
+    assert_eq!(v["bound_s"], 13.0);
+    d.signal(SIGTERM);
+    assert_eq!(d.wait(Duration::from_secs(10)), Some(0));
+    let o = run(&["status", "--status-file", &fx.status_arg()]);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "a stopped daemon leaves no status"
+    );
+    assert!(stderr(&o).contains("not running"), "{}", stderr(&o));
 }

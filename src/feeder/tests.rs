@@ -49,6 +49,7 @@ fn rig(checks: usize) -> Rig {
         Arc::clone(&fence) as Arc<dyn Fence>,
         S(5),
         S(30),
+        Arc::new(crate::system::notify::Notifier::default()),
     );
     Rig {
         feeder,
@@ -68,6 +69,7 @@ fn healthy_leases_are_petted_every_tick() {
         assert_eq!(r.feeder.tick(S(t)), Tick::Petted);
     }
     assert_eq!(r.io.pets(), before + 3);
+    assert_eq!(r.feeder.shared.last_pet(), Some(S(20)));
     assert!(r.fence.calls.lock().unwrap().is_empty());
 }
 
@@ -237,12 +239,12 @@ fn a_hung_check_delays_no_pet_until_its_lease_runs_out_then_petting_stops_within
 
 #[test]
 fn lateness_quantiles_are_upper_bounds() {
-    let mut l = Lateness::default();
+    let l = Lateness::default();
     for us in [10u64, 20, 30, 5000] {
         l.record(Duration::from_micros(us));
     }
-    assert_eq!(l.count, 4);
-    assert_eq!(l.max, Duration::from_micros(5000));
+    assert_eq!(l.count(), 4);
+    assert_eq!(l.max(), Duration::from_micros(5000));
     assert!(l.quantile_upper(0.5) >= Duration::from_micros(20));
     assert!(l.quantile_upper(0.5) <= Duration::from_micros(32));
     assert_eq!(l.quantile_upper(1.0), Duration::from_micros(5000));

@@ -2,6 +2,7 @@
 //! `/sys`, and process hardening.
 
 pub mod hardening;
+pub mod notify;
 pub mod process_table;
 pub mod root;
 

@@ -58,6 +58,11 @@ impl FixtureRoot {
         self.dir.path()
     }
 
+    /// A status file inside the fixture, so tests never touch /run.
+    pub fn status_arg(&self) -> String {
+        self.path().join("status.json").display().to_string()
+    }
+
     pub fn root_arg(&self) -> String {
         self.path().display().to_string()
     }
