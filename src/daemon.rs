@@ -23,7 +23,7 @@ use crate::device::flags::describe_bootstatus;
 use crate::device::io::KernelIo;
 use crate::device::{open, sysfs, Armed, DeviceError, Request, Watchdog};
 use crate::feeder::FeederShared;
-use crate::feeder::{Exit, Feeder, Latch, Stopper};
+use crate::feeder::{Exit, Feeder, Latch, Stopper, Timing};
 use crate::fence::{kernel_reboot, Fence, Fencer, KillList};
 use crate::health::lease::LeaseTable;
 use crate::health::runner::CheckHandle;
@@ -116,13 +116,15 @@ pub fn run(opts: Options) -> Result<(), Failure> {
     });
     let feeder = Feeder::new(
         devices,
-        opts.dry_run,
         Arc::clone(&leases),
         Arc::new(Latch::new()),
         Arc::clone(&fencer) as Arc<dyn Fence>,
-        config.interval,
-        config.fence.stall_threshold,
         Arc::clone(&notifier),
+        Timing {
+            interval: config.interval,
+            stall_threshold: config.fence.stall_threshold,
+            dry_run: opts.dry_run,
+        },
     );
     let reporter = Reporter {
         path: opts.status_file.clone(),

@@ -43,13 +43,15 @@ fn rig(checks: usize) -> Rig {
     let fence = Arc::new(RecordingFence::default());
     let feeder = Feeder::new(
         vec![Box::new(dog)],
-        false,
         Arc::clone(&leases),
         Arc::new(Latch::new()),
         Arc::clone(&fence) as Arc<dyn Fence>,
-        S(5),
-        S(30),
         Arc::new(crate::system::notify::Notifier::default()),
+        Timing {
+            interval: S(5),
+            stall_threshold: S(30),
+            dry_run: false,
+        },
     );
     Rig {
         feeder,
