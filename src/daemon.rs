@@ -71,6 +71,7 @@ pub fn run(opts: Options) -> Result<(), Failure> {
         Arc::clone(&leases),
         Arc::clone(&clock),
         THREAD_STACK,
+        Some(hardening::CHECK_PRIORITY),
     )
     .map_err(|e| Failure::runtime(format!("cannot start the check threads: {e}")))?;
 
@@ -147,6 +148,10 @@ pub fn run(opts: Options) -> Result<(), Failure> {
             .stack_size(THREAD_STACK)
             .spawn(move || {
                 hardening::realtime("feeder", hardening::FEEDER_PRIORITY);
+                tracing::info!(
+                    priority = hardening::FEEDER_PRIORITY,
+                    "feeder thread started"
+                );
                 let mut feeder = feeder;
                 let exit = feeder.run(clock.as_ref(), &stopper);
                 let _ = tx.send(Event::FeederDone(exit));

@@ -209,6 +209,7 @@ fn a_hung_check_delays_no_pet_until_its_lease_runs_out_then_petting_stops_within
         Arc::clone(&r.leases),
         Arc::clone(&clock) as Arc<dyn Clock>,
         256 * 1024,
+        None,
     )
     .unwrap();
     // One passing run started at t=100: lease until 100 + 5 + 10.
