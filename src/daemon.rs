@@ -57,11 +57,12 @@ pub fn run(opts: Options) -> Result<(), Failure> {
     let config = loaded.config;
     tracing::info!(config = %loaded.origin.name(), dry_run = opts.dry_run, root = %opts.root.base().display(), "starting");
 
-    let (events_tx, events) = mpsc::channel();
-    start_signal_thread(events_tx.clone())?;
-
+    // Before any thread exists: the allocator settings apply to threads started later.
     hardening::lock_memory();
     hardening::protect_from_oom(&opts.root);
+
+    let (events_tx, events) = mpsc::channel();
+    start_signal_thread(events_tx.clone())?;
 
     let checks = build_checks(&config, &opts.root)?;
     let leases = Arc::new(LeaseTable::new(checks.len()));

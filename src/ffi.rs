@@ -184,6 +184,13 @@ pub fn set_thread_fifo(priority: i32, reset_on_fork: bool) -> io::Result<()> {
     Ok(())
 }
 
+/// Limits glibc to one malloc arena. With mlockall every arena glibc reserves per thread
+/// would be locked in memory too. Call before starting threads.
+pub fn limit_malloc_arenas() -> bool {
+    // SAFETY: mallopt only sets an allocator tunable; it takes two integers.
+    unsafe { libc::mallopt(libc::M_ARENA_MAX, 1) == 1 }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
