@@ -44,7 +44,8 @@ impl FakeClock {
     }
 
     pub fn advance(&self, by: Duration) {
-        self.nanos.fetch_add(duration_to_nanos(by), Ordering::SeqCst);
+        self.nanos
+            .fetch_add(duration_to_nanos(by), Ordering::SeqCst);
     }
 }
 

@@ -40,7 +40,9 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             .find(|c: char| !(c.is_ascii_digit() || c == '.'))
             .unwrap_or(rest.len());
         if num_len == 0 {
-            return Err(format!("`{text}` is not a duration: expected a number, e.g. `15s`"));
+            return Err(format!(
+                "`{text}` is not a duration: expected a number, e.g. `15s`"
+            ));
         }
         let (num, tail) = rest.split_at(num_len);
         let unit_len = tail
@@ -115,7 +117,9 @@ impl<'de> Deserialize<'de> for HumanDuration {
                 )))
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<HumanDuration, E> {
-                Err(E::custom(format!("`{v}` is not a duration: write e.g. `15s`")))
+                Err(E::custom(format!(
+                    "`{v}` is not a duration: write e.g. `15s`"
+                )))
             }
             fn visit_f64<E: de::Error>(self, v: f64) -> Result<HumanDuration, E> {
                 Err(E::custom(format!(
@@ -153,7 +157,9 @@ mod tests {
         assert!(parse_duration("15").unwrap_err().contains("write `15s`"));
         assert!(parse_duration("").is_err());
         assert!(parse_duration("s").is_err());
-        assert!(parse_duration("5 parsecs").unwrap_err().contains("unknown unit"));
+        assert!(parse_duration("5 parsecs")
+            .unwrap_err()
+            .contains("unknown unit"));
         assert!(parse_duration("1..2s").is_err());
         assert!(parse_duration("99999999999999999999h").is_err());
         let e = serde_yaml::from_str::<HumanDuration>("15").unwrap_err();

@@ -141,11 +141,22 @@ impl Loop {
             let finished = self.clock.now();
             let elapsed = finished.saturating_sub(started);
             let passed = verdict.healthy && elapsed <= schedule.deadline;
-            failures = if passed { 0 } else { failures.saturating_add(1) };
+            failures = if passed {
+                0
+            } else {
+                failures.saturating_add(1)
+            };
             if let Some(until) = lease_for(&schedule, started, elapsed, verdict.healthy, failures) {
                 self.leases.renew(self.index, until);
             }
-            log_transition(&self.handle.name, was_healthy, passed, &verdict, elapsed, &schedule);
+            log_transition(
+                &self.handle.name,
+                was_healthy,
+                passed,
+                &verdict,
+                elapsed,
+                &schedule,
+            );
             was_healthy = Some(passed);
             if let Ok(mut last) = self.handle.last.lock() {
                 *last = Some(LastRun {
@@ -192,7 +203,11 @@ fn log_transition(
 
 /// Runs a check once on a thread of its own and waits at most `deadline` for it: the
 /// `wdfeed check` command. A run that does not answer in time is left behind.
-pub fn run_once(mut check: Box<dyn Check>, now: Duration, deadline: Duration) -> (Verdict, Duration) {
+pub fn run_once(
+    mut check: Box<dyn Check>,
+    now: Duration,
+    deadline: Duration,
+) -> (Verdict, Duration) {
     let (tx, rx) = mpsc::channel();
     let started = std::time::Instant::now();
     let spawned = thread::Builder::new()
@@ -202,14 +217,21 @@ pub fn run_once(mut check: Box<dyn Check>, now: Duration, deadline: Duration) ->
             let _ = tx.send(verdict);
         });
     if let Err(e) = spawned {
-        return (Verdict::unhealthy(format!("cannot start a thread: {e}")), Duration::ZERO);
+        return (
+            Verdict::unhealthy(format!("cannot start a thread: {e}")),
+            Duration::ZERO,
+        );
     }
     match rx.recv_timeout(deadline) {
         Ok(v) => {
             let elapsed = started.elapsed();
             if elapsed > deadline {
-                let msg = format!("{} (took {} ms, over the {} ms deadline)", v.evidence,
-                    elapsed.as_millis(), deadline.as_millis());
+                let msg = format!(
+                    "{} (took {} ms, over the {} ms deadline)",
+                    v.evidence,
+                    elapsed.as_millis(),
+                    deadline.as_millis()
+                );
                 (Verdict::unhealthy(msg), elapsed)
             } else {
                 (v, elapsed)
@@ -232,7 +254,11 @@ mod tests {
     const S: fn(u64) -> Duration = Duration::from_secs;
 
     fn sched(tolerance: u32) -> Schedule {
-        Schedule { every: S(5), deadline: S(10), tolerance }
+        Schedule {
+            every: S(5),
+            deadline: S(10),
+            tolerance,
+        }
     }
 
     #[test]

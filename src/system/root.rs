@@ -15,7 +15,9 @@ pub struct Root {
 impl Root {
     /// The real system: paths are used as they are.
     pub fn host() -> Self {
-        Root { base: PathBuf::from("/") }
+        Root {
+            base: PathBuf::from("/"),
+        }
     }
 
     /// A view of the node rooted at `base` (a fixture tree, or `/host` in a container).
@@ -96,10 +98,19 @@ mod tests {
         let r = Root::at("/tmp/fx");
         assert_eq!(r.proc("diskstats"), Path::new("/tmp/fx/proc/diskstats"));
         assert_eq!(r.dev("watchdog"), Path::new("/tmp/fx/dev/watchdog"));
-        assert_eq!(r.resolve("/dev/watchdog0"), Path::new("/tmp/fx/dev/watchdog0"));
-        assert_eq!(r.resolve("/../../etc/passwd"), Path::new("/tmp/fx/etc/passwd"));
+        assert_eq!(
+            r.resolve("/dev/watchdog0"),
+            Path::new("/tmp/fx/dev/watchdog0")
+        );
+        assert_eq!(
+            r.resolve("/../../etc/passwd"),
+            Path::new("/tmp/fx/etc/passwd")
+        );
         assert_eq!(r.resolve("/a/b/../c"), Path::new("/tmp/fx/a/c"));
-        assert_eq!(r.node_name(Path::new("/tmp/fx/dev/watchdog0")), Path::new("/dev/watchdog0"));
+        assert_eq!(
+            r.node_name(Path::new("/tmp/fx/dev/watchdog0")),
+            Path::new("/dev/watchdog0")
+        );
         assert!(!r.is_host());
     }
 }

@@ -43,7 +43,10 @@ pub fn parse_settings(kind: &str, keys: serde_yaml::Value) -> Result<CheckSettin
         "writable" => strict(keys).map(CheckSettings::Writable),
         other => Err(KeyProblem::new(
             "kind",
-            format!("unknown check kind `{other}`; known kinds: {}", KINDS.join(", ")),
+            format!(
+                "unknown check kind `{other}`; known kinds: {}",
+                KINDS.join(", ")
+            ),
         )),
     }
 }

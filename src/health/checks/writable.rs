@@ -26,14 +26,21 @@ fn default_mounts() -> Vec<PathBuf> {
 
 impl Settings {
     pub fn label(&self) -> String {
-        let names: Vec<String> = self.mounts.iter().map(|m| m.display().to_string()).collect();
+        let names: Vec<String> = self
+            .mounts
+            .iter()
+            .map(|m| m.display().to_string())
+            .collect();
         format!("writable {}", names.join(","))
     }
 
     pub fn problems(&self) -> Vec<KeyProblem> {
         let mut out = Vec::new();
         if self.mounts.is_empty() {
-            out.push(KeyProblem::new("mounts", "list at least one mount point, e.g. [/]"));
+            out.push(KeyProblem::new(
+                "mounts",
+                "list at least one mount point, e.g. [/]",
+            ));
         }
         for (i, m) in self.mounts.iter().enumerate() {
             if !m.is_absolute() {
@@ -117,9 +124,12 @@ fn unescape(s: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        let octal = b.get(i + 1..i + 4).filter(|d| d.iter().all(|c| (b'0'..=b'7').contains(c)));
+        let octal = b
+            .get(i + 1..i + 4)
+            .filter(|d| d.iter().all(|c| (b'0'..=b'7').contains(c)));
         if let (b'\\', Some(d)) = (b[i], octal) {
-            let v = u32::from(d[0] - b'0') * 64 + u32::from(d[1] - b'0') * 8 + u32::from(d[2] - b'0');
+            let v =
+                u32::from(d[0] - b'0') * 64 + u32::from(d[1] - b'0') * 8 + u32::from(d[2] - b'0');
             out.push(u8::try_from(v).unwrap_or(b'?'));
             i += 4;
         } else {
