@@ -110,8 +110,11 @@ fn parse_u32(item: &str, text: &str) -> Result<u32, String> {
 
 /// The mount on top at `mount_point`: the last of the entries stacked there.
 pub fn top<'a>(table: &'a [MountEntry], mount_point: &Path) -> Option<&'a MountEntry> {
-    let want = mount_point.to_string_lossy();
-    table.iter().rev().find(|e| e.mount_point == want)
+    // Compared as paths, so `/srv/` in a config finds `/srv`.
+    table
+        .iter()
+        .rev()
+        .find(|e| Path::new(&e.mount_point) == mount_point)
 }
 
 /// The mount that holds `path`: the deepest mount point on its way, the last one stacked.
