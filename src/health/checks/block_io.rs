@@ -361,15 +361,8 @@ mod tests {
     fn slow_but_progressing_io_is_never_stuck() {
         let mut p = None;
         for i in 0..100u64 {
-            let (keep, j) = judge(p, sample(1000 + i, 64), S(100 + 29 * i), STUCK);
-            assert_ne!(
-                j,
-                Judgement::Stuck {
-                    in_flight: 64,
-                    for_: S(29)
-                },
-                "run {i}"
-            );
+            // One completion per sample, samples further apart than stuck-after.
+            let (keep, j) = judge(p, sample(1000 + i, 64), S(100 + 45 * i), STUCK);
             assert!(!matches!(j, Judgement::Stuck { .. }), "run {i}");
             p = Some(keep);
         }

@@ -60,7 +60,8 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
     Ok(bytes.round() as u64)
 }
 
-/// `256MiB`-style: the largest binary unit that divides evenly, else bytes.
+/// `256MiB`-style, in the largest binary unit that fits: exact when it divides evenly,
+/// else to one decimal (`117.2MiB`).
 pub fn format_size(bytes: u64) -> String {
     const UNITS: [(&str, u64); 4] = [
         ("TiB", 1 << 40),
@@ -69,12 +70,12 @@ pub fn format_size(bytes: u64) -> String {
         ("KiB", 1 << 10),
     ];
     for (name, unit) in UNITS {
-        if bytes >= unit && bytes % unit == 0 {
-            return format!("{}{name}", bytes / unit);
+        if bytes >= unit {
+            if bytes % unit == 0 {
+                return format!("{}{name}", bytes / unit);
+            }
+            return format!("{:.1}{name}", bytes as f64 / unit as f64);
         }
-    }
-    if bytes >= 1 << 20 {
-        return format!("{:.1}MiB", bytes as f64 / f64::from(1u32 << 20));
     }
     format!("{bytes}B")
 }
@@ -147,8 +148,10 @@ mod tests {
     #[test]
     fn formats_back() {
         assert_eq!(format_size(256 << 20), "256MiB");
-        assert_eq!(format_size(3 << 29), "1536MiB");
+        assert_eq!(format_size(3 << 29), "1.5GiB");
+        assert_eq!(format_size(120_000 << 10), "117.2MiB");
         assert_eq!(format_size(1_500_000), "1.4MiB");
         assert_eq!(format_size(1000), "1000B");
+        assert_eq!(format_size(u64::MAX), "16777216.0TiB");
     }
 }
