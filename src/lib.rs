@@ -7,9 +7,23 @@
 
 #![deny(unsafe_code)]
 
+pub mod bound;
+pub mod cli;
 pub mod clock;
+pub mod config;
+pub mod daemon;
+pub mod device;
+mod failure;
+pub mod feeder;
+pub mod fence;
+#[expect(
+    unsafe_code,
+    reason = "the one module with unsafe: ioctls and raw syscalls"
+)]
+pub mod ffi;
 pub mod health;
+pub mod logging;
+pub mod status;
 pub mod system;
-pub mod config {
-    pub mod duration;
-}
+
+pub use failure::Failure;

@@ -40,4 +40,10 @@ pub trait Check: Send {
     /// Runs once. `now` is the time on the daemon's clock (CLOCK_BOOTTIME) when the run
     /// started, so checks that compare samples over time stay pure functions of their input.
     fn run(&mut self, now: Duration) -> Verdict;
+
+    /// For checks that judge by comparing two samples (block-io): how far apart the samples
+    /// must be for a verdict. `wdfeed check` runs such a check twice, that far apart.
+    fn settle_time(&self) -> Option<Duration> {
+        None
+    }
 }

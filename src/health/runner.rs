@@ -30,6 +30,9 @@ impl Schedule {
     }
 }
 
+/// A check as the runner takes it: its name, its schedule, and the check itself.
+pub type NamedCheck = (String, Schedule, Box<dyn Check>);
+
 /// What the last run of a check said, for logs, `status` and the fence message.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LastRun {
@@ -75,7 +78,7 @@ pub struct Runner {
 impl Runner {
     /// Starts one thread per check; check `i` renews lease `i` of `leases`.
     pub fn start(
-        checks: Vec<(String, Schedule, Box<dyn Check>)>,
+        checks: Vec<NamedCheck>,
         leases: Arc<LeaseTable>,
         clock: Arc<dyn Clock>,
         stack_size: usize,
@@ -201,49 +204,59 @@ fn log_transition(
     }
 }
 
+/// The outcome of [`run_once`]: the verdict, how long the run took, and the check back if
+/// it finished (a hung one stays with its thread).
+pub struct Once {
+    pub verdict: Verdict,
+    pub elapsed: Duration,
+    pub check: Option<Box<dyn Check>>,
+}
+
 /// Runs a check once on a thread of its own and waits at most `deadline` for it: the
 /// `wdfeed check` command. A run that does not answer in time is left behind.
-pub fn run_once(
-    mut check: Box<dyn Check>,
-    now: Duration,
-    deadline: Duration,
-) -> (Verdict, Duration) {
+pub fn run_once(mut check: Box<dyn Check>, now: Duration, deadline: Duration) -> Once {
     let (tx, rx) = mpsc::channel();
     let started = std::time::Instant::now();
     let spawned = thread::Builder::new()
         .name("check-once".into())
         .spawn(move || {
             let verdict = check.run(now);
-            let _ = tx.send(verdict);
+            let _ = tx.send((verdict, check));
         });
     if let Err(e) = spawned {
-        return (
-            Verdict::unhealthy(format!("cannot start a thread: {e}")),
-            Duration::ZERO,
-        );
+        return Once {
+            verdict: Verdict::unhealthy(format!("cannot start a thread: {e}")),
+            elapsed: Duration::ZERO,
+            check: None,
+        };
     }
     match rx.recv_timeout(deadline) {
-        Ok(v) => {
+        Ok((v, check)) => {
             let elapsed = started.elapsed();
-            if elapsed > deadline {
-                let msg = format!(
+            let verdict = if elapsed > deadline {
+                Verdict::unhealthy(format!(
                     "{} (took {} ms, over the {} ms deadline)",
                     v.evidence,
                     elapsed.as_millis(),
                     deadline.as_millis()
-                );
-                (Verdict::unhealthy(msg), elapsed)
+                ))
             } else {
-                (v, elapsed)
+                v
+            };
+            Once {
+                verdict,
+                elapsed,
+                check: Some(check),
             }
         }
-        Err(_) => (
-            Verdict::unhealthy(format!(
+        Err(_) => Once {
+            verdict: Verdict::unhealthy(format!(
                 "no answer within the {} ms deadline (hung?)",
                 deadline.as_millis()
             )),
-            started.elapsed(),
-        ),
+            elapsed: started.elapsed(),
+            check: None,
+        },
     }
 }
 
@@ -296,8 +309,13 @@ mod tests {
 
     #[test]
     fn run_once_gives_up_on_a_hung_check_at_its_deadline() {
-        let (v, _) = run_once(Box::new(Hangs), S(1), Duration::from_millis(50));
-        assert!(!v.healthy);
-        assert!(v.evidence.contains("deadline"), "{}", v.evidence);
+        let once = run_once(Box::new(Hangs), S(1), Duration::from_millis(50));
+        assert!(!once.verdict.healthy);
+        assert!(
+            once.verdict.evidence.contains("deadline"),
+            "{}",
+            once.verdict.evidence
+        );
+        assert!(once.check.is_none(), "a hung check stays with its thread");
     }
 }

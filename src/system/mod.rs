@@ -4,9 +4,11 @@
 pub mod blockdev;
 pub mod diskstats;
 pub mod ext4;
+pub mod hardening;
 pub mod loadavg;
 pub mod meminfo;
 pub mod mountinfo;
+pub mod notify;
 pub mod process_table;
 pub mod root;
 pub mod sysfile;

@@ -1,0 +1,128 @@
+//! `wdfeed check`: every check once, in parallel, each under its deadline; a table of check,
+//! verdict, elapsed time and evidence. Exit 0 when healthy, 1 when not.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::clock::{BootClock, Clock};
+use crate::config::{self, CheckConfig};
+use crate::health::runner::run_once;
+use crate::health::Verdict;
+use crate::system::Root;
+use crate::Failure;
+
+#[derive(Debug, Serialize)]
+struct Row {
+    check: String,
+    kind: &'static str,
+    healthy: bool,
+    evidence: String,
+    elapsed_ms: f64,
+}
+
+pub fn run(root: &Root, config_path: Option<&Path>, json: bool) -> Result<(), Failure> {
+    let loaded = config::load(config_path).map_err(Failure::config)?;
+    for w in &loaded.warnings {
+        tracing::warn!("{w}");
+    }
+    let rows: Vec<Row> = std::thread::scope(|s| {
+        let handles: Vec<_> = loaded
+            .config
+            .checks
+            .iter()
+            .map(|c| s.spawn(move || run_check(c, root)))
+            .collect();
+        handles
+            .into_iter()
+            .zip(&loaded.config.checks)
+            .map(|(h, c)| {
+                h.join().unwrap_or_else(|_| Row {
+                    check: c.name.clone(),
+                    kind: c.settings.kind(),
+                    healthy: false,
+                    evidence: "the check panicked".into(),
+                    elapsed_ms: 0.0,
+                })
+            })
+            .collect()
+    });
+    if json {
+        let text =
+            serde_json::to_string_pretty(&rows).map_err(|e| Failure::runtime(e.to_string()))?;
+        println!("{text}");
+    } else {
+        print_table(&rows);
+    }
+    let failed: Vec<&str> = rows
+        .iter()
+        .filter(|r| !r.healthy)
+        .map(|r| r.check.as_str())
+        .collect();
+    if failed.is_empty() {
+        if !json {
+            println!("healthy: {} of {} checks passed", rows.len(), rows.len());
+        }
+        Ok(())
+    } else {
+        if !json {
+            println!(
+                "UNHEALTHY: {} of {} checks failed: {}",
+                failed.len(),
+                rows.len(),
+                failed.join(", ")
+            );
+        }
+        Err(Failure {
+            code: Failure::UNHEALTHY,
+            message: String::new(),
+        })
+    }
+}
+
+fn run_check(c: &CheckConfig, root: &Root) -> Row {
+    let row = |v: Verdict, elapsed: Duration| Row {
+        check: c.name.clone(),
+        kind: c.settings.kind(),
+        healthy: v.healthy,
+        evidence: v.evidence,
+        elapsed_ms: (elapsed.as_secs_f64() * 1e6).round() / 1e3,
+    };
+    let check = match c.settings.build(root) {
+        Ok(check) => check,
+        Err(e) => {
+            return row(
+                Verdict::unhealthy(format!("cannot prepare the check: {e}")),
+                Duration::ZERO,
+            )
+        }
+    };
+    let clock = BootClock;
+    let settle = check.settle_time();
+    let first = run_once(check, clock.now(), c.schedule.deadline);
+    match (settle, first.check) {
+        (Some(wait), Some(check)) if first.verdict.healthy => {
+            // A check that compares samples needs a second one, `wait` later.
+            std::thread::sleep(wait);
+            let second = run_once(check, clock.now(), c.schedule.deadline);
+            row(second.verdict, second.elapsed)
+        }
+        _ => row(first.verdict, first.elapsed),
+    }
+}
+
+fn print_table(rows: &[Row]) {
+    let width = rows.iter().map(|r| r.check.len()).max().unwrap_or(5).max(5);
+    println!(
+        "{:<width$}  {:<7}  {:>10}  EVIDENCE",
+        "CHECK", "VERDICT", "ELAPSED"
+    );
+    for r in rows {
+        let verdict = if r.healthy { "ok" } else { "FAIL" };
+        println!(
+            "{:<width$}  {:<7}  {:>8.1}ms  {}",
+            r.check, verdict, r.elapsed_ms, r.evidence
+        );
+    }
+}

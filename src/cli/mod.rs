@@ -1,0 +1,138 @@
+//! The command line: `run`, `check`, `info`, `validate`. Parsing is clap's; each command
+//! lives in a module of its own and returns a [`Failure`] or success, and [`main`] turns
+//! that into the exit code and prints the error once.
+
+mod check;
+mod info;
+mod status;
+mod validate;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::daemon;
+use crate::system::Root;
+use crate::Failure;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "wdfeed",
+    version,
+    about = "Pets the hardware watchdog only while the node is healthy; fences it when it is not",
+    propagate_version = true
+)]
+pub struct Cli {
+    /// Read every /proc, /sys and /dev path under DIR (a fixture tree, or the host's root
+    /// mounted in a container, e.g. /host).
+    #[arg(
+        long,
+        global = true,
+        env = "WDFEED_ROOT",
+        value_name = "DIR",
+        default_value = "/"
+    )]
+    root: PathBuf,
+
+    /// error, warn, info, debug or trace.
+    #[arg(long, global = true, value_name = "LEVEL", default_value = "info")]
+    log_level: String,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the daemon: pet every device while every check passes; fence when one fails.
+    Run {
+        /// The config file (default: /etc/wdfeed/watchdog.yaml, else the embedded default).
+        #[arg(short, long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Run every check and log each decision ("would pet", "would fence") without
+        /// opening a device or killing anything.
+        #[arg(long)]
+        dry_run: bool,
+        /// Where to keep the state `wdfeed status` reads.
+        #[arg(long, value_name = "FILE", default_value = crate::status::DEFAULT_STATUS_FILE)]
+        status_file: PathBuf,
+    },
+    /// Show the running daemon's state: checks, leases, last pet, fence state, bound.
+    Status {
+        #[arg(long, value_name = "FILE", default_value = crate::status::DEFAULT_STATUS_FILE)]
+        status_file: PathBuf,
+        /// Print the JSON the daemon wrote.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run every check once and print a table; exit 0 if healthy, 1 if not.
+    Check {
+        #[arg(short, long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Describe the watchdog devices from sysfs without opening them (opening arms them),
+    /// and the fence bound of the config.
+    Info {
+        /// Only these devices (e.g. /dev/watchdog0).
+        devices: Vec<PathBuf>,
+        #[arg(short, long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check a config: print every problem, or "config looks good" and its fence bound.
+    Validate {
+        /// The config file (default: /etc/wdfeed/watchdog.yaml, else the embedded default).
+        file: Option<PathBuf>,
+        /// Print the embedded default config and exit.
+        #[arg(long)]
+        print_default: bool,
+    },
+}
+
+/// Parses the command line, runs the command, and returns its exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Err(e) = crate::logging::init(&cli.log_level) {
+        eprintln!("wdfeed: {e}");
+        return ExitCode::from(Failure::CONFIG);
+    }
+    let root = Root::at(&cli.root);
+    let result = match cli.command {
+        Command::Run {
+            config,
+            dry_run,
+            status_file,
+        } => daemon::run(daemon::Options {
+            root,
+            config,
+            dry_run,
+            status_file,
+        }),
+        Command::Status { status_file, json } => status::run(&status_file, json),
+        Command::Check { config, json } => check::run(&root, config.as_deref(), json),
+        Command::Info {
+            devices,
+            config,
+            json,
+        } => info::run(&root, &devices, config.as_deref(), json),
+        Command::Validate {
+            file,
+            print_default,
+        } => validate::run(&root, file.as_deref(), print_default),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => {
+            if !f.message.is_empty() {
+                eprintln!("wdfeed: {}", f.message.replace('\n', "\nwdfeed: "));
+            }
+            ExitCode::from(f.code)
+        }
+    }
+}

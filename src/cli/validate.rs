@@ -1,0 +1,29 @@
+//! `wdfeed validate`: every problem of a config, or "config looks good" and its fence bound.
+
+use std::path::Path;
+
+use crate::bound;
+use crate::config::{self, EMBEDDED_DEFAULT};
+use crate::device::sysfs;
+use crate::system::Root;
+use crate::Failure;
+
+pub fn run(root: &Root, file: Option<&Path>, print_default: bool) -> Result<(), Failure> {
+    if print_default {
+        print!("{EMBEDDED_DEFAULT}");
+        return Ok(());
+    }
+    let loaded = config::load(file).map_err(Failure::config)?;
+    for w in &loaded.warnings {
+        println!("warning: {w}");
+    }
+    println!("{}: config looks good", loaded.origin.name());
+    let identities: Vec<Option<String>> = loaded
+        .config
+        .devices
+        .iter()
+        .map(|d| sysfs::find(root, &d.path).and_then(|w| w.identity))
+        .collect();
+    println!("{}", bound::compute(&loaded.config, &identities, None));
+    Ok(())
+}

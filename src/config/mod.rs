@@ -1,0 +1,355 @@
+//! `watchdog.yaml`: reading it strictly ([`raw`]), locating every problem in the text
+//! ([`locate`]), and turning it into a checked [`Config`] that the daemon can trust.
+//! Every problem is collected, not just the first, and each names `file:line:col`, the key,
+//! and what to do.
+
+pub mod duration;
+pub mod locate;
+pub mod raw;
+mod rules;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::health::checks::{self, CheckSettings};
+use crate::health::runner::Schedule;
+use duration::HumanDuration;
+use locate::{Location, LocationIndex};
+pub use raw::{FenceMode, OnExit};
+
+/// Where the daemon looks for its config when `-c` is not given.
+pub const DEFAULT_PATH: &str = "/etc/wdfeed/watchdog.yaml";
+
+/// The config used when [`DEFAULT_PATH`] does not exist.
+pub const EMBEDDED_DEFAULT: &str = include_str!("default.yaml");
+
+/// The name problems in the embedded default are reported under.
+pub const EMBEDDED_NAME: &str = "<embedded default>";
+
+/// A checked config: every rule holds, every default is filled in.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Config {
+    pub devices: Vec<DeviceConfig>,
+    pub interval: Duration,
+    pub on_exit: OnExit,
+    pub fence: FenceConfig,
+    pub checks: Vec<CheckConfig>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct DeviceConfig {
+    pub path: PathBuf,
+    pub timeout: Duration,
+    pub pretimeout: Option<Duration>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct FenceConfig {
+    pub mode: FenceMode,
+    pub kill: Vec<String>,
+    pub stall_threshold: Duration,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct CheckConfig {
+    /// The name used in logs and tables (the `name` key, or the check's own label).
+    pub name: String,
+    pub schedule: Schedule,
+    pub settings: CheckSettings,
+}
+
+impl Config {
+    /// The shortest device timeout: the one every rule about petting must respect.
+    pub fn min_timeout(&self) -> Duration {
+        self.devices
+            .iter()
+            .map(|d| d.timeout)
+            .min()
+            .unwrap_or(DEFAULT_TIMEOUT)
+    }
+}
+
+/// The device timeout when the config gives none.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// One thing wrong with a config.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    /// The key's path, e.g. `checks[1].stuck-after`; empty for the document as a whole.
+    pub key: String,
+    pub message: String,
+    pub location: Option<Location>,
+}
+
+/// Everything wrong with one config file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The file as the operator named it, or [`EMBEDDED_NAME`].
+    pub source: String,
+    pub problems: Vec<Problem>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, p) in self.problems.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{}", self.source)?;
+            if let Some(loc) = p.location {
+                write!(f, ":{}:{}", loc.line, loc.column)?;
+            }
+            if p.key.is_empty() {
+                write!(f, ": {}", p.message)?;
+            } else {
+                write!(f, ": `{}`: {}", p.key, p.message)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Which config text was used.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Origin {
+    File(PathBuf),
+    Embedded,
+}
+
+impl Origin {
+    pub fn name(&self) -> String {
+        match self {
+            Origin::File(p) => p.display().to_string(),
+            Origin::Embedded => EMBEDDED_NAME.to_string(),
+        }
+    }
+}
+
+/// A loaded config and what an operator should hear about it even though it is valid.
+#[derive(Clone, Debug)]
+pub struct Loaded {
+    pub config: Config,
+    pub origin: Origin,
+    pub warnings: Vec<String>,
+}
+
+/// Reads the config named by `-c`, else [`DEFAULT_PATH`] if it exists, else the embedded
+/// default.
+pub fn load(path: Option<&Path>) -> Result<Loaded, ConfigError> {
+    let (origin, text) = match path {
+        Some(p) => (Origin::File(p.to_path_buf()), read(p)?),
+        None if Path::new(DEFAULT_PATH).exists() => {
+            let p = Path::new(DEFAULT_PATH);
+            (Origin::File(p.to_path_buf()), read(p)?)
+        }
+        None => (Origin::Embedded, EMBEDDED_DEFAULT.to_string()),
+    };
+    let config = parse(&text, &origin.name())?;
+    let mut warnings = Vec::new();
+    if let Origin::File(p) = &origin {
+        warnings.extend(permission_warning(p));
+    }
+    if config.checks.is_empty() {
+        warnings.push(
+            "no checks configured: wdfeed pets while it runs and only its freeze guard can fence"
+                .into(),
+        );
+    }
+    Ok(Loaded {
+        config,
+        origin,
+        warnings,
+    })
+}
+
+fn read(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|e| {
+        let hint = match e.kind() {
+            std::io::ErrorKind::NotFound => {
+                " (check the path; without -c wdfeed uses /etc/wdfeed/watchdog.yaml or its embedded default)"
+            }
+            std::io::ErrorKind::PermissionDenied => " (run as root or make the file readable)",
+            _ => "",
+        };
+        ConfigError {
+            source: path.display().to_string(),
+            problems: vec![Problem {
+                key: String::new(),
+                message: format!("cannot read the config: {e}{hint}"),
+                location: None,
+            }],
+        }
+    })
+}
+
+/// A config that others may write can be turned into a reset switch by them.
+fn permission_warning(path: &Path) -> Option<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path).ok()?.permissions().mode();
+    (mode & 0o022 != 0).then(|| {
+        format!(
+            "{} is writable by group or others (mode {:o}): whoever can write it can fence this node; run `chmod go-w {}`",
+            path.display(),
+            mode & 0o777,
+            path.display()
+        )
+    })
+}
+
+/// Parses and checks config text; `source` names it in problems.
+pub fn parse(text: &str, source: &str) -> Result<Config, ConfigError> {
+    let index = LocationIndex::build(text);
+    let fail = |problems: Vec<Problem>| ConfigError {
+        source: source.to_string(),
+        problems,
+    };
+    if text.trim().is_empty() {
+        return Err(fail(vec![Problem {
+            key: String::new(),
+            message: "the config is empty: start from `wdfeed validate --print-default`".into(),
+            location: None,
+        }]));
+    }
+    let de = serde_yaml::Deserializer::from_str(text);
+    let raw: raw::RawConfig = match serde_path_to_error::deserialize(de) {
+        Ok(raw) => raw,
+        Err(e) => {
+            let key = clean_path(&e.path().to_string());
+            let inner = e.into_inner();
+            let location = inner
+                .location()
+                .map(|l| Location {
+                    line: l.line(),
+                    column: l.column(),
+                })
+                .or_else(|| index.find(&key));
+            let message = strip_path(&strip_position(&inner.to_string()), &key);
+            return Err(fail(vec![Problem {
+                key,
+                message,
+                location,
+            }]));
+        }
+    };
+    let mut problems = Vec::new();
+    let config = rules::build(raw, &mut problems);
+    if problems.is_empty() {
+        Ok(config)
+    } else {
+        for p in &mut problems {
+            p.location = p.location.or_else(|| index.find(&p.key));
+        }
+        Err(fail(problems))
+    }
+}
+
+/// serde_path_to_error says `.` for the document itself.
+fn clean_path(path: &str) -> String {
+    if path == "." {
+        String::new()
+    } else {
+        path.to_string()
+    }
+}
+
+/// serde_yaml puts its own path in front (`devices[0]: unknown field ...`); the key is
+/// printed by us already.
+fn strip_path(message: &str, key: &str) -> String {
+    match message.split_once(": ") {
+        Some((head, rest)) if !head.contains(' ') && key.starts_with(head) => rest.to_string(),
+        _ => message.to_string(),
+    }
+}
+
+/// serde_yaml appends " at line L column C"; the position is printed in front instead.
+fn strip_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(cut) => message[..cut].to_string(),
+        None => message.to_string(),
+    }
+}
+
+/// Reads one check's common keys and its kind-specific settings; problems carry paths
+/// relative to the document (`checks[2].every`).
+fn parse_check(
+    i: usize,
+    value: serde_yaml::Value,
+    problems: &mut Vec<Problem>,
+) -> Option<(raw::RawCommon, CheckSettings)> {
+    let at = |key: &str| {
+        if key.is_empty() {
+            format!("checks[{i}]")
+        } else {
+            format!("checks[{i}].{key}")
+        }
+    };
+    let mut push = |key: &str, message: String| {
+        problems.push(Problem {
+            key: at(key),
+            message,
+            location: None,
+        })
+    };
+    let serde_yaml::Value::Mapping(mut map) = value else {
+        push(
+            "",
+            "a check is a mapping with at least `kind:`, e.g. `- kind: writable`".into(),
+        );
+        return None;
+    };
+    let kind = match map.remove("kind") {
+        Some(serde_yaml::Value::String(k)) => k,
+        Some(_) => {
+            push(
+                "kind",
+                format!("`kind` is a name, one of: {}", checks::KINDS.join(", ")),
+            );
+            return None;
+        }
+        None => {
+            push(
+                "",
+                format!(
+                    "a check needs `kind:`, one of: {}",
+                    checks::KINDS.join(", ")
+                ),
+            );
+            return None;
+        }
+    };
+    let mut common_map = serde_yaml::Mapping::new();
+    for key in raw::COMMON_KEYS {
+        if let Some(v) = map.remove(*key) {
+            common_map.insert((*key).into(), v);
+        }
+    }
+    let common = match serde_path_to_error::deserialize::<_, raw::RawCommon>(
+        serde_yaml::Value::Mapping(common_map),
+    ) {
+        Ok(c) => Some(c),
+        Err(e) => {
+            let key = clean_path(&e.path().to_string());
+            push(&key, e.into_inner().to_string());
+            None
+        }
+    };
+    let settings = match checks::parse_settings(&kind, serde_yaml::Value::Mapping(map)) {
+        Ok(s) => Some(s),
+        Err(p) => {
+            push(&p.key, p.message);
+            None
+        }
+    };
+    Some((common?, settings?))
+}
+
+/// Lets the rules read a duration the operator may have left out.
+fn or_default(d: Option<HumanDuration>, default: Duration) -> Duration {
+    d.map(HumanDuration::get).unwrap_or(default)
+}
+
+#[cfg(test)]
+mod tests;

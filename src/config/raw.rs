@@ -1,0 +1,75 @@
+//! The serde mirror of `watchdog.yaml`: exactly what the operator wrote, strict (an unknown
+//! key at any level is an error), before any rule is applied. [`super::Config`] is the
+//! checked plan built from it.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use super::duration::HumanDuration;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawConfig {
+    #[serde(default)]
+    pub devices: Vec<RawDevice>,
+    pub interval: Option<HumanDuration>,
+    pub on_exit: Option<OnExit>,
+    #[serde(default)]
+    pub fence: RawFence,
+    /// Each check is kept as YAML until its `kind` is known: every kind has a strict settings
+    /// struct of its own (serde cannot enforce unknown keys through an internally tagged enum
+    /// and keep the key's path).
+    #[serde(default)]
+    pub checks: Vec<serde_yaml::Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawDevice {
+    pub path: PathBuf,
+    pub timeout: Option<HumanDuration>,
+    pub pretimeout: Option<HumanDuration>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawFence {
+    pub mode: Option<FenceMode>,
+    #[serde(default)]
+    pub kill: Vec<String>,
+    pub stall_threshold: Option<HumanDuration>,
+}
+
+/// The keys every check has, whatever its kind.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct RawCommon {
+    pub name: Option<String>,
+    pub every: Option<HumanDuration>,
+    pub deadline: Option<HumanDuration>,
+    pub tolerance: Option<u32>,
+}
+
+/// The common keys of a check, taken out before its kind-specific keys are read.
+pub const COMMON_KEYS: &[&str] = &["kind", "name", "every", "deadline", "tolerance"];
+
+/// What a clean exit (SIGTERM, SIGINT) does with the devices.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnExit {
+    /// Write the magic 'V' and close: the watchdog stops (unless the driver has nowayout).
+    Disarm,
+    /// Close without 'V': the hardware resets the node unless something reopens it in time.
+    KeepArmed,
+}
+
+/// How the node is fenced once a check fails.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FenceMode {
+    /// Stop petting: the hardware resets the node within its timeout.
+    Watchdog,
+    /// reboot(2) at once, without sync.
+    Reboot,
+}

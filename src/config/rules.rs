@@ -1,0 +1,211 @@
+//! The rules a config must meet, applied to the raw mirror to build a [`Config`]. Every
+//! broken rule is collected with the key it is about; the caller adds the location.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use super::duration::format_duration;
+use super::raw::{FenceMode, OnExit, RawConfig};
+use super::{
+    or_default, parse_check, CheckConfig, Config, DeviceConfig, FenceConfig, Problem,
+    DEFAULT_TIMEOUT,
+};
+use crate::health::runner::Schedule;
+
+/// The largest timeout every driver takes as it is: ipmi_watchdog silently wraps larger
+/// values (6554 s became 0.4 s at the BMC).
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(6553);
+
+/// More consecutive failures than this would make a check's detection time meaningless.
+pub const MAX_TOLERANCE: u32 = 10;
+
+pub fn build(raw: RawConfig, problems: &mut Vec<Problem>) -> Config {
+    let mut problem = |key: String, message: String| {
+        problems.push(Problem {
+            key,
+            message,
+            location: None,
+        })
+    };
+
+    if raw.devices.is_empty() {
+        problem(
+            "devices".into(),
+            "list at least one watchdog device, e.g. `devices: [{path: /dev/watchdog0, timeout: 30s}]` (see `wdfeed info`)".into(),
+        );
+    }
+    let mut seen = HashSet::new();
+    let mut devices = Vec::new();
+    for (i, d) in raw.devices.into_iter().enumerate() {
+        let key = |k: &str| format!("devices[{i}].{k}");
+        if !d.path.is_absolute() {
+            problem(
+                key("path"),
+                format!(
+                    "`{}` is not an absolute path; write e.g. /dev/watchdog0",
+                    d.path.display()
+                ),
+            );
+        }
+        if !seen.insert(d.path.clone()) {
+            problem(key("path"), format!("{} is listed twice", d.path.display()));
+        }
+        let timeout = or_default(d.timeout, DEFAULT_TIMEOUT);
+        if timeout.subsec_nanos() != 0 || timeout < Duration::from_secs(1) {
+            problem(key("timeout"), format!("{} is not a whole number of seconds of at least 1s (the kernel API counts whole seconds)", format_duration(timeout)));
+        } else if timeout > MAX_TIMEOUT {
+            problem(
+                key("timeout"),
+                format!(
+                    "{} is over {}: IPMI BMCs wrap larger values silently",
+                    format_duration(timeout),
+                    format_duration(MAX_TIMEOUT)
+                ),
+            );
+        }
+        if let Some(pre) = d.pretimeout.map(|p| p.get()) {
+            if pre.subsec_nanos() != 0 || pre >= timeout {
+                problem(
+                    key("pretimeout"),
+                    format!(
+                        "{} must be whole seconds and below the timeout {}",
+                        format_duration(pre),
+                        format_duration(timeout)
+                    ),
+                );
+            }
+        }
+        devices.push(DeviceConfig {
+            path: d.path,
+            timeout,
+            pretimeout: d.pretimeout.map(|p| p.get()),
+        });
+    }
+    let min_timeout = devices
+        .iter()
+        .map(|d| d.timeout)
+        .min()
+        .unwrap_or(DEFAULT_TIMEOUT);
+
+    let interval = or_default(raw.interval, min_timeout / 6);
+    if interval.is_zero() {
+        problem("interval".into(), "must be above zero, e.g. `5s`".into());
+    } else if interval > min_timeout / 3 {
+        problem(
+            "interval".into(),
+            format!(
+                "{} is too long for the {} device timeout: pet at least three times per timeout (interval at most {})",
+                format_duration(interval),
+                format_duration(min_timeout),
+                format_duration(min_timeout / 3)
+            ),
+        );
+    }
+
+    let stall_threshold = or_default(raw.fence.stall_threshold, min_timeout);
+    if stall_threshold < interval * 2 {
+        problem(
+            "fence.stall-threshold".into(),
+            format!(
+                "{} would fence on ordinary scheduling delay: make it at least twice the interval ({})",
+                format_duration(stall_threshold),
+                format_duration(interval * 2)
+            ),
+        );
+    }
+    for (i, name) in raw.fence.kill.iter().enumerate() {
+        if name.is_empty() || name.contains('/') || name.contains('\0') {
+            problem(
+                format!("fence.kill[{i}]"),
+                format!("`{name}` is not a process name: give the name as `ps -o comm` shows it (no path)"),
+            );
+        }
+    }
+
+    let mut checks = Vec::new();
+    let mut names = HashSet::new();
+    let mut check_problems = Vec::new();
+    for (i, value) in raw.checks.into_iter().enumerate() {
+        let Some((common, settings)) = parse_check(i, value, &mut check_problems) else {
+            continue;
+        };
+        let key = |k: &str| format!("checks[{i}].{k}");
+        let every = or_default(common.every, interval);
+        let deadline = or_default(common.deadline, (every * 2).min(min_timeout / 2));
+        let tolerance = common
+            .tolerance
+            .unwrap_or_else(|| settings.default_tolerance());
+        for (k, d) in [("every", every), ("deadline", deadline)] {
+            if d.is_zero() {
+                check_problems_push(
+                    &mut check_problems,
+                    key(k),
+                    "must be above zero, e.g. `5s`".into(),
+                );
+            } else if d >= min_timeout {
+                check_problems_push(
+                    &mut check_problems,
+                    key(k),
+                    format!(
+                        "{} must be below the device timeout {}",
+                        format_duration(d),
+                        format_duration(min_timeout)
+                    ),
+                );
+            }
+        }
+        if tolerance > MAX_TOLERANCE {
+            check_problems_push(
+                &mut check_problems,
+                key("tolerance"),
+                format!("{tolerance} is more than {MAX_TOLERANCE} consecutive failures"),
+            );
+        }
+        for p in settings.problems() {
+            let k = if p.key.is_empty() {
+                format!("checks[{i}]")
+            } else {
+                key(&p.key)
+            };
+            check_problems_push(&mut check_problems, k, p.message);
+        }
+        let name = common.name.unwrap_or_else(|| settings.label());
+        if !names.insert(name.clone()) {
+            check_problems_push(
+                &mut check_problems,
+                key("name"),
+                format!("two checks are named `{name}`: give one a `name:` of its own"),
+            );
+        }
+        checks.push(CheckConfig {
+            name,
+            schedule: Schedule {
+                every,
+                deadline,
+                tolerance,
+            },
+            settings,
+        });
+    }
+    problems.extend(check_problems);
+
+    Config {
+        devices,
+        interval,
+        on_exit: raw.on_exit.unwrap_or(OnExit::Disarm),
+        fence: FenceConfig {
+            mode: raw.fence.mode.unwrap_or(FenceMode::Watchdog),
+            kill: raw.fence.kill,
+            stall_threshold,
+        },
+        checks,
+    }
+}
+
+fn check_problems_push(problems: &mut Vec<Problem>, key: String, message: String) {
+    problems.push(Problem {
+        key,
+        message,
+        location: None,
+    });
+}

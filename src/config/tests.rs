@@ -1,0 +1,300 @@
+//! Accept and reject: a test per rule, unknown keys at every level, positions in messages.
+
+use super::*;
+
+const GOOD: &str = "\
+devices:
+  - path: /dev/watchdog0
+    timeout: 30s
+interval: 5s
+on-exit: disarm
+fence:
+  mode: watchdog
+  kill: [heartbeat]
+  stall-threshold: 30s
+checks:
+  - kind: writable
+    mounts: [/]
+    every: 5s
+    deadline: 10s
+";
+
+fn problems(text: &str) -> Vec<Problem> {
+    parse(text, "w.yaml")
+        .expect_err("config should be rejected")
+        .problems
+}
+
+fn one_problem(text: &str) -> Problem {
+    let p = problems(text);
+    assert_eq!(p.len(), 1, "{p:#?}");
+    p.into_iter().next().unwrap()
+}
+
+fn good_with(from: &str, to: &str) -> String {
+    assert!(GOOD.contains(from), "{from}");
+    GOOD.replace(from, to)
+}
+
+#[test]
+fn the_documented_shape_is_accepted_with_its_values() {
+    let c = parse(GOOD, "w.yaml").unwrap();
+    assert_eq!(c.devices.len(), 1);
+    assert_eq!(c.devices[0].path, Path::new("/dev/watchdog0"));
+    assert_eq!(c.devices[0].timeout, Duration::from_secs(30));
+    assert_eq!(c.interval, Duration::from_secs(5));
+    assert_eq!(c.on_exit, OnExit::Disarm);
+    assert_eq!(c.fence.mode, FenceMode::Watchdog);
+    assert_eq!(c.fence.kill, vec!["heartbeat".to_string()]);
+    assert_eq!(c.fence.stall_threshold, Duration::from_secs(30));
+    assert_eq!(c.checks.len(), 1);
+    assert_eq!(c.checks[0].schedule.every, Duration::from_secs(5));
+    assert_eq!(c.checks[0].schedule.deadline, Duration::from_secs(10));
+    assert_eq!(c.checks[0].schedule.tolerance, 0);
+    assert_eq!(c.checks[0].settings.kind(), "writable");
+}
+
+#[test]
+fn the_embedded_default_is_valid() {
+    let c = parse(EMBEDDED_DEFAULT, EMBEDDED_NAME).unwrap();
+    assert_eq!(c.devices[0].path, Path::new("/dev/watchdog0"));
+    assert!(!c.checks.is_empty());
+}
+
+#[test]
+fn defaults_fill_what_the_operator_left_out() {
+    let c = parse("devices: [{path: /dev/watchdog1}]\n", "w.yaml").unwrap();
+    assert_eq!(c.devices[0].timeout, DEFAULT_TIMEOUT);
+    assert_eq!(c.interval, Duration::from_secs(5));
+    assert_eq!(c.on_exit, OnExit::Disarm);
+    assert_eq!(c.fence.mode, FenceMode::Watchdog);
+    assert_eq!(c.fence.stall_threshold, DEFAULT_TIMEOUT);
+    assert!(c.checks.is_empty());
+}
+
+#[test]
+fn unknown_keys_are_rejected_at_every_level_with_their_position() {
+    let p = one_problem(&good_with(
+        "interval: 5s\n",
+        "interval: 5s\nintervall: 3s\n",
+    ));
+    assert_eq!(p.key, "intervall");
+    assert!(
+        p.message.contains("unknown field `intervall`"),
+        "{}",
+        p.message
+    );
+    assert_eq!(p.location.map(|l| l.line), Some(5));
+
+    let p = one_problem(&good_with(
+        "    timeout: 30s\n",
+        "    timeout: 30s\n    nowayout: true\n",
+    ));
+    assert_eq!(p.key, "devices[0].nowayout");
+    assert!(
+        p.message.contains("unknown field `nowayout`"),
+        "{}",
+        p.message
+    );
+    assert_eq!(p.location.map(|l| l.line), Some(4));
+
+    let p = one_problem(&good_with(
+        "  mode: watchdog\n",
+        "  mode: watchdog\n  sync: true\n",
+    ));
+    assert_eq!(p.key, "fence.sync");
+    assert!(p.message.contains("unknown field `sync`"), "{}", p.message);
+    assert_eq!(p.location.map(|l| l.line), Some(8));
+}
+
+#[test]
+fn an_unknown_key_inside_a_check_names_the_check_and_key() {
+    let p = one_problem(&good_with(
+        "    mounts: [/]\n",
+        "    mounts: [/]\n    mount: /var\n",
+    ));
+    assert_eq!(p.key, "checks[0].mount");
+    assert!(p.message.contains("unknown field `mount`"), "{}", p.message);
+    assert_eq!(p.location.map(|l| (l.line, l.column)), Some((13, 5)));
+}
+
+#[test]
+fn an_unknown_check_kind_lists_the_known_ones() {
+    let p = one_problem(&good_with("kind: writable", "kind: writeable"));
+    assert_eq!(p.key, "checks[0].kind");
+    assert!(
+        p.message.contains("unknown check kind `writeable`"),
+        "{}",
+        p.message
+    );
+    assert!(p.message.contains("writable"));
+    let p = one_problem(&good_with("  - kind: writable\n", "  - mounts2: 1\n"));
+    assert!(p.message.contains("needs `kind:`"), "{}", p.message);
+}
+
+#[test]
+fn wrong_types_and_bad_durations_name_key_and_position() {
+    let p = one_problem(&good_with("interval: 5s", "interval: 5"));
+    assert_eq!(p.key, "interval");
+    assert!(p.message.contains("write `5s`"), "{}", p.message);
+    assert_eq!(p.location.map(|l| (l.line, l.column)), Some((4, 11)));
+
+    let p = one_problem(&good_with("    every: 5s", "    every: fast"));
+    assert_eq!(p.key, "checks[0].every");
+    assert_eq!(p.location.map(|l| l.line), Some(13));
+
+    let p = one_problem(&good_with("  kill: [heartbeat]", "  kill: heartbeat"));
+    assert_eq!(p.key, "fence.kill");
+    assert!(p.message.contains("sequence"), "{}", p.message);
+}
+
+#[test]
+fn yaml_syntax_errors_carry_their_position() {
+    let p = one_problem("devices:\n  - path: /dev/watchdog0\n   timeout: [30s\n");
+    assert!(p.location.is_some(), "{p:?}");
+}
+
+#[test]
+fn an_empty_file_says_how_to_start() {
+    assert!(one_problem("  \n").message.contains("--print-default"));
+}
+
+#[test]
+fn interval_must_allow_three_pets_per_timeout() {
+    let p = one_problem(&good_with("interval: 5s", "interval: 11s"));
+    assert_eq!(p.key, "interval");
+    assert!(p.message.contains("at most 10s"), "{}", p.message);
+    assert_eq!(p.location.map(|l| l.line), Some(4));
+    assert_eq!(
+        one_problem(&good_with("interval: 5s", "interval: 0s")).key,
+        "interval"
+    );
+}
+
+#[test]
+fn every_and_deadline_must_be_positive_and_below_the_timeout() {
+    assert_eq!(
+        one_problem(&good_with("every: 5s", "every: 0s")).key,
+        "checks[0].every"
+    );
+    assert_eq!(
+        one_problem(&good_with("every: 5s", "every: 30s")).key,
+        "checks[0].every"
+    );
+    let p = one_problem(&good_with("deadline: 10s", "deadline: 31s"));
+    assert_eq!(p.key, "checks[0].deadline");
+    assert_eq!(p.location.map(|l| l.line), Some(14));
+}
+
+#[test]
+fn tolerance_is_bounded() {
+    let p = one_problem(&good_with(
+        "deadline: 10s\n",
+        "deadline: 10s\n    tolerance: 11\n",
+    ));
+    assert_eq!(p.key, "checks[0].tolerance");
+}
+
+#[test]
+fn devices_rules() {
+    let p = one_problem(&good_with("path: /dev/watchdog0", "path: dev/watchdog0"));
+    assert_eq!(p.key, "devices[0].path");
+    assert!(p.message.contains("absolute"));
+
+    let twice = good_with(
+        "    timeout: 30s\n",
+        "    timeout: 30s\n  - path: /dev/watchdog0\n    timeout: 30s\n",
+    );
+    let p = one_problem(&twice);
+    assert_eq!(p.key, "devices[1].path");
+    assert!(p.message.contains("twice"));
+
+    let p = problems(&good_with("timeout: 30s", "timeout: 1.5s"));
+    assert!(
+        p.iter()
+            .any(|p| p.key == "devices[0].timeout" && p.message.contains("whole")),
+        "{p:?}"
+    );
+    assert_eq!(
+        one_problem(&good_with(
+            "timeout: 30s\n",
+            "timeout: 30s\n    pretimeout: 30s\n"
+        ))
+        .key,
+        "devices[0].pretimeout"
+    );
+    let p = problems(&good_with("timeout: 30s", "timeout: 6554s"));
+    assert!(
+        p.iter()
+            .any(|p| p.key == "devices[0].timeout" && p.message.contains("wrap")),
+        "{p:?}"
+    );
+    assert_eq!(one_problem("devices: []\n").key, "devices");
+}
+
+#[test]
+fn stall_threshold_must_exceed_scheduling_delay() {
+    let p = one_problem(&good_with("stall-threshold: 30s", "stall-threshold: 6s"));
+    assert_eq!(p.key, "fence.stall-threshold");
+}
+
+#[test]
+fn kill_names_are_process_names() {
+    let p = one_problem(&good_with(
+        "kill: [heartbeat]",
+        "kill: [/usr/sbin/heartbeat]",
+    ));
+    assert_eq!(p.key, "fence.kill[0]");
+    assert_eq!(p.location.map(|l| l.line), Some(8));
+}
+
+#[test]
+fn every_problem_is_reported_not_just_the_first() {
+    let text = good_with("interval: 5s", "interval: 20s")
+        .replace("stall-threshold: 30s", "stall-threshold: 1s")
+        .replace("every: 5s", "every: 0s");
+    let keys: Vec<String> = problems(&text).into_iter().map(|p| p.key).collect();
+    assert_eq!(
+        keys,
+        vec!["interval", "fence.stall-threshold", "checks[0].every"]
+    );
+}
+
+#[test]
+fn duplicate_check_names_are_rejected() {
+    let text = format!("{GOOD}  - kind: writable\n    mounts: [/]\n");
+    assert_eq!(one_problem(&text).key, "checks[1].name");
+}
+
+#[test]
+fn the_error_prints_file_line_column_and_key() {
+    let err = parse(
+        &good_with("interval: 5s", "interval: 11s"),
+        "/etc/wdfeed/watchdog.yaml",
+    )
+    .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.starts_with("/etc/wdfeed/watchdog.yaml:4:1: `interval`: "),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_world_writable_config_is_warned_about() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("watchdog.yaml");
+    std::fs::write(&path, GOOD).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    assert!(load(Some(&path)).unwrap().warnings.is_empty());
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let w = load(Some(&path)).unwrap().warnings;
+    assert!(w.iter().any(|w| w.contains("chmod go-w")), "{w:?}");
+}
+
+#[test]
+fn a_missing_config_file_is_a_clear_error() {
+    let err = load(Some(Path::new("/nonexistent/w.yaml"))).unwrap_err();
+    assert!(err.to_string().contains("cannot read the config"), "{err}");
+}

@@ -1,0 +1,40 @@
+//! The kernel watchdog API: opening a device ([`open`]), the raw operations as a trait with
+//! a kernel and a fake implementation ([`io`], [`fake`]), the policy that programs and pets
+//! a device without trusting what it says of itself ([`watchdog`]), and what sysfs tells
+//! without opening anything ([`sysfs`], [`flags`]).
+//!
+//! A device that is dropped is closed without the magic `V`: it stays armed. Only
+//! [`watchdog::Watchdog::disarm`], on a clean exit the config asks for, stops it.
+
+pub mod fake;
+pub mod flags;
+pub mod io;
+pub mod open;
+pub mod sysfs;
+pub mod watchdog;
+
+use std::path::Path;
+
+use nix::errno::Errno;
+
+pub use watchdog::{DeviceError, Request, Watchdog};
+
+/// An armed device as the feeder sees it: something to pet, and to disarm on a clean exit.
+pub trait Armed: Send {
+    fn path(&self) -> &Path;
+    /// One pet; allocates nothing.
+    fn pet(&mut self) -> Result<(), Errno>;
+    fn disarm(self: Box<Self>) -> Result<(), DeviceError>;
+}
+
+impl<I: io::WatchdogIo> Armed for Watchdog<I> {
+    fn path(&self) -> &Path {
+        Watchdog::path(self)
+    }
+    fn pet(&mut self) -> Result<(), Errno> {
+        Watchdog::pet(self)
+    }
+    fn disarm(self: Box<Self>) -> Result<(), DeviceError> {
+        Watchdog::disarm(*self)
+    }
+}

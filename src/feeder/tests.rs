@@ -1,0 +1,262 @@
+//! Lease and latch logic with an injected clock and a fake device: nothing sleeps for real
+//! except where a real check thread is part of the test.
+
+use std::sync::mpsc;
+use std::sync::Mutex;
+
+use super::*;
+use crate::clock::FakeClock;
+use crate::device::fake::{FakeIo, Script};
+use crate::device::{Request, Watchdog};
+use crate::health::runner::{Runner, Schedule};
+use crate::health::{Check, Verdict};
+
+const S: fn(u64) -> Duration = Duration::from_secs;
+
+#[derive(Default)]
+struct RecordingFence {
+    calls: Mutex<Vec<FenceReason>>,
+}
+
+impl Fence for RecordingFence {
+    fn fence(&self, reason: &FenceReason, _now: Duration) {
+        self.calls.lock().unwrap().push(reason.clone());
+    }
+}
+
+struct Rig {
+    feeder: Feeder,
+    io: FakeIo,
+    leases: Arc<LeaseTable>,
+    fence: Arc<RecordingFence>,
+}
+
+fn rig(checks: usize) -> Rig {
+    let io = FakeIo::new(Script::default());
+    let want = Request {
+        timeout: S(30),
+        pretimeout: None,
+        min_timeout: S(15),
+    };
+    let dog = Watchdog::program(std::path::Path::new("/dev/watchdog0"), io.clone(), &want).unwrap();
+    let leases = Arc::new(LeaseTable::new(checks));
+    let fence = Arc::new(RecordingFence::default());
+    let feeder = Feeder::new(
+        vec![Box::new(dog)],
+        false,
+        Arc::clone(&leases),
+        Arc::new(Latch::new()),
+        Arc::clone(&fence) as Arc<dyn Fence>,
+        S(5),
+        S(30),
+        Arc::new(crate::system::notify::Notifier::default()),
+    );
+    Rig {
+        feeder,
+        io,
+        leases,
+        fence,
+    }
+}
+
+#[test]
+fn healthy_leases_are_petted_every_tick() {
+    let mut r = rig(2);
+    let before = r.io.pets();
+    r.leases.renew(0, S(100));
+    r.leases.renew(1, S(100));
+    for t in [10, 15, 20] {
+        assert_eq!(r.feeder.tick(S(t)), Tick::Petted);
+    }
+    assert_eq!(r.io.pets(), before + 3);
+    assert_eq!(r.feeder.shared.last_pet(), Some(S(20)));
+    assert!(r.fence.calls.lock().unwrap().is_empty());
+}
+
+#[test]
+fn an_expired_lease_fences_once_and_stops_petting() {
+    let mut r = rig(2);
+    r.leases.renew(0, S(100));
+    r.leases.renew(1, S(22));
+    assert_eq!(r.feeder.tick(S(20)), Tick::Petted);
+    let pets = r.io.pets();
+    assert_eq!(
+        r.feeder.tick(S(25)),
+        Tick::Fenced(FenceReason::Check { index: 1 })
+    );
+    assert_eq!(r.feeder.tick(S(30)), Tick::Latched);
+    assert_eq!(r.io.pets(), pets, "no pet at or after the fence");
+    assert_eq!(
+        *r.fence.calls.lock().unwrap(),
+        vec![FenceReason::Check { index: 1 }]
+    );
+    assert!(r.feeder.is_fenced());
+}
+
+#[test]
+fn recovery_after_a_fence_never_pets_again() {
+    let mut r = rig(1);
+    r.leases.renew(0, S(12));
+    assert_eq!(r.feeder.tick(S(10)), Tick::Petted);
+    assert!(matches!(r.feeder.tick(S(15)), Tick::Fenced(_)));
+    let pets = r.io.pets();
+    r.leases.renew(0, S(1000));
+    for t in [20, 25, 30, 35] {
+        assert_eq!(r.feeder.tick(S(t)), Tick::Latched);
+    }
+    assert_eq!(r.io.pets(), pets);
+    assert_eq!(r.fence.calls.lock().unwrap().len(), 1);
+}
+
+#[test]
+fn a_gap_over_the_stall_threshold_is_a_freeze_and_fences() {
+    let mut r = rig(1);
+    r.leases.renew(0, S(10_000));
+    assert_eq!(r.feeder.tick(S(10)), Tick::Petted);
+    assert_eq!(
+        r.feeder.tick(S(40)),
+        Tick::Petted,
+        "a gap of exactly the threshold is allowed"
+    );
+    assert_eq!(
+        r.feeder.tick(S(71)),
+        Tick::Fenced(FenceReason::Stall { gap: S(31) })
+    );
+}
+
+#[test]
+fn a_device_that_vanishes_is_reported() {
+    let mut r = rig(1);
+    r.leases.renew(0, S(100));
+    r.io.script.lock().unwrap().keepalive = Err(Errno::ENODEV);
+    assert_eq!(
+        r.feeder.tick(S(10)),
+        Tick::DeviceLost {
+            path: PathBuf::from("/dev/watchdog0"),
+            errno: Errno::ENODEV
+        }
+    );
+}
+
+#[test]
+fn decide_is_latched_before_anything_else() {
+    let leases = LeaseTable::new(1);
+    assert_eq!(
+        decide(S(10), Some(S(0)), S(1), &leases, true),
+        Decision::Latched
+    );
+    assert_eq!(
+        decide(S(10), None, S(30), &leases, false),
+        Decision::Fence(FenceReason::Check { index: 0 })
+    );
+}
+
+#[test]
+fn the_latch_never_reopens() {
+    let l = Latch::new();
+    assert!(!l.is_closed());
+    assert!(l.close());
+    assert!(!l.close(), "only the first close counts");
+    assert!(l.is_closed());
+}
+
+/// A check the test drives: each run waits for the verdict the test sends; when the test
+/// sends nothing, the run hangs like a read on a dead disk.
+struct Driven {
+    verdicts: mpsc::Receiver<bool>,
+}
+
+impl Check for Driven {
+    fn run(&mut self, _now: Duration) -> Verdict {
+        match self.verdicts.recv() {
+            Ok(true) => Verdict::healthy("ok"),
+            Ok(false) => Verdict::unhealthy("bad"),
+            Err(_) => loop {
+                std::thread::park();
+            },
+        }
+    }
+}
+
+fn wait_for_expiry(leases: &LeaseTable, want: Duration) {
+    for _ in 0..2000 {
+        if leases.expiry(0) == Some(want) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    panic!("lease never reached {want:?}: {:?}", leases.expiry(0));
+}
+
+#[test]
+fn a_hung_check_delays_no_pet_until_its_lease_runs_out_then_petting_stops_within_one_interval() {
+    let mut r = rig(1);
+    let clock = Arc::new(FakeClock::new(S(100)));
+    let (tx, rx) = mpsc::channel();
+    let schedule = Schedule {
+        every: S(5),
+        deadline: S(10),
+        tolerance: 0,
+    };
+    let _runner = Runner::start(
+        vec![(
+            "driven".into(),
+            schedule,
+            Box::new(Driven { verdicts: rx }) as Box<dyn Check>,
+        )],
+        Arc::clone(&r.leases),
+        Arc::clone(&clock) as Arc<dyn Clock>,
+        256 * 1024,
+    )
+    .unwrap();
+    // One passing run started at t=100: lease until 100 + 5 + 10.
+    tx.send(true).unwrap();
+    wait_for_expiry(&r.leases, S(115));
+    // The check now hangs: its next run (started at once, the fake clock stands still)
+    // waits forever. The feeder keeps petting on time until the lease runs out.
+    let pets = r.io.pets();
+    let mut fenced_at = None;
+    for t in (100..=130).step_by(5) {
+        clock.set(S(t));
+        match r.feeder.tick(S(t)) {
+            Tick::Petted => assert!(t < 115, "petted at {t} after the lease ran out"),
+            Tick::Fenced(reason) => {
+                assert_eq!(reason, FenceReason::Check { index: 0 });
+                fenced_at.get_or_insert(t);
+            }
+            Tick::Latched => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(r.io.pets(), pets + 3, "pets at 100, 105 and 110");
+    assert_eq!(
+        fenced_at,
+        Some(115),
+        "fenced at the first tick at or after expiry"
+    );
+    drop(tx);
+}
+
+#[test]
+fn lateness_quantiles_are_upper_bounds() {
+    let l = Lateness::default();
+    for us in [10u64, 20, 30, 5000] {
+        l.record(Duration::from_micros(us));
+    }
+    assert_eq!(l.count(), 4);
+    assert_eq!(l.max(), Duration::from_micros(5000));
+    assert!(l.quantile_upper(0.5) >= Duration::from_micros(20));
+    assert!(l.quantile_upper(0.5) <= Duration::from_micros(32));
+    assert_eq!(l.quantile_upper(1.0), Duration::from_micros(5000));
+}
+
+#[test]
+fn the_stopper_wakes_a_sleeping_feeder() {
+    let stop = Arc::new(Stopper::default());
+    let s2 = Arc::clone(&stop);
+    let h = std::thread::spawn(move || s2.sleep(S(60)));
+    std::thread::sleep(Duration::from_millis(20));
+    stop.stop();
+    assert!(h.join().unwrap());
+    assert!(stop.is_stopped());
+}

@@ -1,0 +1,51 @@
+//! Process hardening at start-up, so the feeder keeps its promise under memory pressure and
+//! CPU storms: locked memory, OOM immunity, realtime scheduling. Each step is logged; a
+//! refusal is a warning that says how to fix it, never a crash.
+
+use std::fs;
+
+use nix::sys::mman::{mlockall, MlockAllFlags};
+
+use crate::ffi;
+use crate::system::Root;
+
+/// Stack size for every thread wdfeed starts: small, so locked memory stays small.
+pub const THREAD_STACK: usize = 256 * 1024;
+
+/// The feeder's SCHED_FIFO priority; check threads run below it.
+pub const FEEDER_PRIORITY: i32 = 50;
+pub const CHECK_PRIORITY: i32 = 10;
+
+/// mlockall(MCL_CURRENT | MCL_FUTURE): no page of wdfeed is ever swapped out or dropped, so
+/// a pet never waits on a disk.
+pub fn lock_memory() {
+    match mlockall(MlockAllFlags::MCL_CURRENT | MlockAllFlags::MCL_FUTURE) {
+        Ok(()) => tracing::info!("memory locked (mlockall)"),
+        Err(e) => {
+            tracing::warn!(error = %e.desc(), "cannot lock memory: a pet may wait on swap; run as root or raise LimitMEMLOCK= (ulimit -l)")
+        }
+    }
+}
+
+/// oom_score_adj -1000: the OOM killer never picks wdfeed.
+pub fn protect_from_oom(root: &Root) {
+    if !root.is_host() {
+        return;
+    }
+    match fs::write(root.proc("self/oom_score_adj"), "-1000") {
+        Ok(()) => tracing::info!("OOM killer will spare wdfeed (oom_score_adj -1000)"),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot set oom_score_adj: the OOM killer may pick wdfeed; run as root (CAP_SYS_RESOURCE)")
+        }
+    }
+}
+
+/// Puts the calling thread under SCHED_FIFO; `what` names it in the log.
+pub fn realtime(what: &str, priority: i32) {
+    match ffi::set_thread_fifo(priority) {
+        Ok(()) => tracing::info!(thread = what, priority, "realtime scheduling (SCHED_FIFO)"),
+        Err(e) => {
+            tracing::warn!(thread = what, error = %e, "realtime scheduling refused; running at normal priority: run as root, and under cgroup v1 RT group scheduling give the service an RT budget (CPURTRuntime)")
+        }
+    }
+}
