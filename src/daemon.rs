@@ -23,7 +23,7 @@ use crate::device::flags::describe_bootstatus;
 use crate::device::io::KernelIo;
 use crate::device::{open, sysfs, Armed, DeviceError, Request, Watchdog};
 use crate::feeder::FeederShared;
-use crate::feeder::{Exit, Feeder, Latch, Stopper};
+use crate::feeder::{Exit, Feeder, Latch, Stopper, Timing};
 use crate::fence::{kernel_reboot, Fence, Fencer, KillList};
 use crate::health::lease::LeaseTable;
 use crate::health::runner::CheckHandle;
@@ -71,6 +71,7 @@ pub fn run(opts: Options) -> Result<(), Failure> {
         Arc::clone(&leases),
         Arc::clone(&clock),
         THREAD_STACK,
+        Some(hardening::CHECK_PRIORITY),
     )
     .map_err(|e| Failure::runtime(format!("cannot start the check threads: {e}")))?;
 
@@ -116,13 +117,15 @@ pub fn run(opts: Options) -> Result<(), Failure> {
     });
     let feeder = Feeder::new(
         devices,
-        opts.dry_run,
         Arc::clone(&leases),
         Arc::new(Latch::new()),
         Arc::clone(&fencer) as Arc<dyn Fence>,
-        config.interval,
-        config.fence.stall_threshold,
         Arc::clone(&notifier),
+        Timing {
+            interval: config.interval,
+            stall_threshold: config.fence.stall_threshold,
+            dry_run: opts.dry_run,
+        },
     );
     let reporter = Reporter {
         path: opts.status_file.clone(),
@@ -145,6 +148,10 @@ pub fn run(opts: Options) -> Result<(), Failure> {
             .stack_size(THREAD_STACK)
             .spawn(move || {
                 hardening::realtime("feeder", hardening::FEEDER_PRIORITY);
+                tracing::info!(
+                    priority = hardening::FEEDER_PRIORITY,
+                    "feeder thread started"
+                );
                 let mut feeder = feeder;
                 let exit = feeder.run(clock.as_ref(), &stopper);
                 let _ = tx.send(Event::FeederDone(exit));

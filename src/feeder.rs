@@ -189,6 +189,15 @@ pub enum Exit {
     DeviceLost { path: PathBuf, errno: Errno },
 }
 
+/// How the feeder paces itself.
+#[derive(Clone, Copy, Debug)]
+pub struct Timing {
+    pub interval: Duration,
+    pub stall_threshold: Duration,
+    /// Dry run: no device, and the logs say "would pet".
+    pub dry_run: bool,
+}
+
 pub struct Feeder {
     devices: Vec<Box<dyn Armed>>,
     dry_run: bool,
@@ -206,22 +215,20 @@ pub struct Feeder {
 impl Feeder {
     pub fn new(
         devices: Vec<Box<dyn Armed>>,
-        dry_run: bool,
         leases: Arc<LeaseTable>,
         latch: Arc<Latch>,
         fence: Arc<dyn Fence>,
-        interval: Duration,
-        stall_threshold: Duration,
         notifier: Arc<Notifier>,
+        timing: Timing,
     ) -> Self {
         Feeder {
             devices,
-            dry_run,
+            dry_run: timing.dry_run,
             leases,
             latch,
             fence,
-            interval,
-            stall_threshold,
+            interval: timing.interval,
+            stall_threshold: timing.stall_threshold,
             last_wake: None,
             petting: false,
             notifier,

@@ -43,13 +43,15 @@ fn rig(checks: usize) -> Rig {
     let fence = Arc::new(RecordingFence::default());
     let feeder = Feeder::new(
         vec![Box::new(dog)],
-        false,
         Arc::clone(&leases),
         Arc::new(Latch::new()),
         Arc::clone(&fence) as Arc<dyn Fence>,
-        S(5),
-        S(30),
         Arc::new(crate::system::notify::Notifier::default()),
+        Timing {
+            interval: S(5),
+            stall_threshold: S(30),
+            dry_run: false,
+        },
     );
     Rig {
         feeder,
@@ -207,6 +209,7 @@ fn a_hung_check_delays_no_pet_until_its_lease_runs_out_then_petting_stops_within
         Arc::clone(&r.leases),
         Arc::clone(&clock) as Arc<dyn Clock>,
         256 * 1024,
+        None,
     )
     .unwrap();
     // One passing run started at t=100: lease until 100 + 5 + 10.
