@@ -166,6 +166,9 @@ pub struct BlockIo {
     devices: Option<Vec<String>>,
     stuck_after: Duration,
     progress: HashMap<String, Progress>,
+    /// After a run: how much longer the slowest waiting disk has until it counts as stuck
+    /// (`None`: no disk was waiting). Before the first run: `stuck-after`.
+    undecided: Option<Duration>,
 }
 
 impl BlockIo {
@@ -178,6 +181,7 @@ impl BlockIo {
             devices,
             stuck_after: settings.stuck_after.get(),
             progress: HashMap::new(),
+            undecided: Some(settings.stuck_after.get()),
         })
     }
 
@@ -194,6 +198,12 @@ impl BlockIo {
 }
 
 impl Check for BlockIo {
+    /// Before the first run a disk may be stuck without showing it, so a one-shot caller
+    /// should sample twice, `stuck-after` apart; after a run, only while a disk is waiting.
+    fn settle_time(&self) -> Option<Duration> {
+        self.undecided
+    }
+
     fn run(&mut self, now: Duration) -> Verdict {
         let stats = match diskstats::read(&self.root) {
             Ok(s) => s,
@@ -207,6 +217,7 @@ impl Check for BlockIo {
         let mut waiting = Vec::new();
         let mut fine = Vec::new();
         let mut seen = HashMap::with_capacity(disks.len());
+        self.undecided = None;
         for dev in &disks {
             let name = blockdev::diskstats_name(dev);
             let Some(stat) = stats.iter().find(|s| s.name == name) else {
@@ -225,12 +236,16 @@ impl Check for BlockIo {
                     requests(in_flight),
                     for_.as_secs()
                 )),
-                Judgement::Waiting { in_flight, for_ } => waiting.push(format!(
-                    "{dev}: {in_flight} {} in flight, none completed for {} s (stuck after {})",
-                    requests(in_flight),
-                    for_.as_secs(),
-                    HumanDuration(self.stuck_after)
-                )),
+                Judgement::Waiting { in_flight, for_ } => {
+                    let left = self.stuck_after.saturating_sub(for_);
+                    self.undecided = self.undecided.max(Some(left));
+                    waiting.push(format!(
+                        "{dev}: {in_flight} {} in flight, none completed for {} s (stuck after {})",
+                        requests(in_flight),
+                        for_.as_secs(),
+                        HumanDuration(self.stuck_after)
+                    ))
+                }
                 Judgement::Idle | Judgement::Completing => fine.push(dev.as_str()),
             }
             if let Some(problem) = self.device_state_problem(dev) {
@@ -455,6 +470,23 @@ mod tests {
         );
         diskstats(&root, 5461, 3);
         assert!(c.run(S(150)).healthy);
+    }
+
+    #[test]
+    fn settle_time_asks_for_a_second_sample_only_while_a_disk_waits() {
+        let (_dir, root) = node();
+        diskstats(&root, 5460, 0);
+        let mut c = BlockIo::new(Settings::default(), &root).unwrap();
+        assert_eq!(c.settle_time(), Some(S(30)));
+        c.run(S(100));
+        assert_eq!(c.settle_time(), None);
+        diskstats(&root, 5461, 3);
+        c.run(S(110));
+        assert_eq!(c.settle_time(), None, "completing: progress seen");
+        c.run(S(120));
+        assert_eq!(c.settle_time(), Some(S(20)));
+        c.run(S(140));
+        assert_eq!(c.settle_time(), None, "stuck now: nothing left to wait for");
     }
 
     #[test]

@@ -28,9 +28,10 @@ use crate::system::Root;
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Settings {
-    /// comm (as in `ps -o comm`) or executable basename. Exactly one of `name` and `pidfile`.
+    /// comm (as in `ps -o comm`) or executable basename. Exactly one of `process-name` and
+    /// `pidfile`. (Not `name`: that key names the check itself, for every kind.)
     #[serde(default)]
-    pub name: Option<String>,
+    pub process_name: Option<String>,
     /// A file holding the process's pid, e.g. `/run/heartbeat.pid`.
     #[serde(default)]
     pub pidfile: Option<PathBuf>,
@@ -51,7 +52,7 @@ fn default_max_uninterruptible() -> HumanDuration {
 
 impl Settings {
     pub fn label(&self) -> String {
-        match (&self.name, &self.pidfile) {
+        match (&self.process_name, &self.pidfile) {
             (Some(n), _) => format!("process {n}"),
             (None, Some(p)) => format!("process {}", p.display()),
             (None, None) => "process".into(),
@@ -60,18 +61,18 @@ impl Settings {
 
     pub fn problems(&self) -> Vec<KeyProblem> {
         let mut out = Vec::new();
-        match (&self.name, &self.pidfile) {
-            (None, None) => out.push(KeyProblem::new("", "give `name` or `pidfile`")),
+        match (&self.process_name, &self.pidfile) {
+            (None, None) => out.push(KeyProblem::new("", "give `process-name` or `pidfile`")),
             (Some(_), Some(_)) => out.push(KeyProblem::new(
                 "pidfile",
-                "give `name` or `pidfile`, not both (use two checks to watch both)",
+                "give `process-name` or `pidfile`, not both (use two checks to watch both)",
             )),
             _ => {}
         }
-        if let Some(n) = &self.name {
+        if let Some(n) = &self.process_name {
             if n.is_empty() || n.contains('/') {
                 out.push(KeyProblem::new(
-                    "name",
+                    "process-name",
                     format!(
                         "`{n}` is not a process name: write the comm or the executable's basename"
                     ),
@@ -109,12 +110,16 @@ pub struct Process {
     settings: Settings,
     /// Since when each process (pid, start time) has been seen in D state.
     in_d_since: HashMap<(i32, u64), Duration>,
+    /// After a run: how much longer the process seen in D state may stay there (`None`: none
+    /// is). Before the first run: `max-uninterruptible`.
+    undecided: Option<Duration>,
 }
 
 impl Process {
     pub fn new(settings: Settings, root: &Root) -> Result<Self, String> {
         Ok(Process {
             root: root.clone(),
+            undecided: Some(settings.max_uninterruptible.get()),
             settings,
             in_d_since: HashMap::new(),
         })
@@ -129,7 +134,7 @@ impl Process {
                 .ok_or_else(|| format!("pid {pid} from {} is not running", pidfile.display()))?;
             return Ok(vec![d]);
         }
-        let name = self.settings.name.as_deref().unwrap_or_default();
+        let name = self.settings.process_name.as_deref().unwrap_or_default();
         let all = process_table::find_details_by_name(&self.root, name);
         if all.is_empty() {
             return Err(format!("no process named {name}"));
@@ -144,7 +149,14 @@ impl Process {
 }
 
 impl Check for Process {
+    /// One sample cannot tell a long D state from a short one: a one-shot caller should
+    /// sample again this much later (before the first run: `max-uninterruptible`).
+    fn settle_time(&self) -> Option<Duration> {
+        self.undecided
+    }
+
     fn run(&mut self, now: Duration) -> Verdict {
+        self.undecided = None;
         let found = match self.find() {
             Ok(f) => f,
             Err(e) => {
@@ -174,6 +186,7 @@ impl Check for Process {
                     if for_ >= max_d {
                         bad.push(text);
                     } else {
+                        self.undecided = self.undecided.max(Some(max_d - for_));
                         fine.push(text);
                     }
                 }
@@ -246,20 +259,20 @@ mod tests {
 
     #[test]
     fn static_rules() {
-        assert!(keys("name: corosync").is_empty());
+        assert!(keys("process-name: corosync").is_empty());
         assert!(keys("pidfile: /run/hb.pid\nfresh-file: /run/hb.stamp\nmax-age: 30s").is_empty());
         assert_eq!(keys("{}"), [""]);
-        assert_eq!(keys("name: x\npidfile: /run/x.pid"), ["pidfile"]);
-        assert_eq!(keys("name: bin/x"), ["name"]);
+        assert_eq!(keys("process-name: x\npidfile: /run/x.pid"), ["pidfile"]);
+        assert_eq!(keys("process-name: bin/x"), ["process-name"]);
         assert_eq!(keys("pidfile: run/x.pid"), ["pidfile"]);
-        assert_eq!(keys("name: x\nfresh-file: /run/x"), ["max-age"]);
-        assert_eq!(keys("name: x\nmax-age: 5s"), ["fresh-file"]);
+        assert_eq!(keys("process-name: x\nfresh-file: /run/x"), ["max-age"]);
+        assert_eq!(keys("process-name: x\nmax-age: 5s"), ["fresh-file"]);
         assert_eq!(
-            keys("name: x\nfresh-file: x\nmax-age: 0s"),
+            keys("process-name: x\nfresh-file: x\nmax-age: 0s"),
             ["fresh-file", "max-age"]
         );
         assert_eq!(
-            keys("name: x\nmax-uninterruptible: 0s"),
+            keys("process-name: x\nmax-uninterruptible: 0s"),
             ["max-uninterruptible"]
         );
     }
@@ -282,7 +295,7 @@ mod tests {
     }
 
     fn by_name(root: &Root, name: &str) -> Process {
-        Process::new(settings(&format!("name: {name}")), root).unwrap()
+        Process::new(settings(&format!("process-name: {name}")), root).unwrap()
     }
 
     #[test]
@@ -318,11 +331,14 @@ mod tests {
     fn d_state_is_timed_across_runs_per_process() {
         let (_d, root) = node(&[(812, "heartbeat", 'D', 1)]);
         let mut c = by_name(&root, "heartbeat");
+        assert_eq!(c.settle_time(), Some(S(30)));
         assert!(c.run(S(100)).healthy);
+        assert_eq!(c.settle_time(), Some(S(30)));
         assert_eq!(
             c.run(S(129)),
             Verdict::healthy("heartbeat pid 812 in D state (uninterruptible) for 29 s")
         );
+        assert_eq!(c.settle_time(), Some(S(1)));
         assert_eq!(
             c.run(S(147)),
             Verdict::unhealthy("heartbeat pid 812 in D state (uninterruptible) for 47 s")
@@ -331,6 +347,7 @@ mod tests {
         let (_d2, awake) = node(&[(812, "heartbeat", 'S', 1)]);
         c.root = awake;
         assert!(c.run(S(150)).healthy);
+        assert_eq!(c.settle_time(), None);
         c.root = root;
         assert!(c.run(S(151)).healthy);
     }
@@ -362,7 +379,7 @@ mod tests {
     #[test]
     fn fresh_file_age() {
         let (dir, root) = node(&[(812, "heartbeat", 'S', 1)]);
-        let yaml = "name: heartbeat\nfresh-file: /run/hb.stamp\nmax-age: 30s";
+        let yaml = "process-name: heartbeat\nfresh-file: /run/hb.stamp\nmax-age: 30s";
         let mut c = Process::new(settings(yaml), &root).unwrap();
         assert!(c.run(S(0)).evidence.contains("fresh-file /run/hb.stamp: "));
         std::fs::create_dir_all(dir.path().join("run")).unwrap();
