@@ -42,7 +42,8 @@ pub fn pids(root: &Root) -> Vec<i32> {
 
 /// Reads `<root>/proc/<pid>/stat`; `None` when the process is gone or the file is garbage.
 pub fn stat(root: &Root, pid: i32) -> Option<ProcStat> {
-    parse_stat(&fs::read_to_string(root.proc(format!("{pid}/stat"))).ok()?)
+    let path = root.proc(format!("{pid}/stat"));
+    parse_stat(&sysfile::read_capped(root, &path, sysfile::SMALL).ok()?)
 }
 
 /// The basename of `<root>/proc/<pid>/exe`, when it can be read.

@@ -535,6 +535,20 @@ mod tests {
     }
 
     #[test]
+    fn a_huge_diskstats_is_an_error_not_an_allocation() {
+        let (_dir, root) = node();
+        let line = " 254 0 vda 1 0 0 0 1 0 0 0 0 0 0 0 0 0 0 0 0\n";
+        let huge = line.repeat(5 * 1024 * 1024 / line.len() + 1);
+        std::fs::write(root.proc("diskstats"), huge).unwrap();
+        let v = BlockIo::new(Settings::default(), &root).unwrap().run(S(0));
+        assert!(!v.healthy);
+        assert!(
+            v.evidence.starts_with("/proc/diskstats: larger than"),
+            "{v:?}"
+        );
+    }
+
+    #[test]
     fn nvme_controllers_are_live_not_running() {
         let (_dir, root) = node();
         std::fs::create_dir_all(root.sys("block/nvme0n1/device")).unwrap();
