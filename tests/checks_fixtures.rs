@@ -119,8 +119,11 @@ fn check_against(
     }
 }
 
+/// A built check with its kind and label.
+type Built = (String, String, Box<dyn Check>);
+
 /// Builds the checks of a fixture, on a copy of its tree.
-fn build(case_dir: &Path) -> (tempfile::TempDir, Vec<(String, String, Box<dyn Check>)>) {
+fn build(case_dir: &Path) -> (tempfile::TempDir, Vec<Built>) {
     let tmp = tempfile::tempdir().unwrap();
     copy_tree(case_dir, tmp.path());
     let root = Root::at(tmp.path());
