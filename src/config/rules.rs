@@ -161,6 +161,19 @@ pub fn build(raw: RawConfig, problems: &mut Vec<Problem>) -> Config {
                 format!("{tolerance} is more than {MAX_TOLERANCE} consecutive failures"),
             );
         }
+        if let Some(limit) = settings.own_time_limit() {
+            if limit >= deadline {
+                check_problems_push(
+                    &mut check_problems,
+                    key("timeout"),
+                    format!(
+                        "{} must be below the check's deadline {}: a command still running at the deadline fails the check anyway",
+                        format_duration(limit),
+                        format_duration(deadline)
+                    ),
+                );
+            }
+        }
         for p in settings.problems() {
             let k = if p.key.is_empty() {
                 format!("checks[{i}]")

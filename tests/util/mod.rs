@@ -164,6 +164,31 @@ impl Drop for Daemon {
 /// A short-timed config for daemon tests: interval 1s, checks every 1s, deadline 2s.
 pub fn fast_config(extra_checks: &str) -> String {
     format!(
-        "devices:\n  - path: /dev/watchdog0\n    timeout: 10s\ninterval: 1s\nfence:\n  stall-threshold: 5s\nchecks:\n  - kind: writable\n    mounts: [/]\n    every: 1s\n    deadline: 2s\n{extra_checks}"
+        "devices:\n  - path: /dev/watchdog0\n    timeout: 10s\ninterval: 1s\nfence:\n  stall-threshold: 5s\nchecks:\n  - kind: writable\n    mounts: [/]\n    probe: false\n    every: 1s\n    deadline: 2s\n{extra_checks}"
     )
+}
+
+/// Every fixture case under tests/fixtures (a directory with an `expect` file), copied to a
+/// temporary directory so that start-up (probe files) never writes into the source tree.
+pub fn fixture_cases() -> Vec<(String, String, tempfile::TempDir)> {
+    let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let mut cases = Vec::new();
+    for entry in std::fs::read_dir(&base).unwrap() {
+        let dir = entry.unwrap().path();
+        let Ok(expect) = std::fs::read_to_string(dir.join("expect")) else {
+            continue;
+        };
+        let copy = tempfile::tempdir().unwrap();
+        let status = Command::new("cp")
+            .arg("-a")
+            .arg(format!("{}/.", dir.display()))
+            .arg(copy.path())
+            .status()
+            .unwrap();
+        assert!(status.success(), "copy {}", dir.display());
+        let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+        cases.push((name, expect.trim().to_string(), copy));
+    }
+    cases.sort_by(|a, b| a.0.cmp(&b.0));
+    cases
 }
