@@ -110,7 +110,7 @@ pub fn run(opts: Options) -> Result<(), Failure> {
         mode: config.fence.mode,
         dry_run: opts.dry_run,
         kill,
-        kmsg: open_kmsg(&opts),
+        kernel_logs: open_kernel_logs(&opts),
         reboot: kernel_reboot(),
         checks: runner.handles.clone(),
         bound: bound.seconds(),
@@ -341,26 +341,46 @@ fn arm(config: &Config, opts: &Options) -> Result<Armament, Failure> {
     Ok((devices, identities, granted))
 }
 
-fn open_kmsg(opts: &Options) -> Option<Mutex<std::fs::File>> {
+fn open_kernel_logs(opts: &Options) -> Vec<Mutex<std::fs::File>> {
     if opts.dry_run || !opts.root.is_host() {
-        return None;
+        return Vec::new();
     }
+    let mut logs = Vec::new();
     match OpenOptions::new().write(true).open(opts.root.dev("kmsg")) {
-        Ok(f) => Some(Mutex::new(f)),
+        Ok(f) => logs.push(Mutex::new(f)),
         Err(e) => {
-            tracing::warn!(error = %e, "cannot open /dev/kmsg: the fence reason will reach stderr only");
-            None
+            tracing::warn!(error = %e, "cannot open /dev/kmsg: the fence reason will reach stderr only")
         }
     }
+    // pstore's message log survives the reset where the platform keeps it.
+    if let Ok(f) = OpenOptions::new().write(true).open(opts.root.dev("pmsg0")) {
+        tracing::info!("fence reasons also go to pstore (/dev/pmsg0)");
+        logs.push(Mutex::new(f));
+    }
+    logs
 }
 
-fn start_signal_thread(tx: Sender<Event>) -> Result<(), Failure> {
+/// The signals the daemon handles on a thread of its own.
+fn handled_signals() -> SigSet {
     let mut set = SigSet::empty();
     for s in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
         set.add(s);
     }
-    set.thread_block()
-        .map_err(|e| Failure::runtime(format!("cannot block signals: {}", e.desc())))?;
+    set
+}
+
+/// What must happen before the process starts any thread (the log writer included): the
+/// handled signals are blocked, so every thread inherits the mask and only the signal
+/// thread receives them; and glibc is held to one malloc arena, so mlockall locks little.
+pub fn prepare_process() -> Result<(), String> {
+    hardening::limit_malloc_arenas();
+    handled_signals()
+        .thread_block()
+        .map_err(|e| format!("cannot block signals: {}", e.desc()))
+}
+
+fn start_signal_thread(tx: Sender<Event>) -> Result<(), Failure> {
+    let set = handled_signals();
     thread::Builder::new()
         .name("signals".into())
         .stack_size(THREAD_STACK)

@@ -146,8 +146,9 @@ pub struct Fencer {
     pub mode: FenceMode,
     pub dry_run: bool,
     pub kill: Arc<KillList>,
-    /// `/dev/kmsg`, opened at start-up (absent in dry-run and in fixture roots).
-    pub kmsg: Option<Mutex<File>>,
+    /// `/dev/kmsg`, and pstore's `/dev/pmsg0` where present, opened at start-up (none in a
+    /// dry run or a fixture root), so the next boot can tell why the node was reset.
+    pub kernel_logs: Vec<Mutex<File>>,
     pub reboot: Reboot,
     pub checks: Vec<Arc<CheckHandle>>,
     /// The fence bound, in seconds, for the message.
@@ -205,21 +206,26 @@ impl Fence for Fencer {
             FenceMode::Watchdog => "watchdog",
             FenceMode::Reboot => "reboot",
         };
-        if self.dry_run {
-            tracing::error!(%check, %evidence, bound_s = %self.bound, %mode, "would fence (dry run: nothing is killed, no device is open)");
-        } else {
-            tracing::error!(%check, %evidence, bound_s = %self.bound, %mode, "fencing");
-            if let Some(kmsg) = &self.kmsg {
-                let line = format!(
-                    "<2>wdfeed: FENCE check={check} evidence={evidence} bound={}s mode={mode}\n",
-                    self.bound
-                );
-                if let Ok(mut f) = kmsg.lock() {
+        // Kernel logs first (they never block), then the kills, and only then stderr,
+        // which a wedged journald could stall.
+        if !self.dry_run {
+            let line = format!(
+                "<2>wdfeed: FENCE check={check} evidence={evidence} bound={}s mode={mode}\n",
+                self.bound
+            );
+            for log in &self.kernel_logs {
+                if let Ok(mut f) = log.lock() {
                     let _ = f.write_all(line.as_bytes());
                 }
             }
         }
-        for line in self.kill.kill_all(self.dry_run) {
+        let kills = self.kill.kill_all(self.dry_run);
+        if self.dry_run {
+            tracing::error!(%check, %evidence, bound_s = %self.bound, %mode, "would fence (dry run: nothing is killed, no device is open)");
+        } else {
+            tracing::error!(%check, %evidence, bound_s = %self.bound, %mode, "fencing");
+        }
+        for line in kills {
             tracing::error!("{line}");
         }
         if self.mode == FenceMode::Reboot {
@@ -321,7 +327,7 @@ mod tests {
             mode: FenceMode::Reboot,
             dry_run: false,
             kill: Arc::new(KillList::new(vec![], Root::host())),
-            kmsg: None,
+            kernel_logs: vec![],
             reboot: Box::new(move || {
                 c.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 "refused in test".into()
@@ -360,7 +366,7 @@ mod tests {
             mode: FenceMode::Watchdog,
             dry_run: false,
             kill: Arc::new(KillList::new(vec![], Root::host())),
-            kmsg: Some(Mutex::new(file.reopen().unwrap())),
+            kernel_logs: vec![Mutex::new(file.reopen().unwrap())],
             reboot: Box::new(|| panic!("watchdog mode must not reboot")),
             checks: vec![handle],
             bound: "45.0".into(),

@@ -98,10 +98,19 @@ enum Command {
 /// Parses the command line, runs the command, and returns its exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Err(e) = crate::logging::init(&cli.log_level) {
-        eprintln!("wdfeed: {e}");
-        return ExitCode::from(Failure::CONFIG);
+    if matches!(cli.command, Command::Run { .. }) {
+        if let Err(e) = daemon::prepare_process() {
+            eprintln!("wdfeed: {e}");
+            return ExitCode::from(1);
+        }
     }
+    let _log = match crate::logging::init(&cli.log_level) {
+        Ok(guard) => guard,
+        Err(e) => {
+            eprintln!("wdfeed: {e}");
+            return ExitCode::from(Failure::CONFIG);
+        }
+    };
     let root = Root::at(&cli.root);
     let result = match cli.command {
         Command::Run {

@@ -19,11 +19,6 @@ pub const CHECK_PRIORITY: i32 = 10;
 /// mlockall(MCL_CURRENT | MCL_FUTURE): no page of wdfeed is ever swapped out or dropped, so
 /// a pet never waits on a disk.
 pub fn lock_memory() {
-    // Without this, glibc reserves an arena per thread and mlockall locks each one
-    // (measured: 6 MB locked with one arena, 70 MB with two).
-    if !ffi::limit_malloc_arenas() {
-        tracing::debug!("mallopt(M_ARENA_MAX) refused");
-    }
     match mlockall(MlockAllFlags::MCL_CURRENT | MlockAllFlags::MCL_FUTURE) {
         Ok(()) => tracing::info!("memory locked (mlockall)"),
         Err(e) => {
@@ -43,6 +38,13 @@ pub fn protect_from_oom(root: &Root) {
             tracing::warn!(error = %e, "cannot set oom_score_adj: the OOM killer may pick wdfeed; run as root (CAP_SYS_RESOURCE)")
         }
     }
+}
+
+/// One malloc arena: without it glibc reserves an arena per thread and mlockall locks each
+/// one (measured: 6 MB locked with one arena, 70 MB with two). Call before any thread starts.
+pub fn limit_malloc_arenas() {
+    // Nothing to report on failure: logging has not started yet, and the cost is memory only.
+    let _ = ffi::limit_malloc_arenas();
 }
 
 /// Puts the calling thread under SCHED_FIFO; `what` names it in the log. Children it
