@@ -12,7 +12,7 @@ use wdfeed::health::{Check, Verdict};
 use wdfeed::system::Root;
 
 /// The keys the config layer keeps for itself (`name` names the check).
-const SHARED_KEYS: [&str; 5] = ["kind", "name", "every", "deadline", "tolerance"];
+use wdfeed::config::raw::COMMON_KEYS as SHARED_KEYS;
 /// Any time after boot: the checks only compare the times they are given.
 const FIRST_RUN: Duration = Duration::from_secs(1000);
 const SECOND_RUN: Duration = Duration::from_secs(1000 + 3600);

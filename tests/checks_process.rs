@@ -59,7 +59,7 @@ fn running_then_stopped_then_continued_by_name() {
     let victim = Victim(Command::new(&path).arg("60").spawn().unwrap());
     let pid = pid_of(&victim.0);
     wait_for_state(pid, 'S');
-    let mut c = check(&format!("process-name: {name}"));
+    let mut c = check(&format!("name: {name}"));
     assert_eq!(
         c.run(Duration::ZERO),
         Verdict::healthy(format!("{name} pid {pid} running (S)"))
@@ -85,7 +85,7 @@ fn an_unreaped_child_is_a_zombie() {
     let victim = Victim(Command::new(&path).spawn().unwrap());
     let pid = pid_of(&victim.0);
     wait_for_state(pid, 'Z');
-    let v = check(&format!("process-name: {name}")).run(Duration::ZERO);
+    let v = check(&format!("name: {name}")).run(Duration::ZERO);
     assert_eq!(v, Verdict::unhealthy(format!("{name} pid {pid} zombie")));
 }
 
@@ -119,6 +119,6 @@ fn by_pidfile_until_the_process_is_gone() {
 #[test]
 fn a_name_nobody_has_is_absent() {
     let name = format!("wdf{}none", std::process::id() % 100_000);
-    let v = check(&format!("process-name: {name}")).run(Duration::ZERO);
+    let v = check(&format!("name: {name}")).run(Duration::ZERO);
     assert_eq!(v, Verdict::unhealthy(format!("no process named {name}")));
 }

@@ -182,12 +182,12 @@ pub fn build(raw: RawConfig, problems: &mut Vec<Problem>) -> Config {
             };
             check_problems_push(&mut check_problems, k, p.message);
         }
-        let name = common.name.unwrap_or_else(|| settings.label());
+        let name = common.label.unwrap_or_else(|| settings.label());
         if !names.insert(name.clone()) {
             check_problems_push(
                 &mut check_problems,
-                key("name"),
-                format!("two checks are named `{name}`: give one a `name:` of its own"),
+                key("label"),
+                format!("two checks are labelled `{name}`: give one a `label:` of its own"),
             );
         }
         checks.push(CheckConfig {

@@ -263,7 +263,7 @@ fn every_problem_is_reported_not_just_the_first() {
 #[test]
 fn duplicate_check_names_are_rejected() {
     let text = format!("{GOOD}  - kind: writable\n    mounts: [/]\n");
-    assert_eq!(one_problem(&text).key, "checks[1].name");
+    assert_eq!(one_problem(&text).key, "checks[1].label");
 }
 
 #[test]

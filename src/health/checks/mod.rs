@@ -172,7 +172,7 @@ mod tests {
     const MINIMAL: [(&str, &str); 6] = [
         ("writable", "{}"),
         ("block-io", "{}"),
-        ("process", "process-name: corosync"),
+        ("process", "name: corosync"),
         ("load", "max-load-1: 24"),
         ("memory", "min-available: 256MiB"),
         ("command", "argv: [/bin/true]"),

@@ -28,10 +28,10 @@ use crate::system::Root;
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Settings {
-    /// comm (as in `ps -o comm`) or executable basename. Exactly one of `process-name` and
+    /// comm (as in `ps -o comm`) or executable basename. Exactly one of `name` and
     /// `pidfile`. (Not `name`: that key names the check itself, for every kind.)
     #[serde(default)]
-    pub process_name: Option<String>,
+    pub name: Option<String>,
     /// A file holding the process's pid, e.g. `/run/heartbeat.pid`.
     #[serde(default)]
     pub pidfile: Option<PathBuf>,
@@ -52,7 +52,7 @@ fn default_max_uninterruptible() -> HumanDuration {
 
 impl Settings {
     pub fn label(&self) -> String {
-        match (&self.process_name, &self.pidfile) {
+        match (&self.name, &self.pidfile) {
             (Some(n), _) => format!("process {n}"),
             (None, Some(p)) => format!("process {}", p.display()),
             (None, None) => "process".into(),
@@ -61,18 +61,18 @@ impl Settings {
 
     pub fn problems(&self) -> Vec<KeyProblem> {
         let mut out = Vec::new();
-        match (&self.process_name, &self.pidfile) {
-            (None, None) => out.push(KeyProblem::new("", "give `process-name` or `pidfile`")),
+        match (&self.name, &self.pidfile) {
+            (None, None) => out.push(KeyProblem::new("", "give `name` or `pidfile`")),
             (Some(_), Some(_)) => out.push(KeyProblem::new(
                 "pidfile",
-                "give `process-name` or `pidfile`, not both (use two checks to watch both)",
+                "give `name` or `pidfile`, not both (use two checks to watch both)",
             )),
             _ => {}
         }
-        if let Some(n) = &self.process_name {
+        if let Some(n) = &self.name {
             if n.is_empty() || n.contains('/') {
                 out.push(KeyProblem::new(
-                    "process-name",
+                    "name",
                     format!(
                         "`{n}` is not a process name: write the comm or the executable's basename"
                     ),
@@ -134,7 +134,7 @@ impl Process {
                 .ok_or_else(|| format!("pid {pid} from {} is not running", pidfile.display()))?;
             return Ok(vec![d]);
         }
-        let name = self.settings.process_name.as_deref().unwrap_or_default();
+        let name = self.settings.name.as_deref().unwrap_or_default();
         let all = process_table::find_details_by_name(&self.root, name);
         if all.is_empty() {
             return Err(format!("no process named {name}"));
@@ -259,20 +259,20 @@ mod tests {
 
     #[test]
     fn static_rules() {
-        assert!(keys("process-name: corosync").is_empty());
+        assert!(keys("name: corosync").is_empty());
         assert!(keys("pidfile: /run/hb.pid\nfresh-file: /run/hb.stamp\nmax-age: 30s").is_empty());
         assert_eq!(keys("{}"), [""]);
-        assert_eq!(keys("process-name: x\npidfile: /run/x.pid"), ["pidfile"]);
-        assert_eq!(keys("process-name: bin/x"), ["process-name"]);
+        assert_eq!(keys("name: x\npidfile: /run/x.pid"), ["pidfile"]);
+        assert_eq!(keys("name: bin/x"), ["name"]);
         assert_eq!(keys("pidfile: run/x.pid"), ["pidfile"]);
-        assert_eq!(keys("process-name: x\nfresh-file: /run/x"), ["max-age"]);
-        assert_eq!(keys("process-name: x\nmax-age: 5s"), ["fresh-file"]);
+        assert_eq!(keys("name: x\nfresh-file: /run/x"), ["max-age"]);
+        assert_eq!(keys("name: x\nmax-age: 5s"), ["fresh-file"]);
         assert_eq!(
-            keys("process-name: x\nfresh-file: x\nmax-age: 0s"),
+            keys("name: x\nfresh-file: x\nmax-age: 0s"),
             ["fresh-file", "max-age"]
         );
         assert_eq!(
-            keys("process-name: x\nmax-uninterruptible: 0s"),
+            keys("name: x\nmax-uninterruptible: 0s"),
             ["max-uninterruptible"]
         );
     }
@@ -295,7 +295,7 @@ mod tests {
     }
 
     fn by_name(root: &Root, name: &str) -> Process {
-        Process::new(settings(&format!("process-name: {name}")), root).unwrap()
+        Process::new(settings(&format!("name: {name}")), root).unwrap()
     }
 
     #[test]
@@ -379,7 +379,7 @@ mod tests {
     #[test]
     fn fresh_file_age() {
         let (dir, root) = node(&[(812, "heartbeat", 'S', 1)]);
-        let yaml = "process-name: heartbeat\nfresh-file: /run/hb.stamp\nmax-age: 30s";
+        let yaml = "name: heartbeat\nfresh-file: /run/hb.stamp\nmax-age: 30s";
         let mut c = Process::new(settings(yaml), &root).unwrap();
         assert!(c.run(S(0)).evidence.contains("fresh-file /run/hb.stamp: "));
         std::fs::create_dir_all(dir.path().join("run")).unwrap();
