@@ -248,9 +248,32 @@ fn lateness_quantiles_are_upper_bounds() {
     }
     assert_eq!(l.count(), 4);
     assert_eq!(l.max(), Duration::from_micros(5000));
+    // The median (20 us) is known within one bucket: 20..=21 us.
     assert!(l.quantile_upper(0.5) >= Duration::from_micros(20));
-    assert!(l.quantile_upper(0.5) <= Duration::from_micros(32));
+    assert!(l.quantile_upper(0.5) <= Duration::from_micros(21));
     assert_eq!(l.quantile_upper(1.0), Duration::from_micros(5000));
+}
+
+#[test]
+fn lateness_buckets_cover_every_value_within_an_eighth() {
+    for us in (0u32..70_000).chain([u32::MAX / 2, u32::MAX]) {
+        let b = bucket_of(us);
+        let upper = bucket_upper(b);
+        assert!(
+            u64::from(us) <= upper,
+            "{us} above its bucket's top {upper}"
+        );
+        if b > 0 {
+            assert!(
+                u64::from(us) > bucket_upper(b - 1),
+                "{us} belongs to a lower bucket"
+            );
+        }
+        assert!(
+            upper - u64::from(us) <= u64::from(us) / 8 + 1,
+            "{us}: bucket top {upper} too far"
+        );
+    }
 }
 
 #[test]
