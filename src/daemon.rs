@@ -57,7 +57,6 @@ pub fn run(opts: Options) -> Result<(), Failure> {
     let config = loaded.config;
     tracing::info!(config = %loaded.origin.name(), dry_run = opts.dry_run, root = %opts.root.base().display(), "starting");
 
-    // Before any thread exists: the allocator settings apply to threads started later.
     hardening::lock_memory();
     hardening::protect_from_oom(&opts.root);
 
@@ -81,6 +80,11 @@ pub fn run(opts: Options) -> Result<(), Failure> {
         return Ok(());
     }
 
+    // Everything the fence path needs is ready before the first pet.
+    let kill = Arc::new(KillList::new(config.fence.kill.clone(), opts.root.clone()));
+    kill.refresh();
+    let kernel_logs = open_kernel_logs(&opts);
+
     let (devices, identities, granted) = arm(&config, &opts)?;
     let bound = bound::compute(
         &config,
@@ -102,15 +106,13 @@ pub fn run(opts: Options) -> Result<(), Failure> {
             tracing::warn!(watchdog_sec = w.as_secs_f64(), interval_s = config.interval.as_secs_f64(), "systemd's WatchdogSec= is under twice the interval: systemd may kill a healthy wdfeed; raise it");
         }
     }
-    let kill = Arc::new(KillList::new(config.fence.kill.clone(), opts.root.clone()));
-    kill.refresh();
     let stopper = Arc::new(Stopper::default());
     start_kill_list_refresher(Arc::clone(&kill), Arc::clone(&stopper), config.interval)?;
     let fencer = Arc::new(Fencer {
         mode: config.fence.mode,
         dry_run: opts.dry_run,
         kill,
-        kernel_logs: open_kernel_logs(&opts),
+        kernel_logs,
         reboot: kernel_reboot(),
         checks: runner.handles.clone(),
         bound: bound.seconds(),
