@@ -212,7 +212,7 @@ mod tests {
     fn the_bound_adds_the_slowest_detection_and_the_slowest_reset() {
         let c = parse(
             "devices:\n  - {path: /dev/watchdog0, timeout: 10s}\n  - {path: /dev/watchdog1, timeout: 10s}\ninterval: 1s\n\
-             checks:\n  - {kind: writable, every: 1s, deadline: 2s}\n  - {kind: writable, name: two, every: 2s, deadline: 3s, tolerance: 1}\n",
+             checks:\n  - {kind: writable, every: 1s, deadline: 2s}\n  - {kind: writable, label: two, every: 2s, deadline: 3s, tolerance: 1}\n",
             "t",
         )
         .unwrap();

@@ -16,16 +16,21 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{SigSet, Signal};
 
 use crate::bound;
+use crate::bound::Bound;
 use crate::clock::{BootClock, Clock};
 use crate::config::{self, Config, OnExit};
 use crate::device::flags::describe_bootstatus;
 use crate::device::io::KernelIo;
 use crate::device::{open, sysfs, Armed, DeviceError, Request, Watchdog};
-use crate::feeder::{Exit, Feeder, Latch, Stopper};
+use crate::feeder::FeederShared;
+use crate::feeder::{Exit, Feeder, Latch, Stopper, Timing};
 use crate::fence::{kernel_reboot, Fence, Fencer, KillList};
 use crate::health::lease::LeaseTable;
+use crate::health::runner::CheckHandle;
 use crate::health::runner::{NamedCheck, Runner};
+use crate::status::{self, CheckStatus, DeviceStatus, FenceStatus, LatenessStatus, Status};
 use crate::system::hardening::{self, THREAD_STACK};
+use crate::system::notify::{self, Notifier};
 use crate::system::Root;
 use crate::Failure;
 
@@ -34,6 +39,8 @@ pub struct Options {
     pub root: Root,
     pub config: Option<PathBuf>,
     pub dry_run: bool,
+    /// Where the status thread keeps the state `wdfeed status` reads.
+    pub status_file: PathBuf,
 }
 
 enum Event {
@@ -50,11 +57,11 @@ pub fn run(opts: Options) -> Result<(), Failure> {
     let config = loaded.config;
     tracing::info!(config = %loaded.origin.name(), dry_run = opts.dry_run, root = %opts.root.base().display(), "starting");
 
-    let (events_tx, events) = mpsc::channel();
-    start_signal_thread(events_tx.clone())?;
-
     hardening::lock_memory();
     hardening::protect_from_oom(&opts.root);
+
+    let (events_tx, events) = mpsc::channel();
+    start_signal_thread(events_tx.clone())?;
 
     let checks = build_checks(&config, &opts.root)?;
     let leases = Arc::new(LeaseTable::new(checks.len()));
@@ -64,6 +71,7 @@ pub fn run(opts: Options) -> Result<(), Failure> {
         Arc::clone(&leases),
         Arc::clone(&clock),
         THREAD_STACK,
+        Some(hardening::CHECK_PRIORITY),
     )
     .map_err(|e| Failure::runtime(format!("cannot start the check threads: {e}")))?;
 
@@ -71,6 +79,11 @@ pub fn run(opts: Options) -> Result<(), Failure> {
         tracing::info!("stopped before arming; no device was opened");
         return Ok(());
     }
+
+    // Everything the fence path needs is ready before the first pet.
+    let kill = Arc::new(KillList::new(config.fence.kill.clone(), opts.root.clone()));
+    kill.refresh();
+    let kernel_logs = open_kernel_logs(&opts);
 
     let (devices, identities, granted) = arm(&config, &opts)?;
     let bound = bound::compute(
@@ -87,28 +100,48 @@ pub fn run(opts: Options) -> Result<(), Failure> {
         tracing::info!(fence_bound_s = %bound.seconds(), devices = devices.len(), "armed");
     }
 
-    let kill = Arc::new(KillList::new(config.fence.kill.clone(), opts.root.clone()));
-    kill.refresh();
+    let notifier = Arc::new(Notifier::from_env());
+    if let Some(w) = notify::watchdog_interval() {
+        if w <= config.interval * 2 {
+            tracing::warn!(watchdog_sec = w.as_secs_f64(), interval_s = config.interval.as_secs_f64(), "systemd's WatchdogSec= is under twice the interval: systemd may kill a healthy wdfeed; raise it");
+        }
+    }
     let stopper = Arc::new(Stopper::default());
     start_kill_list_refresher(Arc::clone(&kill), Arc::clone(&stopper), config.interval)?;
-    let fencer = Fencer {
+    let fencer = Arc::new(Fencer {
         mode: config.fence.mode,
         dry_run: opts.dry_run,
         kill,
-        kmsg: open_kmsg(&opts),
+        kernel_logs,
         reboot: kernel_reboot(),
         checks: runner.handles.clone(),
         bound: bound.seconds(),
-    };
+        fenced_by: Mutex::new(None),
+    });
     let feeder = Feeder::new(
         devices,
-        opts.dry_run,
         Arc::clone(&leases),
         Arc::new(Latch::new()),
-        Arc::new(fencer) as Arc<dyn Fence>,
-        config.interval,
-        config.fence.stall_threshold,
+        Arc::clone(&fencer) as Arc<dyn Fence>,
+        Arc::clone(&notifier),
+        Timing {
+            interval: config.interval,
+            stall_threshold: config.fence.stall_threshold,
+            dry_run: opts.dry_run,
+        },
     );
+    let reporter = Reporter {
+        path: opts.status_file.clone(),
+        dry_run: opts.dry_run,
+        interval: config.interval,
+        bound: bound.clone(),
+        checks: runner.handles.clone(),
+        leases: Arc::clone(&leases),
+        feeder: Arc::clone(&feeder.shared),
+        fencer: Arc::clone(&fencer),
+        notifier: Arc::clone(&notifier),
+        clock: Arc::clone(&clock),
+    };
     let feeder_thread = {
         let clock = Arc::clone(&clock);
         let stopper = Arc::clone(&stopper);
@@ -118,6 +151,10 @@ pub fn run(opts: Options) -> Result<(), Failure> {
             .stack_size(THREAD_STACK)
             .spawn(move || {
                 hardening::realtime("feeder", hardening::FEEDER_PRIORITY);
+                tracing::info!(
+                    priority = hardening::FEEDER_PRIORITY,
+                    "feeder thread started"
+                );
                 let mut feeder = feeder;
                 let exit = feeder.run(clock.as_ref(), &stopper);
                 let _ = tx.send(Event::FeederDone(exit));
@@ -125,6 +162,8 @@ pub fn run(opts: Options) -> Result<(), Failure> {
             })
             .map_err(|e| Failure::runtime(format!("cannot start the feeder thread: {e}")))?
     };
+    notifier.send("READY=1");
+    start_status_thread(reporter, Arc::clone(&stopper))?;
 
     let exit = loop {
         match events.recv() {
@@ -142,13 +181,14 @@ pub fn run(opts: Options) -> Result<(), Failure> {
     let feeder = feeder_thread
         .join()
         .map_err(|_| Failure::runtime("the feeder thread died".into()))?;
-    let lateness = feeder.lateness.clone();
+    let lateness = &feeder.shared.lateness;
     tracing::info!(
-        wakeups = lateness.count,
+        wakeups = lateness.count(),
         p99_us = lateness.quantile_upper(0.99).as_micros() as u64,
-        max_us = lateness.max.as_micros() as u64,
+        max_us = lateness.max().as_micros() as u64,
         "feeder wake-up lateness"
     );
+    notifier.send("STOPPING=1");
     let fenced = feeder.is_fenced();
     let devices = feeder.into_devices();
     drop(runner);
@@ -303,26 +343,46 @@ fn arm(config: &Config, opts: &Options) -> Result<Armament, Failure> {
     Ok((devices, identities, granted))
 }
 
-fn open_kmsg(opts: &Options) -> Option<Mutex<std::fs::File>> {
+fn open_kernel_logs(opts: &Options) -> Vec<Mutex<std::fs::File>> {
     if opts.dry_run || !opts.root.is_host() {
-        return None;
+        return Vec::new();
     }
+    let mut logs = Vec::new();
     match OpenOptions::new().write(true).open(opts.root.dev("kmsg")) {
-        Ok(f) => Some(Mutex::new(f)),
+        Ok(f) => logs.push(Mutex::new(f)),
         Err(e) => {
-            tracing::warn!(error = %e, "cannot open /dev/kmsg: the fence reason will reach stderr only");
-            None
+            tracing::warn!(error = %e, "cannot open /dev/kmsg: the fence reason will reach stderr only")
         }
     }
+    // pstore's message log survives the reset where the platform keeps it.
+    if let Ok(f) = OpenOptions::new().write(true).open(opts.root.dev("pmsg0")) {
+        tracing::info!("fence reasons also go to pstore (/dev/pmsg0)");
+        logs.push(Mutex::new(f));
+    }
+    logs
 }
 
-fn start_signal_thread(tx: Sender<Event>) -> Result<(), Failure> {
+/// The signals the daemon handles on a thread of its own.
+fn handled_signals() -> SigSet {
     let mut set = SigSet::empty();
     for s in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
         set.add(s);
     }
-    set.thread_block()
-        .map_err(|e| Failure::runtime(format!("cannot block signals: {}", e.desc())))?;
+    set
+}
+
+/// What must happen before the process starts any thread (the log writer included): the
+/// handled signals are blocked, so every thread inherits the mask and only the signal
+/// thread receives them; and glibc is held to one malloc arena, so mlockall locks little.
+pub fn prepare_process() -> Result<(), String> {
+    hardening::limit_malloc_arenas();
+    handled_signals()
+        .thread_block()
+        .map_err(|e| format!("cannot block signals: {}", e.desc()))
+}
+
+fn start_signal_thread(tx: Sender<Event>) -> Result<(), Failure> {
+    let set = handled_signals();
     thread::Builder::new()
         .name("signals".into())
         .stack_size(THREAD_STACK)
@@ -369,4 +429,127 @@ fn reload(running: &Config, path: Option<&std::path::Path>) {
         Ok(l) if &l.config == running => tracing::info!("SIGHUP: config unchanged"),
         Ok(_) => tracing::warn!("SIGHUP: the new config is valid and takes effect at the next start (restart wdfeed; with on-exit: keep-armed the watchdog stays armed across the restart)"),
     }
+}
+
+/// Everything the status thread reads; none of it is the feeder's to wait on.
+struct Reporter {
+    path: PathBuf,
+    dry_run: bool,
+    interval: Duration,
+    bound: Bound,
+    checks: Vec<Arc<CheckHandle>>,
+    leases: Arc<LeaseTable>,
+    feeder: Arc<FeederShared>,
+    fencer: Arc<Fencer>,
+    notifier: Arc<Notifier>,
+    clock: Arc<dyn Clock>,
+}
+
+impl Reporter {
+    fn collect(&self) -> Status {
+        let now = self.clock.now();
+        let age = |t: Duration| status::secs(now.saturating_sub(t));
+        let last_pet = self.feeder.last_pet();
+        let fence = self
+            .fencer
+            .fenced_by
+            .try_lock()
+            .ok()
+            .and_then(|f| f.clone())
+            .map(|(check, evidence)| FenceStatus { check, evidence });
+        let state = match (&fence, self.dry_run) {
+            (Some(_), _) => "fenced",
+            (None, true) => "dry-run",
+            (None, false) => "armed",
+        };
+        let checks = self
+            .checks
+            .iter()
+            .enumerate()
+            .map(|(i, h)| {
+                let last = h.last.try_lock().ok().and_then(|l| l.clone());
+                CheckStatus {
+                    name: h.name.clone(),
+                    healthy: last
+                        .as_ref()
+                        .map(|l| l.verdict.healthy && l.elapsed <= h.schedule.deadline),
+                    evidence: last.as_ref().map(|l| l.verdict.evidence.clone()),
+                    elapsed_ms: last
+                        .as_ref()
+                        .map(|l| (l.elapsed.as_secs_f64() * 1e6).round() / 1e3),
+                    lease_left_s: self.leases.expiry(i).map(|e| {
+                        status::secs(e.saturating_sub(now)) - status::secs(now.saturating_sub(e))
+                    }),
+                    last_run_age_s: last.as_ref().map(|l| age(l.finished_at)),
+                }
+            })
+            .collect();
+        let devices = self
+            .bound
+            .devices
+            .iter()
+            .map(|d| DeviceStatus {
+                path: d.path.clone(),
+                identity: d.identity.clone(),
+                timeout_s: status::secs(d.timeout),
+                time_left_s: match (self.dry_run, last_pet) {
+                    (false, Some(p)) => Some(status::secs(
+                        d.reset_after.saturating_sub(now.saturating_sub(p)),
+                    )),
+                    _ => None,
+                },
+            })
+            .collect();
+        let l = &self.feeder.lateness;
+        let us = |d: Duration| d.as_micros() as u64;
+        Status {
+            pid: std::process::id(),
+            written_at_s: status::secs(now),
+            interval_s: status::secs(self.interval),
+            dry_run: self.dry_run,
+            state: state.into(),
+            fence,
+            bound_s: status::secs(self.bound.total),
+            last_pet_age_s: last_pet.map(age),
+            devices,
+            checks,
+            lateness: LatenessStatus {
+                wakeups: l.count(),
+                p50_us: us(l.quantile_upper(0.5)),
+                p99_us: us(l.quantile_upper(0.99)),
+                p999_us: us(l.quantile_upper(0.999)),
+                max_us: us(l.max()),
+            },
+        }
+    }
+}
+
+fn start_status_thread(reporter: Reporter, stop: Arc<Stopper>) -> Result<(), Failure> {
+    thread::Builder::new()
+        .name("status".into())
+        .stack_size(THREAD_STACK)
+        .spawn(move || {
+            let mut warned = false;
+            let mut last_summary = String::new();
+            loop {
+                let s = reporter.collect();
+                let summary = s.summary();
+                if summary != last_summary {
+                    reporter.notifier.send(&format!("STATUS={summary}"));
+                    last_summary = summary;
+                }
+                if let Err(e) = status::write(&reporter.path, &s) {
+                    if !warned {
+                        warned = true;
+                        tracing::warn!(file = %reporter.path.display(), error = %e, "cannot write the status file; `wdfeed status` will not see this daemon (use --status-file)");
+                    }
+                }
+                if stop.sleep(reporter.interval) {
+                    let _ = std::fs::remove_file(&reporter.path);
+                    return;
+                }
+            }
+        })
+        .map(drop)
+        .map_err(|e| Failure::runtime(format!("cannot start the status thread: {e}")))
 }

@@ -7,16 +7,17 @@
 //! kernel or VM freeze). It fences at once, before the HA stack acts on stale state.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use nix::errno::Errno;
 
-use crate::clock::Clock;
+use crate::clock::{duration_to_nanos, Clock};
 use crate::device::Armed;
 use crate::fence::{Fence, FenceReason};
 use crate::health::lease::LeaseTable;
+use crate::system::notify::Notifier;
 
 /// Once closed, never open again: after a fence wdfeed never pets.
 #[derive(Debug, Default)]
@@ -84,39 +85,101 @@ pub enum Tick {
     },
 }
 
-/// How late the feeder woke, in a fixed histogram (powers of two of microseconds), so
-/// recording allocates nothing.
-#[derive(Clone, Debug, Default)]
+/// How late the feeder woke, in a fixed histogram of atomics: recording allocates nothing,
+/// and the status thread reads it without a lock. Buckets are log-linear over microseconds
+/// (eight per power of two), so a quantile is known within 12.5 %.
+#[derive(Debug)]
 pub struct Lateness {
-    pub buckets: [u64; 32],
-    pub count: u64,
-    pub max: Duration,
+    buckets: [AtomicU64; BUCKETS],
+    count: AtomicU64,
+    max_ns: AtomicU64,
+}
+
+const SUB: u32 = 8;
+const BUCKETS: usize = 33 * SUB as usize;
+
+impl Default for Lateness {
+    fn default() -> Self {
+        Lateness {
+            buckets: std::array::from_fn(|_| AtomicU64::new(0)),
+            count: AtomicU64::new(0),
+            max_ns: AtomicU64::new(0),
+        }
+    }
+}
+
+/// The bucket of `us` microseconds: values below 8 have one bucket each; above, each power
+/// of two is cut in eight.
+fn bucket_of(us: u32) -> usize {
+    if us < SUB {
+        return us as usize;
+    }
+    let octave = 31 - us.leading_zeros(); // >= 3
+    let sub = (us >> (octave - 3)) & (SUB - 1);
+    ((octave - 2) * SUB + sub) as usize
+}
+
+/// The largest value (in microseconds) that falls in bucket `b`.
+fn bucket_upper(b: usize) -> u64 {
+    let b = b as u64;
+    let sub = u64::from(SUB);
+    if b < sub {
+        return b;
+    }
+    let octave = b / sub + 2;
+    let low = (1u64 << octave) + (b % sub) * (1u64 << (octave - 3));
+    low + (1u64 << (octave - 3)) - 1
 }
 
 impl Lateness {
-    pub fn record(&mut self, late: Duration) {
+    pub fn record(&self, late: Duration) {
         let us = late.as_micros().min(u128::from(u32::MAX)) as u32;
-        let bucket = (32 - us.leading_zeros()) as usize;
-        self.buckets[bucket.min(31)] += 1;
-        self.count += 1;
-        self.max = self.max.max(late);
+        self.buckets[bucket_of(us).min(BUCKETS - 1)].fetch_add(1, Ordering::Relaxed);
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.max_ns
+            .fetch_max(duration_to_nanos(late), Ordering::Relaxed);
     }
 
-    /// The upper edge of the bucket that holds quantile `q` (0..=1), an upper bound on it.
+    pub fn count(&self) -> u64 {
+        self.count.load(Ordering::Relaxed)
+    }
+
+    pub fn max(&self) -> Duration {
+        Duration::from_nanos(self.max_ns.load(Ordering::Relaxed))
+    }
+
+    /// An upper bound on quantile `q` (0..=1): the top of the bucket that holds it.
     pub fn quantile_upper(&self, q: f64) -> Duration {
-        if self.count == 0 {
+        let count = self.count();
+        if count == 0 {
             return Duration::ZERO;
         }
-        let target = ((self.count as f64) * q).ceil().max(1.0) as u64;
+        let target = ((count as f64) * q).ceil().max(1.0) as u64;
         let mut seen = 0;
         for (i, n) in self.buckets.iter().enumerate() {
-            seen += n;
+            seen += n.load(Ordering::Relaxed);
             if seen >= target {
-                let edge = if i == 0 { 0 } else { 1u64 << i };
-                return Duration::from_micros(edge).min(self.max);
+                return Duration::from_micros(bucket_upper(i)).min(self.max());
             }
         }
-        self.max
+        self.max()
+    }
+}
+
+/// What the feeder publishes for the status thread: lock-free, written on every tick.
+#[derive(Debug, Default)]
+pub struct FeederShared {
+    /// CLOCK_BOOTTIME of the last pet, in nanoseconds; 0 before the first.
+    last_pet_ns: AtomicU64,
+    pub lateness: Lateness,
+}
+
+impl FeederShared {
+    pub fn last_pet(&self) -> Option<Duration> {
+        match self.last_pet_ns.load(Ordering::Relaxed) {
+            0 => None,
+            n => Some(Duration::from_nanos(n)),
+        }
     }
 }
 
@@ -161,6 +224,15 @@ pub enum Exit {
     DeviceLost { path: PathBuf, errno: Errno },
 }
 
+/// How the feeder paces itself.
+#[derive(Clone, Copy, Debug)]
+pub struct Timing {
+    pub interval: Duration,
+    pub stall_threshold: Duration,
+    /// Dry run: no device, and the logs say "would pet".
+    pub dry_run: bool,
+}
+
 pub struct Feeder {
     devices: Vec<Box<dyn Armed>>,
     dry_run: bool,
@@ -171,35 +243,39 @@ pub struct Feeder {
     stall_threshold: Duration,
     last_wake: Option<Duration>,
     petting: bool,
-    pub lateness: Lateness,
+    notifier: Arc<Notifier>,
+    pub shared: Arc<FeederShared>,
 }
 
 impl Feeder {
     pub fn new(
         devices: Vec<Box<dyn Armed>>,
-        dry_run: bool,
         leases: Arc<LeaseTable>,
         latch: Arc<Latch>,
         fence: Arc<dyn Fence>,
-        interval: Duration,
-        stall_threshold: Duration,
+        notifier: Arc<Notifier>,
+        timing: Timing,
     ) -> Self {
         Feeder {
             devices,
-            dry_run,
+            dry_run: timing.dry_run,
             leases,
             latch,
             fence,
-            interval,
-            stall_threshold,
+            interval: timing.interval,
+            stall_threshold: timing.stall_threshold,
             last_wake: None,
             petting: false,
-            lateness: Lateness::default(),
+            notifier,
+            shared: Arc::new(FeederShared::default()),
         }
     }
 
     /// One wake-up at `now`: decide, then pet or fence.
     pub fn tick(&mut self, now: Duration) -> Tick {
+        // systemd's watchdog hears from the feeder on every tick, fenced or not: it watches
+        // that the feeder runs. Were it to kill a fenced wdfeed, a restart could pet again.
+        self.notifier.watchdog();
         let decision = decide(
             now,
             self.last_wake,
@@ -230,6 +306,9 @@ impl Feeder {
                         tracing::warn!(device = %d.path().display(), error = %errno.desc(), "pet failed");
                     }
                 }
+                self.shared
+                    .last_pet_ns
+                    .store(duration_to_nanos(now), Ordering::Relaxed);
                 if !self.petting {
                     self.petting = true;
                     if self.dry_run {
@@ -255,7 +334,7 @@ impl Feeder {
         let mut next = clock.now();
         loop {
             let now = clock.now();
-            self.lateness.record(now.saturating_sub(next));
+            self.shared.lateness.record(now.saturating_sub(next));
             if let Tick::DeviceLost { path, errno } = self.tick(now) {
                 return Exit::DeviceLost { path, errno };
             }

@@ -146,12 +146,15 @@ pub struct Fencer {
     pub mode: FenceMode,
     pub dry_run: bool,
     pub kill: Arc<KillList>,
-    /// `/dev/kmsg`, opened at start-up (absent in dry-run and in fixture roots).
-    pub kmsg: Option<Mutex<File>>,
+    /// `/dev/kmsg`, and pstore's `/dev/pmsg0` where present, opened at start-up (none in a
+    /// dry run or a fixture root), so the next boot can tell why the node was reset.
+    pub kernel_logs: Vec<Mutex<File>>,
     pub reboot: Reboot,
     pub checks: Vec<Arc<CheckHandle>>,
     /// The fence bound, in seconds, for the message.
     pub bound: String,
+    /// What fenced the node (check, evidence), for `wdfeed status`.
+    pub fenced_by: Mutex<Option<(String, String)>>,
 }
 
 impl Fencer {
@@ -196,25 +199,33 @@ impl Fencer {
 impl Fence for Fencer {
     fn fence(&self, reason: &FenceReason, now: Duration) {
         let (check, evidence) = self.describe(reason, now);
+        if let Ok(mut f) = self.fenced_by.lock() {
+            *f = Some((check.clone(), evidence.clone()));
+        }
         let mode = match self.mode {
             FenceMode::Watchdog => "watchdog",
             FenceMode::Reboot => "reboot",
         };
-        if self.dry_run {
-            tracing::error!(%check, %evidence, bound_s = %self.bound, %mode, "would fence (dry run: nothing is killed, no device is open)");
-        } else {
-            tracing::error!(%check, %evidence, bound_s = %self.bound, %mode, "fencing");
-            if let Some(kmsg) = &self.kmsg {
-                let line = format!(
-                    "<2>wdfeed: FENCE check={check} evidence={evidence} bound={}s mode={mode}\n",
-                    self.bound
-                );
-                if let Ok(mut f) = kmsg.lock() {
+        // Kernel logs first (they never block), then the kills, and only then stderr,
+        // which a wedged journald could stall.
+        if !self.dry_run {
+            let line = format!(
+                "<2>wdfeed: FENCE check={check} evidence={evidence} bound={}s mode={mode}\n",
+                self.bound
+            );
+            for log in &self.kernel_logs {
+                if let Ok(mut f) = log.lock() {
                     let _ = f.write_all(line.as_bytes());
                 }
             }
         }
-        for line in self.kill.kill_all(self.dry_run) {
+        let kills = self.kill.kill_all(self.dry_run);
+        if self.dry_run {
+            tracing::error!(%check, %evidence, bound_s = %self.bound, %mode, "would fence (dry run: nothing is killed, no device is open)");
+        } else {
+            tracing::error!(%check, %evidence, bound_s = %self.bound, %mode, "fencing");
+        }
+        for line in kills {
             tracing::error!("{line}");
         }
         if self.mode == FenceMode::Reboot {
@@ -316,13 +327,14 @@ mod tests {
             mode: FenceMode::Reboot,
             dry_run: false,
             kill: Arc::new(KillList::new(vec![], Root::host())),
-            kmsg: None,
+            kernel_logs: vec![],
             reboot: Box::new(move || {
                 c.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 "refused in test".into()
             }),
             checks: vec![],
             bound: "45.0".into(),
+            fenced_by: Mutex::new(None),
         };
         fencer.fence(
             &FenceReason::Stall {
@@ -354,13 +366,21 @@ mod tests {
             mode: FenceMode::Watchdog,
             dry_run: false,
             kill: Arc::new(KillList::new(vec![], Root::host())),
-            kmsg: Some(Mutex::new(file.reopen().unwrap())),
+            kernel_logs: vec![Mutex::new(file.reopen().unwrap())],
             reboot: Box::new(|| panic!("watchdog mode must not reboot")),
             checks: vec![handle],
             bound: "45.0".into(),
+            fenced_by: Mutex::new(None),
         };
         fencer.fence(&FenceReason::Check { index: 0 }, Duration::from_secs(100));
         let text = std::fs::read_to_string(file.path()).unwrap();
+        assert_eq!(
+            *fencer.fenced_by.lock().unwrap(),
+            Some((
+                "writable /".to_string(),
+                "/ read-only in /proc/1/mountinfo".to_string()
+            ))
+        );
         assert_eq!(
             text,
             "<2>wdfeed: FENCE check=writable / evidence=/ read-only in /proc/1/mountinfo bound=45.0s mode=watchdog\n"

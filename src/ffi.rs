@@ -166,16 +166,29 @@ pub fn pidfd_send_signal(pidfd: BorrowedFd<'_>, signal: i32) -> io::Result<()> {
     }
 }
 
-/// Puts the calling thread under SCHED_FIFO at `priority` (1..=99).
-pub fn set_thread_fifo(priority: i32) -> io::Result<()> {
+/// Puts the calling thread under SCHED_FIFO at `priority` (1..=99). With `reset_on_fork`,
+/// processes it starts (the `command` check's) begin at normal priority.
+pub fn set_thread_fifo(priority: i32, reset_on_fork: bool) -> io::Result<()> {
     let param = libc::sched_param {
         sched_priority: priority,
     };
+    let policy = if reset_on_fork {
+        libc::SCHED_FIFO | libc::SCHED_RESET_ON_FORK
+    } else {
+        libc::SCHED_FIFO
+    };
     // SAFETY: pid 0 is the calling thread; `param` lives across the call.
-    if unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) } != 0 {
+    if unsafe { libc::sched_setscheduler(0, policy, &param) } != 0 {
         return Err(io::Error::last_os_error());
     }
     Ok(())
+}
+
+/// Limits glibc to one malloc arena. With mlockall every arena glibc reserves per thread
+/// would be locked in memory too. Call before starting threads.
+pub fn limit_malloc_arenas() -> bool {
+    // SAFETY: mallopt only sets an allocator tunable; it takes two integers.
+    unsafe { libc::mallopt(libc::M_ARENA_MAX, 1) == 1 }
 }
 
 #[cfg(test)]

@@ -23,6 +23,7 @@ pub mod fence;
 pub mod ffi;
 pub mod health;
 pub mod logging;
+pub mod status;
 pub mod system;
 
 pub use failure::Failure;

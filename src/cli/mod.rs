@@ -4,6 +4,7 @@
 
 mod check;
 mod info;
+mod status;
 mod validate;
 
 use std::path::PathBuf;
@@ -53,6 +54,17 @@ enum Command {
         /// opening a device or killing anything.
         #[arg(long)]
         dry_run: bool,
+        /// Where to keep the state `wdfeed status` reads.
+        #[arg(long, value_name = "FILE", default_value = crate::status::DEFAULT_STATUS_FILE)]
+        status_file: PathBuf,
+    },
+    /// Show the running daemon's state: checks, leases, last pet, fence state, bound.
+    Status {
+        #[arg(long, value_name = "FILE", default_value = crate::status::DEFAULT_STATUS_FILE)]
+        status_file: PathBuf,
+        /// Print the JSON the daemon wrote.
+        #[arg(long)]
+        json: bool,
     },
     /// Run every check once and print a table; exit 0 if healthy, 1 if not.
     Check {
@@ -86,17 +98,32 @@ enum Command {
 /// Parses the command line, runs the command, and returns its exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Err(e) = crate::logging::init(&cli.log_level) {
-        eprintln!("wdfeed: {e}");
-        return ExitCode::from(Failure::CONFIG);
+    if matches!(cli.command, Command::Run { .. }) {
+        if let Err(e) = daemon::prepare_process() {
+            eprintln!("wdfeed: {e}");
+            return ExitCode::from(1);
+        }
     }
+    let _log = match crate::logging::init(&cli.log_level) {
+        Ok(guard) => guard,
+        Err(e) => {
+            eprintln!("wdfeed: {e}");
+            return ExitCode::from(Failure::CONFIG);
+        }
+    };
     let root = Root::at(&cli.root);
     let result = match cli.command {
-        Command::Run { config, dry_run } => daemon::run(daemon::Options {
+        Command::Run {
+            config,
+            dry_run,
+            status_file,
+        } => daemon::run(daemon::Options {
             root,
             config,
             dry_run,
+            status_file,
         }),
+        Command::Status { status_file, json } => status::run(&status_file, json),
         Command::Check { config, json } => check::run(&root, config.as_deref(), json),
         Command::Info {
             devices,

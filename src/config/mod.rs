@@ -226,9 +226,10 @@ pub fn parse(text: &str, source: &str) -> Result<Config, ConfigError> {
                     column: l.column(),
                 })
                 .or_else(|| index.find(&key));
+            let message = strip_path(&strip_position(&inner.to_string()), &key);
             return Err(fail(vec![Problem {
                 key,
-                message: strip_position(&inner.to_string()),
+                message,
                 location,
             }]));
         }
@@ -251,6 +252,15 @@ fn clean_path(path: &str) -> String {
         String::new()
     } else {
         path.to_string()
+    }
+}
+
+/// serde_yaml puts its own path in front (`devices[0]: unknown field ...`); the key is
+/// printed by us already.
+fn strip_path(message: &str, key: &str) -> String {
+    match message.split_once(": ") {
+        Some((head, rest)) if !head.contains(' ') && key.starts_with(head) => rest.to_string(),
+        _ => message.to_string(),
     }
 }
 

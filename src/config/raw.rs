@@ -45,14 +45,15 @@ pub struct RawFence {
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct RawCommon {
-    pub name: Option<String>,
+    /// How logs and tables call the check (default: its own label, e.g. `writable /`).
+    pub label: Option<String>,
     pub every: Option<HumanDuration>,
     pub deadline: Option<HumanDuration>,
     pub tolerance: Option<u32>,
 }
 
 /// The common keys of a check, taken out before its kind-specific keys are read.
-pub const COMMON_KEYS: &[&str] = &["kind", "name", "every", "deadline", "tolerance"];
+pub const COMMON_KEYS: &[&str] = &["kind", "label", "every", "deadline", "tolerance"];
 
 /// What a clean exit (SIGTERM, SIGINT) does with the devices.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]

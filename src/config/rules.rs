@@ -161,6 +161,19 @@ pub fn build(raw: RawConfig, problems: &mut Vec<Problem>) -> Config {
                 format!("{tolerance} is more than {MAX_TOLERANCE} consecutive failures"),
             );
         }
+        if let Some(limit) = settings.own_time_limit() {
+            if limit >= deadline {
+                check_problems_push(
+                    &mut check_problems,
+                    key("timeout"),
+                    format!(
+                        "{} must be below the check's deadline {}: a command still running at the deadline fails the check anyway",
+                        format_duration(limit),
+                        format_duration(deadline)
+                    ),
+                );
+            }
+        }
         for p in settings.problems() {
             let k = if p.key.is_empty() {
                 format!("checks[{i}]")
@@ -169,12 +182,12 @@ pub fn build(raw: RawConfig, problems: &mut Vec<Problem>) -> Config {
             };
             check_problems_push(&mut check_problems, k, p.message);
         }
-        let name = common.name.unwrap_or_else(|| settings.label());
+        let name = common.label.unwrap_or_else(|| settings.label());
         if !names.insert(name.clone()) {
             check_problems_push(
                 &mut check_problems,
-                key("name"),
-                format!("two checks are named `{name}`: give one a `name:` of its own"),
+                key("label"),
+                format!("two checks are labelled `{name}`: give one a `label:` of its own"),
             );
         }
         checks.push(CheckConfig {

@@ -263,7 +263,7 @@ fn every_problem_is_reported_not_just_the_first() {
 #[test]
 fn duplicate_check_names_are_rejected() {
     let text = format!("{GOOD}  - kind: writable\n    mounts: [/]\n");
-    assert_eq!(one_problem(&text).key, "checks[1].name");
+    assert_eq!(one_problem(&text).key, "checks[1].label");
 }
 
 #[test]
@@ -297,4 +297,35 @@ fn a_world_writable_config_is_warned_about() {
 fn a_missing_config_file_is_a_clear_error() {
     let err = load(Some(Path::new("/nonexistent/w.yaml"))).unwrap_err();
     assert!(err.to_string().contains("cannot read the config"), "{err}");
+}
+
+#[test]
+fn a_command_timeout_must_be_below_its_deadline() {
+    let text = format!(
+        "{GOOD}  - kind: command\n    argv: [/bin/true]\n    timeout: 10s\n    deadline: 5s\n"
+    );
+    let p = one_problem(&text);
+    assert_eq!(p.key, "checks[1].timeout");
+    assert!(
+        p.message.contains("below the check's deadline"),
+        "{}",
+        p.message
+    );
+    let ok = format!(
+        "{GOOD}  - kind: command\n    argv: [/bin/true]\n    timeout: 4s\n    deadline: 5s\n"
+    );
+    assert!(parse(&ok, "w").is_ok());
+}
+
+#[test]
+fn every_check_kind_rejects_an_unknown_key_with_its_path() {
+    for kind in crate::health::checks::KINDS {
+        let text = format!("{GOOD}  - kind: {kind}\n    bogus-key: 1\n");
+        let p = problems(&text);
+        assert!(
+            p.iter()
+                .any(|p| p.key == "checks[1].bogus-key" && p.message.contains("unknown field")),
+            "{kind}: {p:?}"
+        );
+    }
 }

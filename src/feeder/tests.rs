@@ -43,12 +43,15 @@ fn rig(checks: usize) -> Rig {
     let fence = Arc::new(RecordingFence::default());
     let feeder = Feeder::new(
         vec![Box::new(dog)],
-        false,
         Arc::clone(&leases),
         Arc::new(Latch::new()),
         Arc::clone(&fence) as Arc<dyn Fence>,
-        S(5),
-        S(30),
+        Arc::new(crate::system::notify::Notifier::default()),
+        Timing {
+            interval: S(5),
+            stall_threshold: S(30),
+            dry_run: false,
+        },
     );
     Rig {
         feeder,
@@ -68,6 +71,7 @@ fn healthy_leases_are_petted_every_tick() {
         assert_eq!(r.feeder.tick(S(t)), Tick::Petted);
     }
     assert_eq!(r.io.pets(), before + 3);
+    assert_eq!(r.feeder.shared.last_pet(), Some(S(20)));
     assert!(r.fence.calls.lock().unwrap().is_empty());
 }
 
@@ -205,6 +209,7 @@ fn a_hung_check_delays_no_pet_until_its_lease_runs_out_then_petting_stops_within
         Arc::clone(&r.leases),
         Arc::clone(&clock) as Arc<dyn Clock>,
         256 * 1024,
+        None,
     )
     .unwrap();
     // One passing run started at t=100: lease until 100 + 5 + 10.
@@ -237,15 +242,38 @@ fn a_hung_check_delays_no_pet_until_its_lease_runs_out_then_petting_stops_within
 
 #[test]
 fn lateness_quantiles_are_upper_bounds() {
-    let mut l = Lateness::default();
+    let l = Lateness::default();
     for us in [10u64, 20, 30, 5000] {
         l.record(Duration::from_micros(us));
     }
-    assert_eq!(l.count, 4);
-    assert_eq!(l.max, Duration::from_micros(5000));
+    assert_eq!(l.count(), 4);
+    assert_eq!(l.max(), Duration::from_micros(5000));
+    // The median (20 us) is known within one bucket: 20..=21 us.
     assert!(l.quantile_upper(0.5) >= Duration::from_micros(20));
-    assert!(l.quantile_upper(0.5) <= Duration::from_micros(32));
+    assert!(l.quantile_upper(0.5) <= Duration::from_micros(21));
     assert_eq!(l.quantile_upper(1.0), Duration::from_micros(5000));
+}
+
+#[test]
+fn lateness_buckets_cover_every_value_within_an_eighth() {
+    for us in (0u32..70_000).chain([u32::MAX / 2, u32::MAX]) {
+        let b = bucket_of(us);
+        let upper = bucket_upper(b);
+        assert!(
+            u64::from(us) <= upper,
+            "{us} above its bucket's top {upper}"
+        );
+        if b > 0 {
+            assert!(
+                u64::from(us) > bucket_upper(b - 1),
+                "{us} belongs to a lower bucket"
+            );
+        }
+        assert!(
+            upper - u64::from(us) <= u64::from(us) / 8 + 1,
+            "{us}: bucket top {upper} too far"
+        );
+    }
 }
 
 #[test]

@@ -82,6 +82,7 @@ impl Runner {
         leases: Arc<LeaseTable>,
         clock: Arc<dyn Clock>,
         stack_size: usize,
+        realtime_priority: Option<i32>,
     ) -> std::io::Result<Runner> {
         let stop = Arc::new(AtomicBool::new(false));
         let mut handles = Vec::with_capacity(checks.len());
@@ -101,7 +102,12 @@ impl Runner {
             thread::Builder::new()
                 .name(format!("check-{index}"))
                 .stack_size(stack_size)
-                .spawn(move || ctx.run(check))?;
+                .spawn(move || {
+                    if let Some(p) = realtime_priority {
+                        crate::system::hardening::realtime(&ctx.handle.name, p);
+                    }
+                    ctx.run(check)
+                })?;
             handles.push(handle);
         }
         Ok(Runner { handles, stop })

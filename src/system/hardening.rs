@@ -40,10 +40,18 @@ pub fn protect_from_oom(root: &Root) {
     }
 }
 
-/// Puts the calling thread under SCHED_FIFO; `what` names it in the log.
+/// One malloc arena: without it glibc reserves an arena per thread and mlockall locks each
+/// one (measured: 6 MB locked with one arena, 70 MB with two). Call before any thread starts.
+pub fn limit_malloc_arenas() {
+    // Nothing to report on failure: logging has not started yet, and the cost is memory only.
+    let _ = ffi::limit_malloc_arenas();
+}
+
+/// Puts the calling thread under SCHED_FIFO; `what` names it in the log. Children it
+/// starts do not inherit the realtime policy.
 pub fn realtime(what: &str, priority: i32) {
-    match ffi::set_thread_fifo(priority) {
-        Ok(()) => tracing::info!(thread = what, priority, "realtime scheduling (SCHED_FIFO)"),
+    match ffi::set_thread_fifo(priority, true) {
+        Ok(()) => tracing::debug!(thread = what, priority, "realtime scheduling (SCHED_FIFO)"),
         Err(e) => {
             tracing::warn!(thread = what, error = %e, "realtime scheduling refused; running at normal priority: run as root, and under cgroup v1 RT group scheduling give the service an RT budget (CPURTRuntime)")
         }

@@ -2,8 +2,9 @@
 //! Used by the `process` check and by the fence to find the cluster processes to kill.
 
 use std::fs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
+use crate::system::sysfile::{self, ReadError};
 use crate::system::Root;
 
 /// What `/proc/<pid>/stat` says about one process.
@@ -41,7 +42,8 @@ pub fn pids(root: &Root) -> Vec<i32> {
 
 /// Reads `<root>/proc/<pid>/stat`; `None` when the process is gone or the file is garbage.
 pub fn stat(root: &Root, pid: i32) -> Option<ProcStat> {
-    parse_stat(&fs::read_to_string(root.proc(format!("{pid}/stat"))).ok()?)
+    let path = root.proc(format!("{pid}/stat"));
+    parse_stat(&sysfile::read_capped(root, &path, sysfile::SMALL).ok()?)
 }
 
 /// The basename of `<root>/proc/<pid>/exe`, when it can be read.
@@ -54,18 +56,79 @@ pub fn exe_name(root: &Root, pid: i32) -> Option<String> {
 /// Processes whose comm or executable basename is `name` (comm is cut to 15 bytes by the
 /// kernel, so a longer name matches on its first 15 bytes too).
 pub fn find_by_name(root: &Root, name: &str) -> Vec<ProcStat> {
-    let short: String = name.bytes().take(15).map(char::from).collect();
     let mut found: Vec<ProcStat> = pids(root)
         .into_iter()
         .filter_map(|pid| stat(root, pid))
-        .filter(|s| {
-            s.comm == name
-                || (name.len() > 15 && s.comm == short)
-                || exe_name(root, s.pid).as_deref() == Some(name)
-        })
+        .filter(|s| name_matches(root, s, name))
         .collect();
     found.sort_by_key(|s| s.pid);
     found
+}
+
+/// True when `name` is the process's comm (or the first 15 bytes of it, as the kernel cuts
+/// comm) or the basename of its executable.
+pub fn name_matches(root: &Root, stat: &ProcStat, name: &str) -> bool {
+    let short = name.get(..15).unwrap_or(name);
+    stat.comm == name
+        || (name.len() > 15 && stat.comm == short)
+        || exe_name(root, stat.pid).as_deref() == Some(name)
+}
+
+/// `/proc/<pid>/stat` with the fields the `process` check needs beyond [`ProcStat`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProcDetail {
+    pub stat: ProcStat,
+    pub ppid: i32,
+    /// Clock ticks after boot when the process started: with the pid, it names one process
+    /// even when the pid is reused.
+    pub start_time: u64,
+}
+
+/// Parses `/proc/<pid>/stat` down to `starttime` (field 22); `None` for anything shorter.
+pub fn parse_detail(text: &str) -> Option<ProcDetail> {
+    let stat = parse_stat(text)?;
+    let close = text.rfind(')')?;
+    let after: Vec<&str> = text.get(close + 1..)?.split_whitespace().collect();
+    // `after` starts at field 3 (state), so field N is after[N - 3].
+    let ppid = after.get(1)?.parse().ok()?;
+    let start_time = after.get(19)?.parse().ok()?;
+    Some(ProcDetail {
+        stat,
+        ppid,
+        start_time,
+    })
+}
+
+/// Reads `<root>/proc/<pid>/stat` in full; `None` when the process is gone or the file is garbage.
+pub fn detail(root: &Root, pid: i32) -> Option<ProcDetail> {
+    let path = root.proc(format!("{pid}/stat"));
+    parse_detail(&sysfile::read_capped(root, &path, sysfile::SMALL).ok()?)
+}
+
+/// Like [`find_by_name`], with the parent and start time of each process.
+pub fn find_details_by_name(root: &Root, name: &str) -> Vec<ProcDetail> {
+    let mut found: Vec<ProcDetail> = pids(root)
+        .into_iter()
+        .filter_map(|pid| detail(root, pid))
+        .filter(|d| name_matches(root, &d.stat, name))
+        .collect();
+    found.sort_by_key(|d| d.stat.pid);
+    found
+}
+
+/// Reads a pidfile (a node path such as `/run/heartbeat.pid`): one positive decimal pid.
+pub fn read_pidfile(root: &Root, node_path: &Path) -> Result<i32, ReadError> {
+    let text = sysfile::read_capped(root, &root.resolve(node_path), sysfile::SMALL)?;
+    parse_pid(&text).map_err(|what| ReadError::new(node_path, None, what))
+}
+
+fn parse_pid(text: &str) -> Result<i32, String> {
+    let t = text.trim();
+    match t.parse::<i32>() {
+        Ok(pid) if pid > 0 => Ok(pid),
+        _ if t.is_empty() => Err("empty pidfile".into()),
+        _ => Err(format!("`{}` is not a pid", sysfile::shorten(t))),
+    }
 }
 
 #[cfg(test)]
@@ -93,6 +156,53 @@ mod tests {
         ] {
             assert_eq!(parse_stat(bad), None, "{bad:?}");
         }
+    }
+
+    // Captured from /proc/self/stat on Linux 6.18 (a `cat`).
+    const REAL: &str = "7344 (cat) R 7339 7339 5115 0 -1 4194304 101 0 0 0 0 0 0 0 20 0 1 0 391210 3133440 388 18446744073709551615 94755972759552 94755972779433 140724504511520 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0 94755972795440 94755972797056 94756236197888 140724504513053 140724504513073 140724504513073 140724504514539 0\n";
+
+    #[test]
+    fn detail_of_a_real_line() {
+        let d = parse_detail(REAL).unwrap();
+        assert_eq!(
+            (d.stat.pid, d.stat.comm.as_str(), d.stat.state),
+            (7344, "cat", 'R')
+        );
+        assert_eq!(d.ppid, 7339);
+        assert_eq!(d.start_time, 391_210);
+    }
+
+    #[test]
+    fn detail_of_truncated_garbage_and_huge_lines_is_none() {
+        for cut in [0, 5, 12, 30, 60, 66] {
+            assert_eq!(parse_detail(&REAL[..cut]), None, "cut at {cut}");
+        }
+        assert!(parse_detail(&REAL[..80]).is_some());
+        assert_eq!(
+            parse_detail("1 (x) S y 1 1 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 5"),
+            None
+        );
+        assert_eq!(
+            parse_detail("1 (x) S 1 1 1 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 -5"),
+            None
+        );
+        let huge = format!("1 ({}) S {}", ")".repeat(100_000), "1 ".repeat(100_000));
+        assert_eq!(parse_detail(&huge).map(|d| d.ppid), Some(1));
+    }
+
+    #[test]
+    fn pidfiles() {
+        assert_eq!(parse_pid("812\n"), Ok(812));
+        for bad in ["", "\n", "0", "-3", "abc", "812 813", "99999999999"] {
+            assert!(parse_pid(bad).is_err(), "{bad:?}");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let root = Root::at(dir.path());
+        let e = read_pidfile(&root, Path::new("/run/hb.pid")).unwrap_err();
+        assert!(e.to_string().starts_with("/run/hb.pid: "), "{e}");
+        fs::create_dir_all(root.resolve("run")).unwrap();
+        fs::write(root.resolve("run/hb.pid"), "x".repeat(100_000)).unwrap();
+        assert!(read_pidfile(&root, Path::new("/run/hb.pid")).is_err());
     }
 
     #[test]

@@ -1,16 +1,34 @@
-//! `writable`: the listed mount points are not read-only in the init mount namespace.
+//! `writable`: the listed mount points still take writes.
 //!
-//! Reads `/proc/1/mountinfo`, not `/proc/self`: a systemd sandbox (ProtectSystem=) shows
-//! read-only mounts to this process alone.
+//! Three signals per mount, because none is enough alone:
+//! - the mount is not `ro` in the init mount namespace (`/proc/1/mountinfo`, per-mount and
+//!   per-superblock options). Not `/proc/self`: a systemd sandbox (ProtectSystem=) shows
+//!   read-only mounts to this process alone.
+//! - a write probe: a file on that filesystem, opened (and created) once at start-up, gets a
+//!   `pwrite` and an `fdatasync` every run. On 6.1 an ext4 error with `errors=remount-ro`
+//!   leaves mountinfo saying `rw`; the probe gets EROFS or EIO. A probe that hangs on a dead
+//!   disk is the runner's business: the run misses its deadline.
+//! - for ext2/3/4, the superblock's error record (`/sys/fs/ext4/<dev>/`): the error count rose
+//!   since start-up, or the last error happened during this boot.
+//!
+//! What it cannot see: a filesystem that takes writes but loses them (a lying disk cache), a
+//! mount that is fine while its contents are not.
 
-use std::path::PathBuf;
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
+use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
 
 use super::KeyProblem;
 use crate::health::{Check, Verdict};
-use crate::system::Root;
+use crate::system::mountinfo::{self, MountEntry};
+use crate::system::{blockdev, ext4, Root};
+
+/// The probe file's name when `probe-paths` does not say otherwise.
+pub const PROBE_NAME: &str = ".wdfeed-probe";
 
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -18,10 +36,34 @@ pub struct Settings {
     /// Mount points that must stay writable (default `/`).
     #[serde(default = "default_mounts")]
     pub mounts: Vec<PathBuf>,
+    /// Write and sync a probe file on each mount every run (default on).
+    #[serde(default = "yes")]
+    pub probe: bool,
+    /// Probe file per mount point, where `<mount>/.wdfeed-probe` will not do.
+    #[serde(default)]
+    pub probe_paths: BTreeMap<PathBuf, PathBuf>,
+    /// Watch the ext2/3/4 error record of each mount's filesystem (default on).
+    #[serde(default = "yes")]
+    pub ext4_errors: bool,
 }
 
 fn default_mounts() -> Vec<PathBuf> {
     vec![PathBuf::from("/")]
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            mounts: default_mounts(),
+            probe: true,
+            probe_paths: BTreeMap::new(),
+            ext4_errors: true,
+        }
+    }
 }
 
 impl Settings {
@@ -34,6 +76,14 @@ impl Settings {
         format!("writable {}", names.join(","))
     }
 
+    /// The probe file for `mount`: its `probe-paths` entry or `<mount>/.wdfeed-probe`.
+    pub fn probe_path(&self, mount: &Path) -> PathBuf {
+        match self.probe_paths.get(mount) {
+            Some(p) => p.clone(),
+            None => mount.join(PROBE_NAME),
+        }
+    }
+
     pub fn problems(&self) -> Vec<KeyProblem> {
         let mut out = Vec::new();
         if self.mounts.is_empty() {
@@ -43,98 +93,500 @@ impl Settings {
             ));
         }
         for (i, m) in self.mounts.iter().enumerate() {
-            if !m.is_absolute() {
+            if let Some(why) = not_plain_absolute(m) {
                 out.push(KeyProblem::new(
                     format!("mounts[{i}]"),
-                    format!("`{}` is not an absolute path", m.display()),
+                    format!("`{}` {why}", m.display()),
                 ));
+            }
+            if self.mounts[..i].iter().any(|o| o == m) {
+                out.push(KeyProblem::new(
+                    format!("mounts[{i}]"),
+                    format!("`{}` is listed twice", m.display()),
+                ));
+            }
+        }
+        if !self.probe && !self.probe_paths.is_empty() {
+            out.push(KeyProblem::new(
+                "probe-paths",
+                "set, but `probe: false` turns the probe off",
+            ));
+        }
+        for (mount, probe) in &self.probe_paths {
+            let key = format!("probe-paths.{}", mount.display());
+            if !self.mounts.contains(mount) {
+                out.push(KeyProblem::new(
+                    &key,
+                    format!("`{}` is not one of `mounts`", mount.display()),
+                ));
+                continue;
+            }
+            if let Some(why) = not_plain_absolute(probe) {
+                out.push(KeyProblem::new(
+                    &key,
+                    format!("`{}` {why}", probe.display()),
+                ));
+                continue;
+            }
+            if let Some(why) = probe_misplaced(mount, probe, &self.mounts) {
+                out.push(KeyProblem::new(&key, why));
             }
         }
         out
     }
 }
 
+/// Why `p` is not an absolute path without `.` or `..` (which would defeat the prefix rules).
+fn not_plain_absolute(p: &Path) -> Option<&'static str> {
+    if !p.is_absolute() {
+        Some("is not an absolute path")
+    } else if p
+        .components()
+        .any(|c| matches!(c, Component::ParentDir | Component::CurDir))
+    {
+        Some("must not contain `.` or `..`")
+    } else {
+        None
+    }
+}
+
+/// The static half of "the probe is on the mount": it lies below the mount point, and no other
+/// listed mount sits deeper on its way. (Unlisted mounts are caught at start-up.)
+fn probe_misplaced(mount: &Path, probe: &Path, mounts: &[PathBuf]) -> Option<String> {
+    if probe == mount || !probe.starts_with(mount) {
+        return Some(format!(
+            "probe `{}` is not below the mount point `{}`",
+            probe.display(),
+            mount.display()
+        ));
+    }
+    mounts
+        .iter()
+        .find(|o| *o != mount && o.starts_with(mount) && probe.starts_with(o))
+        .map(|o| {
+            format!(
+                "probe `{}` is on `{}`, another listed mount, not on `{}`",
+                probe.display(),
+                o.display(),
+                mount.display()
+            )
+        })
+}
+
+/// One watched mount, as found at start-up.
+struct Watched {
+    mount: PathBuf,
+    /// `major:minor` at start-up: if another filesystem is mounted there later, the probe
+    /// (opened on the old one) no longer tells anything about it.
+    devno: (u32, u32),
+    probe: Option<Probe>,
+    ext4: Option<Ext4Watch>,
+}
+
+struct Probe {
+    file: File,
+    /// As the node names it, for evidence.
+    path: PathBuf,
+}
+
+struct Ext4Watch {
+    dev: String,
+    baseline: u64,
+}
+
 pub struct Writable {
-    settings: Settings,
-    mountinfo: PathBuf,
+    root: Root,
+    watched: Vec<Watched>,
+    /// When the node booted (epoch seconds), to tell this boot's ext4 errors from old ones.
+    boot_time: Option<u64>,
 }
 
 impl Writable {
+    /// Finds each mount in the init namespace, opens (creating if needed) its probe and reads
+    /// its ext4 error count: everything a run needs, so a run creates nothing.
     pub fn new(settings: Settings, root: &Root) -> Result<Self, String> {
+        let table = mountinfo::read_init(root).map_err(|e| e.to_string())?;
+        let mut watched = Vec::new();
+        for mount in &settings.mounts {
+            let entry = mountinfo::top(&table, mount).ok_or_else(|| {
+                format!(
+                    "{} is not mounted (no entry in /proc/1/mountinfo); start wdfeed after it \
+                     is mounted (systemd: RequiresMountsFor={})",
+                    mount.display(),
+                    mount.display()
+                )
+            })?;
+            let probe = if settings.probe {
+                Some(open_probe(root, mount, &settings.probe_path(mount))?)
+            } else {
+                None
+            };
+            let ext4 = if settings.ext4_errors {
+                ext4_watch(root, entry)
+            } else {
+                None
+            };
+            watched.push(Watched {
+                mount: mount.clone(),
+                devno: (entry.major, entry.minor),
+                probe,
+                ext4,
+            });
+        }
         Ok(Writable {
-            settings,
-            mountinfo: root.proc("1/mountinfo"),
+            root: root.clone(),
+            watched,
+            boot_time: ext4::boot_time(root).ok(),
         })
     }
 }
 
+fn open_probe(root: &Root, mount: &Path, node_path: &Path) -> Result<Probe, String> {
+    let path = root.resolve(node_path);
+    let what =
+        |action: &str, e: std::io::Error| format!("probe {}: {action}: {e}", node_path.display());
+    let file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        // A probe path that is a symlink could make wdfeed scribble on someone else's file.
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&path)
+        .map_err(|e| what("cannot open", e))?;
+    let probe_dev = file.metadata().map_err(|e| what("fstat", e))?.dev();
+    let mount_dev = std::fs::metadata(root.resolve(mount))
+        .map_err(|e| what(&format!("stat {}", mount.display()), e))?
+        .dev();
+    if probe_dev != mount_dev {
+        return Err(format!(
+            "probe {} is not on the filesystem mounted at {} (another mount lies on its way); \
+             set probe-paths for it",
+            node_path.display(),
+            mount.display()
+        ));
+    }
+    let probe = Probe {
+        file,
+        path: node_path.to_path_buf(),
+    };
+    // Allocates the probe's block now, so a run overwrites in place and never needs space.
+    probe.write(Duration::ZERO)?;
+    Ok(probe)
+}
+
+impl Probe {
+    fn write(&self, now: Duration) -> Result<(), String> {
+        let stamp = format!("wdfeed probe {:>20}\n", now.as_millis());
+        self.file
+            .write_all_at(stamp.as_bytes(), 0)
+            .map_err(|e| format!("probe {}: write: {e}", self.path.display()))?;
+        self.file
+            .sync_data()
+            .map_err(|e| format!("probe {}: fdatasync: {e}", self.path.display()))
+    }
+}
+
+/// The device name ext4 files its sysfs directory under, and its error count now. `None`
+/// when the filesystem is not ext-family or the kernel has no error record to read.
+fn ext4_watch(root: &Root, entry: &MountEntry) -> Option<Ext4Watch> {
+    if !ext4::is_ext(&entry.fs_type) {
+        return None;
+    }
+    let dev = blockdev::name_of(root, entry.major, entry.minor).or_else(|| {
+        // No sysfs entry for the device number: fall back to the mount source's name.
+        let name = entry.source.strip_prefix("/dev/")?;
+        (name != "root" && !name.contains('/')).then(|| name.to_string())
+    })?;
+    let baseline = ext4::error_record(root, &dev).ok()?.count;
+    Some(Ext4Watch { dev, baseline })
+}
+
 impl Check for Writable {
-    fn run(&mut self, _now: Duration) -> Verdict {
-        let text = match std::fs::read_to_string(&self.mountinfo) {
+    fn run(&mut self, now: Duration) -> Verdict {
+        let table = match mountinfo::read_init(&self.root) {
             Ok(t) => t,
-            Err(e) => {
-                return Verdict::unhealthy(format!("cannot read {}: {e}", self.mountinfo.display()))
-            }
+            Err(e) => return Verdict::unhealthy(format!("cannot read the mount table: {e}")),
         };
-        for mount in &self.settings.mounts {
-            let want = mount.to_string_lossy();
-            // The last entry for a mount point is the one on top.
-            let entry = text
-                .lines()
-                .filter_map(parse_line)
-                .rfind(|e| e.mount_point == want);
-            match entry {
-                None => return Verdict::unhealthy(format!("{want} is not mounted")),
-                Some(e) if e.read_only => {
-                    return Verdict::unhealthy(format!("{want} read-only in /proc/1/mountinfo"))
-                }
-                Some(_) => {}
+        let mut bad = Vec::new();
+        let mut good = Vec::new();
+        for w in &self.watched {
+            match self.judge(w, &table, now) {
+                Ok(fine) => good.push(fine),
+                Err(why) => bad.push(why),
             }
         }
-        Verdict::healthy(format!(
-            "{} writable in /proc/1/mountinfo",
-            self.settings.label().trim_start_matches("writable ")
-        ))
-    }
-}
-
-struct MountEntry {
-    mount_point: String,
-    read_only: bool,
-}
-
-/// One line of mountinfo: `36 35 98:0 /mnt1 /mnt2 rw,noatime master:1 - ext3 /dev/root rw,errors=continue`.
-fn parse_line(line: &str) -> Option<MountEntry> {
-    let (left, right) = line.split_once(" - ")?;
-    let fields: Vec<&str> = left.split(' ').collect();
-    let mount_point = unescape(fields.get(4)?);
-    let mount_opts = fields.get(5)?;
-    let super_opts = right.split(' ').nth(2).unwrap_or("");
-    let has_ro = |opts: &str| opts.split(',').any(|o| o == "ro");
-    Some(MountEntry {
-        mount_point,
-        read_only: has_ro(mount_opts) || has_ro(super_opts),
-    })
-}
-
-/// mountinfo escapes space, tab, newline and backslash as octal (`\040`).
-fn unescape(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let octal = b
-            .get(i + 1..i + 4)
-            .filter(|d| d.iter().all(|c| (b'0'..=b'7').contains(c)));
-        if let (b'\\', Some(d)) = (b[i], octal) {
-            let v =
-                u32::from(d[0] - b'0') * 64 + u32::from(d[1] - b'0') * 8 + u32::from(d[2] - b'0');
-            out.push(u8::try_from(v).unwrap_or(b'?'));
-            i += 4;
+        if bad.is_empty() {
+            Verdict::healthy(good.join("; "))
         } else {
-            out.push(b[i]);
-            i += 1;
+            Verdict::unhealthy(bad.join("; "))
         }
     }
-    String::from_utf8_lossy(&out).into_owned()
+}
+
+impl Writable {
+    fn judge(&self, w: &Watched, table: &[MountEntry], now: Duration) -> Result<String, String> {
+        let m = w.mount.display();
+        let entry = mountinfo::top(table, &w.mount)
+            .ok_or_else(|| format!("{m} is not mounted (no entry in /proc/1/mountinfo)"))?;
+        if entry.mount_read_only() {
+            return Err(format!("{m} read-only in /proc/1/mountinfo"));
+        }
+        if entry.super_read_only() {
+            return Err(format!(
+                "{m} read-only in /proc/1/mountinfo (filesystem {} on {} is ro)",
+                entry.fs_type, entry.source
+            ));
+        }
+        if (entry.major, entry.minor) != w.devno {
+            return Err(format!(
+                "{m} is now {}:{}, was {}:{} at start-up: the probe watches the old filesystem \
+                 (restart wdfeed after replacing a watched mount)",
+                entry.major, entry.minor, w.devno.0, w.devno.1
+            ));
+        }
+        let mut fine = vec![format!("{m} rw in /proc/1/mountinfo")];
+        if let Some(x) = &w.ext4 {
+            let rec = ext4::error_record(&self.root, &x.dev)
+                .map_err(|e| format!("{m}: cannot read its ext4 error record: {e}"))?;
+            if rec.count > x.baseline {
+                return Err(format!(
+                    "{m} ({}): ext4 errors_count {}, was {} at start-up",
+                    x.dev, rec.count, x.baseline
+                ));
+            }
+            if let Some(boot) = self.boot_time.filter(|b| rec.last_error_time >= *b) {
+                return Err(format!(
+                    "{m} ({}): ext4 error during this boot (last_error_time {}, booted at {boot}, \
+                     errors_count {})",
+                    x.dev, rec.last_error_time, rec.count
+                ));
+            }
+            fine.push(format!("ext4 {} errors_count {}", x.dev, rec.count));
+        }
+        if let Some(p) = &w.probe {
+            p.write(now)?;
+            fine.push(format!("probe {} synced", p.path.display()));
+        }
+        Ok(fine.join(", "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::health::checks::{parse_settings, CheckSettings};
+
+    fn settings(yaml: &str) -> Settings {
+        match parse_settings("writable", serde_yaml::from_str(yaml).unwrap()).unwrap() {
+            CheckSettings::Writable(s) => s,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn keys(s: &Settings) -> Vec<String> {
+        s.problems().into_iter().map(|p| p.key).collect::<Vec<_>>()
+    }
+
+    #[test]
+    fn defaults() {
+        let s = settings("{}");
+        assert_eq!(s, Settings::default());
+        assert_eq!(s.probe_path(Path::new("/")), Path::new("/.wdfeed-probe"));
+        assert!(s.problems().is_empty());
+    }
+
+    #[test]
+    fn probe_paths_must_lie_on_their_mount() {
+        let s = settings(
+            "mounts: [/, /srv, /srv/db]\nprobe-paths:\n  /: /srv/x\n  /srv: /srv/data/.p\n  /srv/db: /srv/.p\n",
+        );
+        assert_eq!(keys(&s), ["probe-paths./", "probe-paths./srv/db"]);
+        let p = s.problems();
+        assert!(
+            p[0].message.contains("on `/srv`, another listed mount"),
+            "{p:?}"
+        );
+        assert!(p[1].message.contains("not below the mount point"), "{p:?}");
+
+        let s = settings("mounts: [/srv]\nprobe-paths: {/var: /var/.p}\n");
+        assert_eq!(keys(&s), ["probe-paths./var"]);
+        let s = settings("mounts: [/srv]\nprobe-paths: {/srv: /srv/../etc/passwd}\n");
+        assert!(s.problems()[0].message.contains("`..`"));
+        let s = settings("mounts: [/srv]\nprobe-paths: {/srv: /srv}\n");
+        assert_eq!(keys(&s), ["probe-paths./srv"]);
+        let s = settings("mounts: [/srv]\nprobe: false\nprobe-paths: {/srv: /srv/.p}\n");
+        assert_eq!(keys(&s), ["probe-paths"]);
+    }
+
+    #[test]
+    fn mounts_must_be_absolute_listed_once_and_present() {
+        assert_eq!(keys(&settings("mounts: []")), ["mounts"]);
+        assert_eq!(
+            keys(&settings("mounts: [/, srv, /]")),
+            ["mounts[1]", "mounts[2]"]
+        );
+    }
+
+    /// A fixture node whose `/` is a tmpfs-like directory with an ext4 record for vda1.
+    fn node(opts: &str) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Root::at(dir.path());
+        std::fs::create_dir_all(root.proc("1")).unwrap();
+        std::fs::write(
+            root.proc("1/mountinfo"),
+            format!("22 27 0:21 / /proc rw,relatime - proc proc rw\n27 1 254:1 / / {opts} - ext4 /dev/vda1 rw,errors=remount-ro\n"),
+        )
+        .unwrap();
+        std::fs::write(root.proc("stat"), "cpu 1 2 3\nbtime 1795551161\n").unwrap();
+        let e = root.sys("fs/ext4/vda1");
+        std::fs::create_dir_all(&e).unwrap();
+        std::fs::write(e.join("errors_count"), "2\n").unwrap();
+        std::fs::write(e.join("last_error_time"), "1700000000\n").unwrap();
+        dir
+    }
+
+    #[test]
+    fn healthy_node_probes_and_reports_each_signal() {
+        let dir = node("rw,relatime");
+        let mut c = Writable::new(Settings::default(), &Root::at(dir.path())).unwrap();
+        let v = c.run(Duration::from_secs(7));
+        assert!(v.healthy, "{v:?}");
+        assert_eq!(
+            v.evidence,
+            "/ rw in /proc/1/mountinfo, ext4 vda1 errors_count 2, probe /.wdfeed-probe synced"
+        );
+        let stamp = std::fs::read_to_string(dir.path().join(PROBE_NAME)).unwrap();
+        assert!(stamp.trim_end().ends_with(" 7000"), "{stamp:?}");
+    }
+
+    #[test]
+    fn a_rising_error_count_fails_and_an_old_one_does_not() {
+        let dir = node("rw,relatime");
+        let root = Root::at(dir.path());
+        let mut c = Writable::new(Settings::default(), &root).unwrap();
+        assert!(c.run(Duration::from_secs(1)).healthy);
+        std::fs::write(root.sys("fs/ext4/vda1/errors_count"), "3\n").unwrap();
+        let v = c.run(Duration::from_secs(2));
+        assert_eq!(
+            v,
+            Verdict::unhealthy("/ (vda1): ext4 errors_count 3, was 2 at start-up")
+        );
+    }
+
+    #[test]
+    fn an_error_during_this_boot_fails_even_if_it_came_before_start_up() {
+        let dir = node("rw,relatime");
+        let root = Root::at(dir.path());
+        std::fs::write(root.sys("fs/ext4/vda1/last_error_time"), "1795551300\n").unwrap();
+        let mut c = Writable::new(Settings::default(), &root).unwrap();
+        let v = c.run(Duration::from_secs(1));
+        assert!(!v.healthy);
+        assert!(v.evidence.contains("ext4 error during this boot"), "{v:?}");
+    }
+
+    #[test]
+    fn read_only_mount_or_superblock_fails() {
+        let dir = node("ro,relatime");
+        let s = Settings {
+            probe: false,
+            ..Settings::default()
+        };
+        let v = Writable::new(s.clone(), &Root::at(dir.path()))
+            .unwrap()
+            .run(Duration::ZERO);
+        assert_eq!(v, Verdict::unhealthy("/ read-only in /proc/1/mountinfo"));
+
+        let dir = node("rw,relatime");
+        let root = Root::at(dir.path());
+        let mut c = Writable::new(s, &root).unwrap();
+        std::fs::write(
+            root.proc("1/mountinfo"),
+            "27 1 254:1 / / rw,relatime - ext4 /dev/vda1 ro,errors=remount-ro\n",
+        )
+        .unwrap();
+        let v = c.run(Duration::ZERO);
+        assert!(
+            v.evidence.contains("filesystem ext4 on /dev/vda1 is ro"),
+            "{v:?}"
+        );
+    }
+
+    #[test]
+    fn a_vanished_or_replaced_mount_fails() {
+        let dir = node("rw");
+        let root = Root::at(dir.path());
+        let s = Settings {
+            probe: false,
+            ..Settings::default()
+        };
+        let mut c = Writable::new(s, &root).unwrap();
+        std::fs::write(
+            root.proc("1/mountinfo"),
+            "27 1 254:2 / / rw - ext4 /dev/vda2 rw\n",
+        )
+        .unwrap();
+        assert!(c
+            .run(Duration::ZERO)
+            .evidence
+            .contains("is now 254:2, was 254:1"));
+        std::fs::write(
+            root.proc("1/mountinfo"),
+            "22 27 0:21 / /proc rw - proc proc rw\n",
+        )
+        .unwrap();
+        assert!(c.run(Duration::ZERO).evidence.contains("/ is not mounted"));
+        std::fs::write(
+            root.proc("1/mountinfo"),
+            "22 27 0:21 / /proc rw - proc proc",
+        )
+        .unwrap();
+        let v = c.run(Duration::ZERO);
+        assert!(
+            v.evidence
+                .contains("/proc/1/mountinfo line 1: superblock options missing"),
+            "{v:?}"
+        );
+    }
+
+    #[test]
+    fn start_up_refuses_unmounted_mounts_and_unsafe_probes() {
+        let dir = node("rw");
+        let root = Root::at(dir.path());
+        let s = Settings {
+            mounts: vec!["/srv".into()],
+            ..Settings::default()
+        };
+        let e = Writable::new(s, &root).err().unwrap();
+        assert!(e.contains("/srv is not mounted"), "{e}");
+
+        std::os::unix::fs::symlink("/etc/passwd", dir.path().join("link")).unwrap();
+        let mut s = Settings::default();
+        s.probe_paths.insert("/".into(), "/link".into());
+        let e = Writable::new(s, &root).err().unwrap();
+        assert!(e.starts_with("probe /link: cannot open"), "{e}");
+
+        let mut s = Settings::default();
+        s.probe_paths.insert("/".into(), "/missing/dir/.p".into());
+        assert!(Writable::new(s, &root).is_err());
+    }
+
+    #[test]
+    fn probe_on_another_filesystem_is_refused_at_start_up() {
+        // /dev/shm is a tmpfs on every Linux box; the temp dir usually is not. Skip if it is.
+        let Ok(shm) = tempfile::tempdir_in("/dev/shm") else {
+            return;
+        };
+        let dir = node("rw");
+        if std::fs::metadata(shm.path()).unwrap().dev()
+            == std::fs::metadata(dir.path()).unwrap().dev()
+        {
+            return;
+        }
+        std::os::unix::fs::symlink(shm.path(), dir.path().join("other")).unwrap();
+        let mut s = Settings::default();
+        s.probe_paths.insert("/".into(), "/other/.p".into());
+        let e = Writable::new(s, &Root::at(dir.path())).err().unwrap();
+        assert!(e.contains("is not on the filesystem mounted at /"), "{e}");
+    }
 }

@@ -1,0 +1,64 @@
+//! `wdfeed status`: the running daemon's state, from the file its status thread keeps.
+
+use std::path::Path;
+use std::time::Duration;
+
+use crate::clock::{BootClock, Clock};
+use crate::status;
+use crate::Failure;
+
+pub fn run(path: &Path, json: bool) -> Result<(), Failure> {
+    let s = status::read(path).map_err(Failure::runtime)?;
+    let age = BootClock.now().as_secs_f64() - s.written_at_s;
+    if json {
+        let text = serde_json::to_string_pretty(&s).map_err(|e| Failure::runtime(e.to_string()))?;
+        println!("{text}");
+    } else {
+        println!("wdfeed pid {}: {}", s.pid, s.summary());
+        for d in &s.devices {
+            let left = d
+                .time_left_s
+                .map(|t| format!("{t:.1} s (estimate)"))
+                .unwrap_or_else(|| "-".into());
+            println!(
+                "  device {}  {}  timeout {:.0} s  time left {left}",
+                d.path.display(),
+                d.identity.as_deref().unwrap_or("-"),
+                d.timeout_s
+            );
+        }
+        println!(
+            "  {:<24} {:<7} {:>10} {:>10}  EVIDENCE",
+            "CHECK", "VERDICT", "LEASE", "LAST RUN"
+        );
+        for c in &s.checks {
+            let verdict = match c.healthy {
+                Some(true) => "ok",
+                Some(false) => "FAIL",
+                None => "-",
+            };
+            let secs =
+                |v: Option<f64>| v.map(|v| format!("{v:.1} s")).unwrap_or_else(|| "-".into());
+            println!(
+                "  {:<24} {:<7} {:>10} {:>10}  {}",
+                c.name,
+                verdict,
+                secs(c.lease_left_s),
+                secs(c.last_run_age_s).replace(" s", " s ago"),
+                c.evidence.as_deref().unwrap_or("")
+            );
+        }
+        println!(
+            "  feeder wake-up lateness: p50 <= {} us, p99 <= {} us, p99.9 <= {} us, max {} us over {} wake-ups",
+            s.lateness.p50_us, s.lateness.p99_us, s.lateness.p999_us, s.lateness.max_us, s.lateness.wakeups
+        );
+    }
+    // A file not rewritten for three intervals means the daemon is gone or stuck.
+    let stale = Duration::from_secs_f64(s.interval_s * 3.0).as_secs_f64();
+    if age > stale {
+        return Err(Failure::runtime(format!(
+            "the status was written {age:.0} s ago (more than three intervals): wdfeed is stopped or stuck"
+        )));
+    }
+    Ok(())
+}

@@ -1,0 +1,380 @@
+//! `command`: the escape hatch for site checks. Runs an argv (no shell) with a clean
+//! environment; exit status 0 is healthy, anything else (including failing to start it) is
+//! a failed check, never a wdfeed error.
+//!
+//! This is the one check that forks and execs, so it is the one that can fail for reasons
+//! unrelated to the node's health (no memory for a fork, a missing binary after an upgrade):
+//! that is why the built-in checks exist and why this one is off unless configured.
+//!
+//! The child runs in a process group of its own, and the check kills that whole group with
+//! SIGKILL when it runs past `timeout`: the runner abandons a hung run, but it cannot kill
+//! what the run started. The first 200 bytes of stdout and stderr go into the evidence.
+//!
+//! What it cannot see: whatever the command does not check. Background processes the
+//! command leaves behind when it exits in time are not killed.
+
+use std::io::{ErrorKind, Read};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::fcntl::{fcntl, FcntlArg, OFlag};
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+use serde::Deserialize;
+
+use super::KeyProblem;
+use crate::config::duration::HumanDuration;
+use crate::health::{Check, Verdict};
+
+/// The only environment a command gets.
+pub const PATH: &str = "/usr/sbin:/usr/bin:/sbin:/bin";
+/// Bytes of output kept for the evidence.
+pub const OUTPUT_LIMIT: usize = 200;
+/// How often a running command is looked at.
+const POLL: Duration = Duration::from_millis(10);
+/// How long a SIGKILLed command may take to die before the run gives up waiting for it.
+const REAP_GRACE: Duration = Duration::from_secs(1);
+
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Settings {
+    /// Program and arguments, e.g. `[/usr/local/sbin/check-san, --quiet]`. A program without
+    /// a `/` is looked up in PATH.
+    pub argv: Vec<String>,
+    /// Kill the command (and its process group) when it runs longer than this.
+    #[serde(default = "default_timeout")]
+    pub timeout: HumanDuration,
+}
+
+fn default_timeout() -> HumanDuration {
+    HumanDuration(Duration::from_secs(10))
+}
+
+impl Settings {
+    pub fn label(&self) -> String {
+        format!(
+            "command {}",
+            self.argv.first().map(String::as_str).unwrap_or("")
+        )
+    }
+
+    pub fn problems(&self) -> Vec<KeyProblem> {
+        let mut out = Vec::new();
+        match self.argv.first() {
+            None => out.push(KeyProblem::new(
+                "argv",
+                "give the program to run, e.g. [/usr/local/sbin/check-san]",
+            )),
+            Some(p) if p.is_empty() => out.push(KeyProblem::new("argv[0]", "empty program name")),
+            Some(_) => {}
+        }
+        for (i, a) in self.argv.iter().enumerate() {
+            if a.contains('\0') {
+                out.push(KeyProblem::new(format!("argv[{i}]"), "contains a NUL byte"));
+            }
+        }
+        if self.timeout.get().is_zero() {
+            out.push(KeyProblem::new("timeout", "must be longer than 0s"));
+        }
+        out
+    }
+}
+
+pub struct CommandCheck {
+    settings: Settings,
+    /// Killed children that had not died yet when their run ended; reaped by later runs.
+    stragglers: Vec<Child>,
+}
+
+impl CommandCheck {
+    pub fn new(settings: Settings) -> Result<Self, String> {
+        Ok(CommandCheck {
+            settings,
+            stragglers: Vec::new(),
+        })
+    }
+}
+
+impl Check for CommandCheck {
+    fn run(&mut self, _now: Duration) -> Verdict {
+        self.stragglers
+            .retain_mut(|c| !matches!(c.try_wait(), Ok(Some(_)) | Err(_)));
+        let argv = self.settings.argv.clone();
+        let Some((program, args)) = argv.split_first() else {
+            return Verdict::unhealthy("no program to run");
+        };
+        let child = match Command::new(program)
+            .args(args)
+            .env_clear()
+            .env("PATH", PATH)
+            .current_dir("/")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .spawn()
+        {
+            Ok(c) => c,
+            Err(e) => return Verdict::unhealthy(format!("cannot run {program}: {e}")),
+        };
+        let mut output = Output::default();
+        let outcome = self.wait(child, &mut output);
+        let shown = output.text();
+        match outcome {
+            Ok(status) if status.success() => Verdict::healthy(format!("{program} exit 0{shown}")),
+            Ok(status) => Verdict::unhealthy(format!("{program} {}{shown}", describe(status))),
+            Err(e) => Verdict::unhealthy(format!("{program}: {e}{shown}")),
+        }
+    }
+}
+
+impl CommandCheck {
+    /// Waits for the child within `timeout`, reading its output as it goes (a child blocked on
+    /// a full pipe would otherwise look hung).
+    fn wait(&mut self, mut child: Child, output: &mut Output) -> Result<ExitStatus, String> {
+        let timeout = self.settings.timeout.get();
+        let started = Instant::now();
+        // Without O_NONBLOCK a read waits for output the child may never write.
+        if let Some(out) = &child.stdout {
+            let _ = fcntl(out, FcntlArg::F_SETFL(OFlag::O_NONBLOCK));
+        }
+        if let Some(err) = &child.stderr {
+            let _ = fcntl(err, FcntlArg::F_SETFL(OFlag::O_NONBLOCK));
+        }
+        loop {
+            output.drain(&mut child);
+            match child.try_wait() {
+                Ok(Some(status)) => {
+                    output.drain(&mut child);
+                    return Ok(status);
+                }
+                Ok(None) => {}
+                Err(e) => return Err(format!("cannot wait for it: {e}")),
+            }
+            if started.elapsed() >= timeout {
+                self.kill(child);
+                return Err(format!(
+                    "killed (SIGKILL) after its timeout of {}",
+                    self.settings.timeout
+                ));
+            }
+            std::thread::sleep(POLL);
+        }
+    }
+
+    /// SIGKILLs the child's process group: the child and whatever it started (it has not been
+    /// reaped, so the group id is still ours), then reaps it if it dies soon.
+    fn kill(&mut self, mut child: Child) {
+        if let Ok(pid) = i32::try_from(child.id()) {
+            let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
+        }
+        let _ = child.kill();
+        let until = Instant::now() + REAP_GRACE;
+        while Instant::now() < until {
+            if !matches!(child.try_wait(), Ok(None)) {
+                return;
+            }
+            std::thread::sleep(POLL);
+        }
+        // Stuck in D state: keep it so a later run reaps it instead of leaving a zombie.
+        child.stdout.take();
+        child.stderr.take();
+        self.stragglers.push(child);
+    }
+}
+
+fn describe(status: ExitStatus) -> String {
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exit {code}"),
+        (None, Some(sig)) => format!("killed by signal {sig}"),
+        (None, None) => format!("ended: {status}"),
+    }
+}
+
+/// The first [`OUTPUT_LIMIT`] bytes of stdout and stderr, in the order they were read.
+#[derive(Default)]
+struct Output {
+    kept: Vec<u8>,
+    cut: bool,
+}
+
+impl Output {
+    fn drain(&mut self, child: &mut Child) {
+        let mut buf = [0u8; 4096];
+        let readers: [Option<&mut dyn Read>; 2] = [
+            child.stdout.as_mut().map(|r| r as &mut dyn Read),
+            child.stderr.as_mut().map(|r| r as &mut dyn Read),
+        ];
+        for r in readers.into_iter().flatten() {
+            loop {
+                match r.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => self.keep(&buf[..n]),
+                    Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                    Err(_) => break,
+                }
+            }
+        }
+    }
+
+    fn keep(&mut self, bytes: &[u8]) {
+        let room = OUTPUT_LIMIT.saturating_sub(self.kept.len());
+        self.kept.extend_from_slice(&bytes[..bytes.len().min(room)]);
+        self.cut |= bytes.len() > room;
+    }
+
+    /// `: first line / second line...`, or nothing when the command printed nothing.
+    fn text(&self) -> String {
+        let text = String::from_utf8_lossy(&self.kept);
+        let mut out: String = text
+            .split(['\n', '\r'])
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect::<Vec<_>>()
+            .join(" / ")
+            .chars()
+            .map(|c| if c.is_control() { '?' } else { c })
+            .collect();
+        if out.is_empty() {
+            return String::new();
+        }
+        if self.cut {
+            out.push_str("...");
+        }
+        format!(": {out}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::system::{process_table, Root};
+
+    fn run(argv: &[&str], timeout: Duration) -> Verdict {
+        let settings = Settings {
+            argv: argv.iter().map(|s| s.to_string()).collect(),
+            timeout: HumanDuration(timeout),
+        };
+        assert!(settings.problems().is_empty());
+        CommandCheck::new(settings).unwrap().run(Duration::ZERO)
+    }
+
+    const T: Duration = Duration::from_secs(10);
+
+    #[test]
+    fn exit_status_decides_and_output_is_evidence() {
+        assert_eq!(run(&["true"], T), Verdict::healthy("true exit 0"));
+        assert_eq!(
+            run(
+                &[
+                    "/bin/sh",
+                    "-c",
+                    "echo SAN path down; echo >&2 see dmesg; exit 3"
+                ],
+                T
+            ),
+            Verdict::unhealthy("/bin/sh exit 3: SAN path down / see dmesg")
+        );
+        let v = run(&["/bin/sh", "-c", "kill -TERM $$"], T);
+        assert_eq!(v, Verdict::unhealthy("/bin/sh killed by signal 15"));
+    }
+
+    #[test]
+    fn failing_to_start_is_a_failed_check() {
+        let v = run(&["/nonexistent/wdfeed-site-check"], T);
+        assert!(!v.healthy);
+        assert!(
+            v.evidence
+                .starts_with("cannot run /nonexistent/wdfeed-site-check: "),
+            "{v:?}"
+        );
+    }
+
+    #[test]
+    fn the_environment_is_clean() {
+        let v = run(
+            &[
+                "/bin/sh",
+                "-c",
+                "env | grep -v '^PWD=' | grep -v '^SHLVL=' | grep -v '^_='",
+            ],
+            T,
+        );
+        assert_eq!(v, Verdict::healthy(format!("/bin/sh exit 0: PATH={PATH}")));
+    }
+
+    #[test]
+    fn output_is_cut_and_sanitised() {
+        let v = run(
+            &[
+                "/bin/sh",
+                "-c",
+                "printf '\\033[31mred\\n'; head -c 100000 /dev/zero | tr '\\0' x",
+            ],
+            T,
+        );
+        assert!(v.healthy);
+        assert!(
+            v.evidence.starts_with("/bin/sh exit 0: ?[31mred / xxx"),
+            "{v:?}"
+        );
+        assert!(v.evidence.ends_with("x..."), "{v:?}");
+        assert!(v.evidence.len() < OUTPUT_LIMIT + 40, "{}", v.evidence.len());
+    }
+
+    /// A copy of sleep under a name no other process has, so the test can look for it.
+    fn unique_sleep(dir: &std::path::Path, tag: &str) -> (String, std::path::PathBuf) {
+        let name = format!("wdf{}{tag}", std::process::id() % 100_000);
+        let path = dir.join(&name);
+        std::fs::copy("/bin/sleep", &path).unwrap();
+        (name, path)
+    }
+
+    fn alive(name: &str) -> Vec<i32> {
+        process_table::find_by_name(&Root::host(), name)
+            .into_iter()
+            .filter(|p| p.state != 'Z')
+            .map(|p| p.pid)
+            .collect()
+    }
+
+    #[test]
+    fn a_command_past_its_timeout_is_killed_with_what_it_started() {
+        let dir = tempfile::tempdir().unwrap();
+        let (name, path) = unique_sleep(dir.path(), "cmdto");
+        let script = format!("{p} 60 & {p} 60; echo never", p = path.display());
+        let started = Instant::now();
+        let v = run(&["/bin/sh", "-c", &script], Duration::from_millis(300));
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            started.elapsed()
+        );
+        assert_eq!(
+            v,
+            Verdict::unhealthy("/bin/sh: killed (SIGKILL) after its timeout of 300ms")
+        );
+        let until = Instant::now() + Duration::from_secs(3);
+        while !alive(&name).is_empty() && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert_eq!(alive(&name), Vec::<i32>::new(), "{name} outlived its run");
+    }
+
+    #[test]
+    fn static_rules() {
+        let s = Settings {
+            argv: vec![],
+            timeout: HumanDuration(Duration::ZERO),
+        };
+        let keys: Vec<String> = s.problems().into_iter().map(|p| p.key).collect();
+        assert_eq!(keys, ["argv", "timeout"]);
+        let s = Settings {
+            argv: vec!["".into(), "a\0b".into()],
+            timeout: default_timeout(),
+        };
+        let keys: Vec<String> = s.problems().into_iter().map(|p| p.key).collect();
+        assert_eq!(keys, ["argv[0]", "argv[1]"]);
+    }
+}

@@ -1,0 +1,404 @@
+//! `process`: the cluster heartbeat (heartbeat, corosync, pacemakerd, keepalived...) is alive.
+//!
+//! Found by `name` (comm or executable basename) or by `pidfile`. It fails when the process is
+//! absent, a zombie, stopped (`T`, `t`), or has sat in D state (uninterruptible, usually on a
+//! dead disk) for longer than `max-uninterruptible`; how long is counted across runs from
+//! the `now` each run is given. Optionally a file the cluster stack touches must be fresher
+//! than `max-age` (stat only).
+//!
+//! By name, only the top of each tree of same-named processes is judged: a daemon's worker
+//! that exits and waits a moment to be reaped is a zombie too, and must not fence the node.
+//!
+//! What it cannot see: a process that runs but does no work (that is what `fresh-file` is
+//! for), a stale pidfile whose pid was reused by another process, and D state shorter than a
+//! run's interval (it is sampled, not traced).
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+use serde::Deserialize;
+
+use super::KeyProblem;
+use crate::config::duration::HumanDuration;
+use crate::health::{Check, Verdict};
+use crate::system::process_table::{self, ProcDetail};
+use crate::system::Root;
+
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Settings {
+    /// comm (as in `ps -o comm`) or executable basename. Exactly one of `name` and
+    /// `pidfile`. (Not `name`: that key names the check itself, for every kind.)
+    #[serde(default)]
+    pub name: Option<String>,
+    /// A file holding the process's pid, e.g. `/run/heartbeat.pid`.
+    #[serde(default)]
+    pub pidfile: Option<PathBuf>,
+    /// How long the process may stay in D state.
+    #[serde(default = "default_max_uninterruptible")]
+    pub max_uninterruptible: HumanDuration,
+    /// A file the watched stack touches while it works; needs `max-age`.
+    #[serde(default)]
+    pub fresh_file: Option<PathBuf>,
+    /// How old `fresh-file`'s modification time may be.
+    #[serde(default)]
+    pub max_age: Option<HumanDuration>,
+}
+
+fn default_max_uninterruptible() -> HumanDuration {
+    HumanDuration(Duration::from_secs(30))
+}
+
+impl Settings {
+    pub fn label(&self) -> String {
+        match (&self.name, &self.pidfile) {
+            (Some(n), _) => format!("process {n}"),
+            (None, Some(p)) => format!("process {}", p.display()),
+            (None, None) => "process".into(),
+        }
+    }
+
+    pub fn problems(&self) -> Vec<KeyProblem> {
+        let mut out = Vec::new();
+        match (&self.name, &self.pidfile) {
+            (None, None) => out.push(KeyProblem::new("", "give `name` or `pidfile`")),
+            (Some(_), Some(_)) => out.push(KeyProblem::new(
+                "pidfile",
+                "give `name` or `pidfile`, not both (use two checks to watch both)",
+            )),
+            _ => {}
+        }
+        if let Some(n) = &self.name {
+            if n.is_empty() || n.contains('/') {
+                out.push(KeyProblem::new(
+                    "name",
+                    format!(
+                        "`{n}` is not a process name: write the comm or the executable's basename"
+                    ),
+                ));
+            }
+        }
+        for (key, path) in [("pidfile", &self.pidfile), ("fresh-file", &self.fresh_file)] {
+            if let Some(p) = path.as_ref().filter(|p| !p.is_absolute()) {
+                out.push(KeyProblem::new(
+                    key,
+                    format!("`{}` is not an absolute path", p.display()),
+                ));
+            }
+        }
+        if self.max_uninterruptible.get().is_zero() {
+            out.push(KeyProblem::new(
+                "max-uninterruptible",
+                "must be longer than 0s: every process that reads a disk is briefly in D state",
+            ));
+        }
+        match (&self.fresh_file, self.max_age) {
+            (Some(_), None) => out.push(KeyProblem::new("max-age", "needed with `fresh-file`")),
+            (None, Some(_)) => out.push(KeyProblem::new("fresh-file", "needed with `max-age`")),
+            (Some(_), Some(age)) if age.get().is_zero() => {
+                out.push(KeyProblem::new("max-age", "must be longer than 0s"))
+            }
+            _ => {}
+        }
+        out
+    }
+}
+
+pub struct Process {
+    root: Root,
+    settings: Settings,
+    /// Since when each process (pid, start time) has been seen in D state.
+    in_d_since: HashMap<(i32, u64), Duration>,
+    /// After a run: how much longer the process seen in D state may stay there (`None`: none
+    /// is). Before the first run: `max-uninterruptible`.
+    undecided: Option<Duration>,
+}
+
+impl Process {
+    pub fn new(settings: Settings, root: &Root) -> Result<Self, String> {
+        Ok(Process {
+            root: root.clone(),
+            undecided: Some(settings.max_uninterruptible.get()),
+            settings,
+            in_d_since: HashMap::new(),
+        })
+    }
+
+    /// The processes to judge, or why there are none.
+    fn find(&self) -> Result<Vec<ProcDetail>, String> {
+        if let Some(pidfile) = &self.settings.pidfile {
+            let pid = process_table::read_pidfile(&self.root, pidfile)
+                .map_err(|e| format!("pidfile {e}"))?;
+            let d = process_table::detail(&self.root, pid)
+                .ok_or_else(|| format!("pid {pid} from {} is not running", pidfile.display()))?;
+            return Ok(vec![d]);
+        }
+        let name = self.settings.name.as_deref().unwrap_or_default();
+        let all = process_table::find_details_by_name(&self.root, name);
+        if all.is_empty() {
+            return Err(format!("no process named {name}"));
+        }
+        let tops = all
+            .iter()
+            .filter(|d| !all.iter().any(|p| p.stat.pid == d.ppid))
+            .cloned()
+            .collect();
+        Ok(tops)
+    }
+}
+
+impl Check for Process {
+    /// One sample cannot tell a long D state from a short one: a one-shot caller should
+    /// sample again this much later (before the first run: `max-uninterruptible`).
+    fn settle_time(&self) -> Option<Duration> {
+        self.undecided
+    }
+
+    fn run(&mut self, now: Duration) -> Verdict {
+        self.undecided = None;
+        let found = match self.find() {
+            Ok(f) => f,
+            Err(e) => {
+                self.in_d_since.clear();
+                return Verdict::unhealthy(e);
+            }
+        };
+        let max_d = self.settings.max_uninterruptible.get();
+        let mut bad = Vec::new();
+        let mut fine = Vec::new();
+        let mut still_d = HashMap::new();
+        for d in &found {
+            let who = format!("{} pid {}", d.stat.comm, d.stat.pid);
+            match d.stat.state {
+                'Z' => bad.push(format!("{who} zombie")),
+                'X' | 'x' => bad.push(format!("{who} dead")),
+                s @ ('T' | 't') => bad.push(format!("{who} stopped ({s})")),
+                'D' => {
+                    let key = (d.stat.pid, d.start_time);
+                    let since = self.in_d_since.get(&key).copied().unwrap_or(now);
+                    still_d.insert(key, since);
+                    let for_ = now.saturating_sub(since);
+                    let text = format!(
+                        "{who} in D state (uninterruptible) for {} s",
+                        for_.as_secs()
+                    );
+                    if for_ >= max_d {
+                        bad.push(text);
+                    } else {
+                        self.undecided = self.undecided.max(Some(max_d - for_));
+                        fine.push(text);
+                    }
+                }
+                s => fine.push(format!("{who} running ({s})")),
+            }
+        }
+        self.in_d_since = still_d;
+        match self.freshness() {
+            Ok(Some(f)) => fine.push(f),
+            Ok(None) => {}
+            Err(e) => bad.push(e),
+        }
+        if bad.is_empty() {
+            Verdict::healthy(fine.join("; "))
+        } else {
+            Verdict::unhealthy(bad.join("; "))
+        }
+    }
+}
+
+impl Process {
+    /// `fresh-file`'s age against `max-age`. The modification time is wall-clock: a clock
+    /// stepped backwards makes the file look new (healthy), never older than it is.
+    fn freshness(&self) -> Result<Option<String>, String> {
+        let (Some(file), Some(max_age)) = (&self.settings.fresh_file, self.settings.max_age) else {
+            return Ok(None);
+        };
+        let shown = file.display();
+        let modified = std::fs::metadata(self.root.resolve(file))
+            .and_then(|m| m.modified())
+            .map_err(|e| format!("fresh-file {shown}: {e}"))?;
+        let age = SystemTime::now()
+            .duration_since(modified)
+            .unwrap_or(Duration::ZERO);
+        if age > max_age.get() {
+            Err(format!(
+                "fresh-file {shown} last modified {} s ago (max-age {max_age})",
+                age.as_secs()
+            ))
+        } else {
+            Ok(Some(format!(
+                "fresh-file {shown} modified {} s ago",
+                age.as_secs()
+            )))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::health::checks::{parse_settings, CheckSettings};
+
+    const S: fn(u64) -> Duration = Duration::from_secs;
+
+    fn settings(yaml: &str) -> Settings {
+        match parse_settings("process", serde_yaml::from_str(yaml).unwrap()).unwrap() {
+            CheckSettings::Process(s) => s,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn keys(yaml: &str) -> Vec<String> {
+        settings(yaml)
+            .problems()
+            .into_iter()
+            .map(|p| p.key)
+            .collect()
+    }
+
+    #[test]
+    fn static_rules() {
+        assert!(keys("name: corosync").is_empty());
+        assert!(keys("pidfile: /run/hb.pid\nfresh-file: /run/hb.stamp\nmax-age: 30s").is_empty());
+        assert_eq!(keys("{}"), [""]);
+        assert_eq!(keys("name: x\npidfile: /run/x.pid"), ["pidfile"]);
+        assert_eq!(keys("name: bin/x"), ["name"]);
+        assert_eq!(keys("pidfile: run/x.pid"), ["pidfile"]);
+        assert_eq!(keys("name: x\nfresh-file: /run/x"), ["max-age"]);
+        assert_eq!(keys("name: x\nmax-age: 5s"), ["fresh-file"]);
+        assert_eq!(
+            keys("name: x\nfresh-file: x\nmax-age: 0s"),
+            ["fresh-file", "max-age"]
+        );
+        assert_eq!(
+            keys("name: x\nmax-uninterruptible: 0s"),
+            ["max-uninterruptible"]
+        );
+    }
+
+    /// A fixture node with processes (pid, comm, state, ppid).
+    fn node(procs: &[(i32, &str, char, i32)]) -> (tempfile::TempDir, Root) {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Root::at(dir.path());
+        for (pid, comm, state, ppid) in procs {
+            let p = root.proc(pid.to_string());
+            std::fs::create_dir_all(&p).unwrap();
+            // The line of a Debian 12 heartbeat, with pid, comm, state and ppid set.
+            std::fs::write(
+                p.join("stat"),
+                format!("{pid} ({comm}) {state} {ppid} 812 812 0 -1 4194560 1541 0 0 0 3 5 0 0 -2 0 1 0 1432 9715712 1960 18446744073709551615 1 1 0 0 0 0 0 4096 1 0 0 0 17 0 1 1 0 0 0 0 0 0 0 0 0 0 0\n"),
+            )
+            .unwrap();
+        }
+        (dir, root)
+    }
+
+    fn by_name(root: &Root, name: &str) -> Process {
+        Process::new(settings(&format!("name: {name}")), root).unwrap()
+    }
+
+    #[test]
+    fn judges_the_top_of_the_tree_not_its_reaped_workers() {
+        let (_d, root) = node(&[
+            (812, "heartbeat", 'S', 1),
+            (813, "heartbeat", 'Z', 812),
+            (900, "bash", 'Z', 1),
+        ]);
+        let v = by_name(&root, "heartbeat").run(S(0));
+        assert_eq!(v, Verdict::healthy("heartbeat pid 812 running (S)"));
+    }
+
+    #[test]
+    fn zombie_stopped_and_absent() {
+        let (_d, root) = node(&[(812, "heartbeat", 'Z', 1), (813, "heartbeat", 'S', 812)]);
+        assert_eq!(
+            by_name(&root, "heartbeat").run(S(0)),
+            Verdict::unhealthy("heartbeat pid 812 zombie")
+        );
+        let (_d, root) = node(&[(812, "corosync", 't', 1)]);
+        assert_eq!(
+            by_name(&root, "corosync").run(S(0)),
+            Verdict::unhealthy("corosync pid 812 stopped (t)")
+        );
+        assert_eq!(
+            by_name(&root, "heartbeat").run(S(0)),
+            Verdict::unhealthy("no process named heartbeat")
+        );
+    }
+
+    #[test]
+    fn d_state_is_timed_across_runs_per_process() {
+        let (_d, root) = node(&[(812, "heartbeat", 'D', 1)]);
+        let mut c = by_name(&root, "heartbeat");
+        assert_eq!(c.settle_time(), Some(S(30)));
+        assert!(c.run(S(100)).healthy);
+        assert_eq!(c.settle_time(), Some(S(30)));
+        assert_eq!(
+            c.run(S(129)),
+            Verdict::healthy("heartbeat pid 812 in D state (uninterruptible) for 29 s")
+        );
+        assert_eq!(c.settle_time(), Some(S(1)));
+        assert_eq!(
+            c.run(S(147)),
+            Verdict::unhealthy("heartbeat pid 812 in D state (uninterruptible) for 47 s")
+        );
+        // Woke up: the count starts again at the next D.
+        let (_d2, awake) = node(&[(812, "heartbeat", 'S', 1)]);
+        c.root = awake;
+        assert!(c.run(S(150)).healthy);
+        assert_eq!(c.settle_time(), None);
+        c.root = root;
+        assert!(c.run(S(151)).healthy);
+    }
+
+    #[test]
+    fn pidfile_missing_garbage_or_stale() {
+        let (dir, root) = node(&[(812, "heartbeat", 'S', 1)]);
+        let mut c = Process::new(settings("pidfile: /run/heartbeat.pid"), &root).unwrap();
+        let v = c.run(S(0));
+        assert!(
+            v.evidence.starts_with("pidfile /run/heartbeat.pid: "),
+            "{v:?}"
+        );
+        std::fs::create_dir_all(dir.path().join("run")).unwrap();
+        std::fs::write(dir.path().join("run/heartbeat.pid"), "garbage\n").unwrap();
+        assert_eq!(
+            c.run(S(0)).evidence,
+            "pidfile /run/heartbeat.pid: `garbage` is not a pid"
+        );
+        std::fs::write(dir.path().join("run/heartbeat.pid"), "999\n").unwrap();
+        assert_eq!(
+            c.run(S(0)).evidence,
+            "pid 999 from /run/heartbeat.pid is not running"
+        );
+        std::fs::write(dir.path().join("run/heartbeat.pid"), "812\n").unwrap();
+        assert!(c.run(S(0)).healthy);
+    }
+
+    #[test]
+    fn fresh_file_age() {
+        let (dir, root) = node(&[(812, "heartbeat", 'S', 1)]);
+        let yaml = "name: heartbeat\nfresh-file: /run/hb.stamp\nmax-age: 30s";
+        let mut c = Process::new(settings(yaml), &root).unwrap();
+        assert!(c.run(S(0)).evidence.contains("fresh-file /run/hb.stamp: "));
+        std::fs::create_dir_all(dir.path().join("run")).unwrap();
+        let stamp = dir.path().join("run/hb.stamp");
+        std::fs::write(&stamp, "").unwrap();
+        assert!(c.run(S(0)).healthy);
+        let old = SystemTime::now() - Duration::from_secs(75);
+        std::fs::File::options()
+            .write(true)
+            .open(&stamp)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        let v = c.run(S(0));
+        assert!(!v.healthy);
+        assert!(
+            v.evidence
+                .contains("fresh-file /run/hb.stamp last modified 75 s ago (max-age 30s)"),
+            "{v:?}"
+        );
+    }
+}

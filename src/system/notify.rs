@@ -1,0 +1,100 @@
+//! systemd's notify protocol (`Type=notify`): READY=1, STATUS=..., WATCHDOG=1. Does nothing
+//! when `NOTIFY_SOCKET` is unset. The socket is connected once at start-up, so a
+//! notification from the feeder is one send(2) of a static buffer: no allocation, no file.
+
+use std::io;
+use std::os::unix::net::UnixDatagram;
+use std::time::Duration;
+
+/// A connection to the service manager, or nothing.
+#[derive(Debug, Default)]
+pub struct Notifier {
+    socket: Option<UnixDatagram>,
+}
+
+impl Notifier {
+    /// Connects to `$NOTIFY_SOCKET` (a path, or `@name` for the abstract namespace).
+    pub fn from_env() -> Self {
+        match std::env::var_os("NOTIFY_SOCKET") {
+            None => Notifier::default(),
+            Some(addr) => match connect(&addr.to_string_lossy()) {
+                Ok(socket) => Notifier {
+                    socket: Some(socket),
+                },
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot reach the service manager (NOTIFY_SOCKET)");
+                    Notifier::default()
+                }
+            },
+        }
+    }
+
+    pub fn is_active(&self) -> bool {
+        self.socket.is_some()
+    }
+
+    /// Sends one notification; failures are ignored (the manager may be gone at shutdown).
+    pub fn send(&self, message: &str) {
+        if let Some(s) = &self.socket {
+            let _ = s.send(message.as_bytes());
+        }
+    }
+
+    /// The keep-alive, for the feeder.
+    pub fn watchdog(&self) {
+        self.send("WATCHDOG=1");
+    }
+}
+
+fn connect(addr: &str) -> io::Result<UnixDatagram> {
+    let socket = UnixDatagram::unbound()?;
+    if let Some(name) = addr.strip_prefix('@') {
+        use std::os::linux::net::SocketAddrExt;
+        let sa = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes())?;
+        socket.connect_addr(&sa)?;
+    } else {
+        socket.connect(addr)?;
+    }
+    Ok(socket)
+}
+
+/// systemd's WatchdogSec= for this process, from WATCHDOG_USEC (and WATCHDOG_PID, if set,
+/// naming us).
+pub fn watchdog_interval() -> Option<Duration> {
+    if let Ok(pid) = std::env::var("WATCHDOG_PID") {
+        if pid.trim() != std::process::id().to_string() {
+            return None;
+        }
+    }
+    let usec: u64 = std::env::var("WATCHDOG_USEC").ok()?.trim().parse().ok()?;
+    (usec > 0).then(|| Duration::from_micros(usec))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn notifications_reach_a_listening_socket() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("notify");
+        let listener = UnixDatagram::bind(&path).unwrap();
+        let n = Notifier {
+            socket: Some(connect(path.to_str().unwrap()).unwrap()),
+        };
+        n.send("READY=1");
+        n.watchdog();
+        let mut buf = [0u8; 64];
+        let len = listener.recv(&mut buf).unwrap();
+        assert_eq!(&buf[..len], b"READY=1");
+        let len = listener.recv(&mut buf).unwrap();
+        assert_eq!(&buf[..len], b"WATCHDOG=1");
+    }
+
+    #[test]
+    fn without_a_socket_nothing_happens() {
+        let n = Notifier::default();
+        assert!(!n.is_active());
+        n.send("READY=1");
+    }
+}

@@ -1,0 +1,155 @@
+//! Reading the kernel's small text files (`/proc`, `/sys`) without trusting them: a size cap,
+//! lossy text, and errors that name the file, the line and the item.
+//!
+//! Every reader in [`crate::system`] goes through here, so a truncated, garbage or huge file is
+//! an error an operator can read, never a panic or an unbounded allocation. Parsing stays in
+//! the readers; this module owns only the bytes-to-text step and the error type.
+
+use std::fmt;
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+use crate::system::Root;
+
+/// Cap for one-value files (`/sys/block/X/inflight`, a pidfile).
+pub const SMALL: u64 = 64 * 1024;
+/// Cap for table files (`/proc/diskstats`, `/proc/meminfo`).
+pub const TABLE: u64 = 4 * 1024 * 1024;
+/// Cap for `/proc/1/mountinfo`: nodes running many containers reach megabytes.
+pub const MOUNTINFO: u64 = 64 * 1024 * 1024;
+
+/// Why a kernel file could not be read or understood.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReadError {
+    /// The file as the node names it (`/proc/diskstats`), not as this view reaches it.
+    pub file: PathBuf,
+    /// 1-based line, when the problem is in one line.
+    pub line: Option<usize>,
+    pub what: String,
+}
+
+impl ReadError {
+    pub fn new(file: impl Into<PathBuf>, line: Option<usize>, what: impl Into<String>) -> Self {
+        ReadError {
+            file: file.into(),
+            line,
+            what: what.into(),
+        }
+    }
+}
+
+impl fmt::Display for ReadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(n) => write!(f, "{} line {n}: {}", self.file.display(), self.what),
+            None => write!(f, "{}: {}", self.file.display(), self.what),
+        }
+    }
+}
+
+impl std::error::Error for ReadError {}
+
+/// A parse problem inside a text, before the reader knows which file it came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LineError {
+    pub line: usize,
+    pub what: String,
+}
+
+impl LineError {
+    pub fn new(line: usize, what: impl Into<String>) -> Self {
+        LineError {
+            line,
+            what: what.into(),
+        }
+    }
+
+    /// Attaches the file the text came from.
+    pub fn in_file(self, file: impl Into<PathBuf>) -> ReadError {
+        ReadError::new(file, Some(self.line), self.what)
+    }
+}
+
+/// Reads `view_path` as text, refusing more than `limit` bytes. Invalid UTF-8 is replaced
+/// rather than refused: mount points may hold any byte, and one odd name must not hide the
+/// rest of the table.
+pub fn read_capped(root: &Root, view_path: &Path, limit: u64) -> Result<String, ReadError> {
+    let name = root.node_name(view_path);
+    let file = File::open(view_path).map_err(|e| ReadError::new(&name, None, e.to_string()))?;
+    read_from(file, limit).map_err(|e| ReadError::new(&name, None, e.to_string()))
+}
+
+fn read_from(file: File, limit: u64) -> io::Result<String> {
+    let mut bytes = Vec::new();
+    file.take(limit.saturating_add(1)).read_to_end(&mut bytes)?;
+    if u64::try_from(bytes.len()).unwrap_or(u64::MAX) > limit {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("larger than {limit} bytes: not a kernel file I understand"),
+        ));
+    }
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// Parses one unsigned counter, naming the item when it is not one.
+pub fn parse_u64(item: &str, text: &str) -> Result<u64, String> {
+    text.parse::<u64>()
+        .map_err(|_| format!("{item} `{}` is not a counter", shorten(text)))
+}
+
+/// At most 40 characters of `text`, for messages about garbage input.
+pub fn shorten(text: &str) -> String {
+    let mut out: String = text.chars().take(40).collect();
+    if text.chars().nth(40).is_some() {
+        out.push_str("...");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+
+    #[test]
+    fn a_file_over_the_cap_is_an_error_that_names_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Root::at(dir.path());
+        fs::create_dir_all(root.proc("")).unwrap();
+        fs::write(root.proc("big"), vec![b'7'; 5000]).unwrap();
+        let err = read_capped(&root, &root.proc("big"), 4096).unwrap_err();
+        assert_eq!(err.file, Path::new("/proc/big"));
+        assert!(err.to_string().contains("larger than 4096 bytes"), "{err}");
+        assert_eq!(
+            read_capped(&root, &root.proc("big"), 5000).unwrap().len(),
+            5000
+        );
+    }
+
+    #[test]
+    fn a_missing_file_names_the_node_path() {
+        let root = Root::at("/nonexistent-wdfeed-root");
+        let err = read_capped(&root, &root.proc("diskstats"), SMALL).unwrap_err();
+        assert!(err.to_string().starts_with("/proc/diskstats: "), "{err}");
+    }
+
+    #[test]
+    fn invalid_utf8_is_replaced_not_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Root::at(dir.path());
+        fs::write(root.resolve("x"), b"a\xffb").unwrap();
+        assert_eq!(
+            read_capped(&root, &root.resolve("x"), SMALL).unwrap(),
+            "a\u{fffd}b"
+        );
+    }
+
+    #[test]
+    fn counters_and_garbage() {
+        assert_eq!(parse_u64("reads", "18446744073709551615"), Ok(u64::MAX));
+        assert!(parse_u64("reads", "18446744073709551616").is_err());
+        assert!(parse_u64("reads", "-1").unwrap_err().contains("reads `-1`"));
+        assert!(shorten(&"x".repeat(100)).ends_with("..."));
+    }
+}

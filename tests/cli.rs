@@ -1,0 +1,392 @@
+//! The built binary, run the way an operator runs it: validate, check, info and
+//! run --dry-run against fixture roots. No test here opens a real watchdog device.
+
+mod util;
+
+use std::time::Duration;
+
+use util::*;
+
+const SIGTERM: i32 = 15;
+const SIGHUP: i32 = 1;
+
+#[test]
+fn validate_accepts_the_documented_example_and_prints_the_bound() {
+    let o = run(&[
+        "validate",
+        concat!(env!("CARGO_MANIFEST_DIR"), "/watchdog.yaml"),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.contains("config looks good"), "{out}");
+    assert!(out.contains("fence bound: "), "{out}");
+}
+
+#[test]
+fn validate_without_a_file_uses_the_embedded_default() {
+    let o = run(&["validate"]);
+    if std::path::Path::new("/etc/wdfeed/watchdog.yaml").exists() {
+        return; // This machine has its own config; the embedded one is covered below.
+    }
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stdout(&o).starts_with("<embedded default>: config looks good"),
+        "{}",
+        stdout(&o)
+    );
+}
+
+#[test]
+fn the_printed_default_is_a_valid_config() {
+    let o = run(&["validate", "--print-default"]);
+    assert_eq!(o.status.code(), Some(0));
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("w.yaml");
+    std::fs::write(&p, stdout(&o)).unwrap();
+    let o = run(&["validate", p.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+}
+
+#[test]
+fn validate_names_file_line_column_and_key_of_every_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("w.yaml");
+    std::fs::write(
+        &p,
+        "devices:\n  - path: /dev/watchdog0\n    timeout: 30s\ninterval: 11s\nchecks:\n  - kind: writable\n    every: 0s\n",
+    )
+    .unwrap();
+    let o = run(&["validate", p.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    let file = p.display().to_string();
+    assert!(err.contains(&format!("{file}:4:1: `interval`: ")), "{err}");
+    assert!(
+        err.contains(&format!("{file}:7:5: `checks[0].every`: ")),
+        "{err}"
+    );
+    assert!(stdout(&o).is_empty(), "nothing is printed as good");
+}
+
+#[test]
+fn an_unknown_key_is_rejected_with_its_position() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("w.yaml");
+    std::fs::write(&p, "devices:\n  - path: /dev/watchdog0\n    timout: 30s\n").unwrap();
+    let o = run(&["validate", p.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains(":3:5: `devices[0].timout`: unknown field `timout`"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn a_missing_config_is_a_clear_error() {
+    let o = run(&["run", "--dry-run", "-c", "/nonexistent/watchdog.yaml"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("/nonexistent/watchdog.yaml: cannot read the config"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn a_bad_log_level_is_a_usage_error() {
+    let o = run(&["--log-level", "loud", "validate"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("not a level"), "{}", stderr(&o));
+}
+
+#[test]
+fn info_without_any_device_says_how_to_get_one() {
+    let fx = FixtureRoot::new();
+    let o = run(&["--root", &fx.root_arg(), "info"]);
+    assert_eq!(o.status.code(), Some(0));
+    let out = stdout(&o);
+    assert!(out.contains("no watchdog device found"), "{out}");
+    assert!(out.contains("modprobe softdog"), "{out}");
+}
+
+#[test]
+fn info_reads_sysfs_and_prints_the_driver_specific_bound() {
+    let fx = FixtureRoot::new();
+    for (attr, v) in [
+        ("identity", "iTCO_wdt"),
+        ("state", "active"),
+        ("timeout", "10"),
+        ("bootstatus", "0"),
+        ("nowayout", "0"),
+        ("options", "0x8180"),
+    ] {
+        fx.write(
+            &format!("sys/class/watchdog/watchdog0/{attr}"),
+            &format!("{v}\n"),
+        );
+    }
+    let cfg = fx.write("w.yaml", &fast_config(""));
+    let o = run(&[
+        "--root",
+        &fx.root_arg(),
+        "info",
+        "-c",
+        cfg.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.contains("identity     iTCO_wdt"), "{out}");
+    assert!(out.contains("set-timeout, magic-close, keepalive"), "{out}");
+    // (every 1s + deadline 2s) + iTCO's two expiries of floor(10/0.6) x 0.6 s = 3 + 19.2
+    assert!(out.contains("fence bound: 22.2 s"), "{out}");
+
+    let o = run(&[
+        "--root",
+        &fx.root_arg(),
+        "info",
+        "--json",
+        "-c",
+        cfg.to_str().unwrap(),
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["devices"][0]["identity"], "iTCO_wdt");
+    assert_eq!(v["bound"]["total"], 22.2);
+}
+
+#[test]
+fn check_reports_healthy_and_unhealthy_fixture_roots() {
+    let fx = FixtureRoot::new();
+    let cfg = fx.write("w.yaml", &fast_config(""));
+    let o = run(&[
+        "--root",
+        &fx.root_arg(),
+        "check",
+        "-c",
+        cfg.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    assert!(
+        stdout(&o).contains("healthy: 1 of 1 checks passed"),
+        "{}",
+        stdout(&o)
+    );
+
+    fx.write("proc/1/mountinfo", MOUNTINFO_RO);
+    let o = run(&[
+        "--root",
+        &fx.root_arg(),
+        "check",
+        "-c",
+        cfg.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    let out = stdout(&o);
+    assert!(out.contains("FAIL"), "{out}");
+    assert!(out.contains("/ read-only in /proc/1/mountinfo"), "{out}");
+    assert!(
+        out.contains("UNHEALTHY: 1 of 1 checks failed: writable /"),
+        "{out}"
+    );
+}
+
+#[test]
+fn dry_run_pets_then_fences_within_the_bound_when_root_goes_read_only() {
+    let fx = FixtureRoot::new();
+    let cfg = fx.write("w.yaml", &fast_config(""));
+    let mut d = Daemon::start(&[
+        "--root",
+        &fx.root_arg(),
+        "run",
+        "--dry-run",
+        "-c",
+        cfg.to_str().unwrap(),
+    ]);
+    let armed = d
+        .wait_for("would arm", Duration::from_secs(20))
+        .expect("arms");
+    assert!(armed.contains("fence_bound_s=13.0"), "{armed}");
+    d.wait_for("would pet", Duration::from_secs(10))
+        .expect("pets");
+    let fault = std::time::Instant::now();
+    fx.write("proc/1/mountinfo", MOUNTINFO_RO);
+    let fence = d
+        .wait_for("would fence", Duration::from_secs(30))
+        .unwrap_or_else(|| panic!("{}", d.transcript()));
+    // Detection must fit the check's part of the bound (every 1s + deadline 2s).
+    assert!(
+        fault.elapsed() < Duration::from_secs(13),
+        "fenced after {:?}",
+        fault.elapsed()
+    );
+    assert!(fence.contains("check=writable /"), "{fence}");
+    assert!(fence.contains("read-only"), "{fence}");
+    // Recovery never reopens the latch.
+    fx.write("proc/1/mountinfo", MOUNTINFO_RW);
+    std::thread::sleep(Duration::from_secs(3));
+    d.signal(SIGTERM);
+    assert_eq!(
+        d.wait(Duration::from_secs(10)),
+        Some(0),
+        "{}",
+        d.transcript()
+    );
+    let pets_after = d
+        .log
+        .iter()
+        .skip_while(|l| !l.contains("would fence"))
+        .filter(|l| l.contains("would pet"))
+        .count();
+    assert_eq!(pets_after, 0, "{}", d.transcript());
+}
+
+#[test]
+fn dry_run_waits_for_health_before_arming() {
+    let fx = FixtureRoot::new();
+    fx.write("proc/1/mountinfo", MOUNTINFO_RO);
+    let cfg = fx.write("w.yaml", &fast_config(""));
+    let mut d = Daemon::start(&[
+        "--root",
+        &fx.root_arg(),
+        "run",
+        "--dry-run",
+        "-c",
+        cfg.to_str().unwrap(),
+    ]);
+    let line = d
+        .wait_for("not arming", Duration::from_secs(20))
+        .unwrap_or_else(|| panic!("{}", d.transcript()));
+    assert!(line.contains("read-only"), "{line}");
+    assert!(!d.log.iter().any(|l| l.contains("would arm")));
+    fx.write("proc/1/mountinfo", MOUNTINFO_RW);
+    d.wait_for("would arm", Duration::from_secs(20))
+        .unwrap_or_else(|| panic!("{}", d.transcript()));
+}
+
+#[test]
+fn sighup_with_a_broken_config_keeps_the_running_one() {
+    let fx = FixtureRoot::new();
+    let cfg = fx.write("w.yaml", &fast_config(""));
+    let mut d = Daemon::start(&[
+        "--root",
+        &fx.root_arg(),
+        "run",
+        "--dry-run",
+        "-c",
+        cfg.to_str().unwrap(),
+    ]);
+    d.wait_for("would pet", Duration::from_secs(20))
+        .expect("pets");
+    fx.write("w.yaml", "devices: [{path: /dev/watchdog0, bogus: 1}]\n");
+    d.signal(SIGHUP);
+    let line = d
+        .wait_for("new config rejected", Duration::from_secs(10))
+        .unwrap_or_else(|| panic!("{}", d.transcript()));
+    assert!(line.contains("bogus"), "{line}");
+    d.signal(SIGTERM);
+    assert_eq!(d.wait(Duration::from_secs(10)), Some(0));
+    assert!(
+        !d.log.iter().any(|l| l.contains("would fence")),
+        "{}",
+        d.transcript()
+    );
+}
+
+#[test]
+fn run_refuses_a_device_path_that_is_not_a_character_device() {
+    let fx = FixtureRoot::new();
+    fx.write("dev/watchdog0", "");
+    let cfg = fx.write("w.yaml", &fast_config(""));
+    let mut d = Daemon::start(&[
+        "--root",
+        &fx.root_arg(),
+        "run",
+        "--status-file",
+        &fx.status_arg(),
+        "-c",
+        cfg.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        d.wait(Duration::from_secs(20)),
+        Some(3),
+        "{}",
+        d.transcript()
+    );
+    let t = d.transcript();
+    assert!(
+        t.contains("cannot open watchdog /dev/watchdog0: not a character device"),
+        "{t}"
+    );
+}
+
+#[test]
+fn run_without_any_device_says_how_to_get_one() {
+    let fx = FixtureRoot::new();
+    let cfg = fx.write("w.yaml", &fast_config(""));
+    let mut d = Daemon::start(&[
+        "--root",
+        &fx.root_arg(),
+        "run",
+        "--status-file",
+        &fx.status_arg(),
+        "-c",
+        cfg.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        d.wait(Duration::from_secs(20)),
+        Some(3),
+        "{}",
+        d.transcript()
+    );
+    assert!(
+        d.transcript().contains("load a driver (softdog"),
+        "{}",
+        d.transcript()
+    );
+}
+
+#[test]
+fn status_shows_the_running_daemon_and_its_checks() {
+    let fx = FixtureRoot::new();
+    let cfg = fx.write("w.yaml", &fast_config(""));
+    let mut d = Daemon::start(&[
+        "--root",
+        &fx.root_arg(),
+        "run",
+        "--dry-run",
+        "--status-file",
+        &fx.status_arg(),
+        "-c",
+        cfg.to_str().unwrap(),
+    ]);
+    d.wait_for("would pet", Duration::from_secs(20))
+        .expect("pets");
+    // The status thread writes once per interval (1 s here).
+    let mut out = String::new();
+    for _ in 0..50 {
+        let o = run(&["status", "--status-file", &fx.status_arg()]);
+        out = stdout(&o);
+        if o.status.code() == Some(0) && out.contains("last pet") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        out.contains("dry-run: 1/1 checks healthy, last pet"),
+        "{out}"
+    );
+    assert!(out.contains("writable /"), "{out}");
+    let o = run(&["status", "--json", "--status-file", &fx.status_arg()]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["checks"][0]["healthy"], true);
+    assert_eq!(v["bound_s"], 13.0);
+    d.signal(SIGTERM);
+    assert_eq!(d.wait(Duration::from_secs(10)), Some(0));
+    let o = run(&["status", "--status-file", &fx.status_arg()]);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "a stopped daemon leaves no status"
+    );
+    assert!(stderr(&o).contains("not running"), "{}", stderr(&o));
+}

@@ -1,0 +1,194 @@
+//! Helpers for the binary tests: run the built `wdfeed`, build fixture roots, follow a
+//! running daemon's log.
+
+#![allow(dead_code, reason = "each test binary uses a different subset")]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::time::{Duration, Instant};
+
+pub fn wdfeed() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_wdfeed"));
+    c.env_remove("WDFEED_ROOT")
+        .env_remove("JOURNAL_STREAM")
+        .env_remove("RUST_LOG");
+    c
+}
+
+pub fn run(args: &[&str]) -> Output {
+    wdfeed().args(args).output().expect("wdfeed runs")
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A fixture root with a writable `/` in `proc/1/mountinfo`.
+pub struct FixtureRoot {
+    pub dir: tempfile::TempDir,
+}
+
+pub const MOUNTINFO_RW: &str = "\
+22 1 254:1 / / rw,relatime shared:1 - ext4 /dev/vda1 rw,errors=remount-ro
+23 22 0:21 / /proc rw,nosuid,nodev,noexec,relatime shared:12 - proc proc rw
+";
+
+pub const MOUNTINFO_RO: &str = "\
+22 1 254:1 / / ro,relatime shared:1 - ext4 /dev/vda1 ro,errors=remount-ro
+23 22 0:21 / /proc rw,nosuid,nodev,noexec,relatime shared:12 - proc proc rw
+";
+
+impl FixtureRoot {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("proc/1")).unwrap();
+        std::fs::create_dir_all(dir.path().join("dev")).unwrap();
+        let f = FixtureRoot { dir };
+        f.write("proc/1/mountinfo", MOUNTINFO_RW);
+        f
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// A status file inside the fixture, so tests never touch /run.
+    pub fn status_arg(&self) -> String {
+        self.path().join("status.json").display().to_string()
+    }
+
+    pub fn root_arg(&self) -> String {
+        self.path().display().to_string()
+    }
+
+    pub fn write(&self, rel: &str, text: &str) -> PathBuf {
+        let p = self.path().join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        // Write then rename, so a reader never sees a half-written file.
+        let tmp = p.with_extension("tmp~");
+        std::fs::write(&tmp, text).unwrap();
+        std::fs::rename(&tmp, &p).unwrap();
+        p
+    }
+}
+
+/// A daemon running in the background whose stderr is read line by line.
+pub struct Daemon {
+    pub child: Child,
+    lines: Receiver<String>,
+    pub log: Vec<String>,
+}
+
+impl Daemon {
+    pub fn start(args: &[&str]) -> Self {
+        let mut child = wdfeed()
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("wdfeed starts");
+        let err = child.stderr.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        Daemon {
+            child,
+            lines,
+            log: Vec::new(),
+        }
+    }
+
+    /// Waits up to `limit` for a log line containing `needle`; returns it.
+    pub fn wait_for(&mut self, needle: &str, limit: Duration) -> Option<String> {
+        let end = Instant::now() + limit;
+        loop {
+            let left = end.checked_duration_since(Instant::now())?;
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.log.push(line.clone());
+                    if line.contains(needle) {
+                        return Some(line);
+                    }
+                }
+                Err(_) => return None,
+            }
+        }
+    }
+
+    pub fn signal(&self, sig: i32) {
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.child.id() as i32),
+            nix::sys::signal::Signal::try_from(sig).unwrap(),
+        )
+        .unwrap();
+    }
+
+    /// Waits for the daemon to exit and returns its code.
+    pub fn wait(&mut self, limit: Duration) -> Option<i32> {
+        let end = Instant::now() + limit;
+        while Instant::now() < end {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                while let Ok(l) = self.lines.recv_timeout(Duration::from_millis(100)) {
+                    self.log.push(l);
+                }
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    pub fn transcript(&self) -> String {
+        self.log.join("\n")
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A short-timed config for daemon tests: interval 1s, checks every 1s, deadline 2s.
+pub fn fast_config(extra_checks: &str) -> String {
+    format!(
+        "devices:\n  - path: /dev/watchdog0\n    timeout: 10s\ninterval: 1s\nfence:\n  stall-threshold: 5s\nchecks:\n  - kind: writable\n    mounts: [/]\n    probe: false\n    every: 1s\n    deadline: 2s\n{extra_checks}"
+    )
+}
+
+/// Every fixture case under tests/fixtures (a directory with an `expect` file), copied to a
+/// temporary directory so that start-up (probe files) never writes into the source tree.
+pub fn fixture_cases() -> Vec<(String, String, tempfile::TempDir)> {
+    let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let mut cases = Vec::new();
+    for entry in std::fs::read_dir(&base).unwrap() {
+        let dir = entry.unwrap().path();
+        let Ok(expect) = std::fs::read_to_string(dir.join("expect")) else {
+            continue;
+        };
+        let copy = tempfile::tempdir().unwrap();
+        let status = Command::new("cp")
+            .arg("-a")
+            .arg(format!("{}/.", dir.display()))
+            .arg(copy.path())
+            .status()
+            .unwrap();
+        assert!(status.success(), "copy {}", dir.display());
+        let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+        cases.push((name, expect.trim().to_string(), copy));
+    }
+    cases.sort_by(|a, b| a.0.cmp(&b.0));
+    cases
+}
