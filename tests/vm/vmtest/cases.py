@@ -283,12 +283,7 @@ CHECK_KINDS = ("writable", "block-io", "process")
 FEATURES = CHECK_KINDS + ("write-probe",)
 
 
-# The process check's key for the process name: `name` in the interface contract; the
-# daemon may spell it `process-name` (`name` also names the check itself). Probed on the host.
-PROCESS_KEYS = ("name", "process-name")
-
-
-def config_yaml(driver, scenario, features=FEATURES, process_key="name"):
+def config_yaml(driver, scenario, features=FEATURES):
     """The watchdog.yaml of a case: every check of the design (of those in `features`), on
     the data disk."""
     probe = f"    probe: {'true' if scenario.probe else 'false'}\n" if "write-probe" in features else ""
@@ -308,7 +303,7 @@ def config_yaml(driver, scenario, features=FEATURES, process_key="name"):
 """,
         "process": f"""\
   - kind: process
-    {process_key}: fakehb
+    name: fakehb
     every: {EVERY_S}s
     deadline: {DEADLINE_S}s
 """,

@@ -2,8 +2,8 @@
 judges it against the fence bound the guest's wdfeed printed."""
 
 import argparse
-import hashlib
 import concurrent.futures
+import hashlib
 import os
 import re
 import shutil
@@ -56,7 +56,6 @@ class Context:
         self.wdfeed = None
         self.unsupported = {}   # feature -> wdfeed's own words
         self.prebuilt = None
-        self.process_key = cases.PROCESS_KEYS[0]
 
 
 def prepare(ctx):
@@ -109,13 +108,7 @@ def probe_features(ctx):
     healthy = cases.SCENARIOS["healthy"]
     for feature in cases.FEATURES:
         with_it = ("writable", feature) if feature == "write-probe" else (feature,)
-        for key in cases.PROCESS_KEYS if feature == "process" else ctx.process_key[:1]:
-            rc, out = validate(ctx, cases.config_yaml(any_driver, healthy, with_it, key),
-                               f"probe-{feature}.yaml")
-            if rc == 0:
-                if feature == "process":
-                    ctx.process_key = key
-                break
+        rc, out = validate(ctx, cases.config_yaml(any_driver, healthy, with_it), f"probe-{feature}.yaml")
         if rc != 0:
             words = [ln for ln in out.splitlines() if re.search(r"unknown (check kind|field)", ln)]
             if not words:
@@ -159,8 +152,7 @@ def run_case(ctx, driver, scen):
         res.skipped = "unsupported by this wdfeed: " + "; ".join(
             ctx.unsupported[alt] for need in missing for alt in need.split("|"))
         return res
-    config = cases.config_yaml(driver, scen, [f for f in cases.FEATURES if f not in ctx.unsupported],
-                               ctx.process_key)
+    config = cases.config_yaml(driver, scen, [f for f in cases.FEATURES if f not in ctx.unsupported])
     if ctx.unsupported:
         res.notes.append("config leaves out what this wdfeed does not support: "
                          + ", ".join(ctx.unsupported))
@@ -215,7 +207,7 @@ def drive(ctx, guest, driver, scen, res):
     if scen.host_fault:
         ready = guest.wait_line(r"VMTEST: (ready-for-host-fault|error)", 60)
         if ready is None or ready[1].group(1) == "error":
-            res.reason = "guest never got ready for the host fault"
+            res.reason = "guest never got ready for the host fault" + ended_early(guest, res)
             return
         if scen.host_fault == "stop-nbd":
             t0 = guest.sigstop("nbd")
@@ -229,7 +221,7 @@ def drive(ctx, guest, driver, scen, res):
     else:
         fault = guest.wait_line(r"VMTEST: (fault|error)", 60)
         if fault is None or fault[1].group(1) == "error":
-            res.reason = "guest never injected the fault"
+            res.reason = "guest never injected the fault" + ended_early(guest, res)
             return
         t0 = fault[0]
 
@@ -283,6 +275,15 @@ def judge_pets(guest, scen, res, t0, t_end):
             res.ok = False
             res.reason = (f"the feeder did not keep petting after the fault ({len(after)} pets, "
                           f"largest gap {worst:.2f}s > {limit:.2f}s)")
+
+
+def ended_early(guest, res):
+    """Why the guest is gone before its fault (a false fence, a panic), for the reason."""
+    end = guest.wait_outcome(0)
+    if end is None:
+        return ""
+    res.outcome = end[1]
+    return f": the VM ended before it ({end[2]})"
 
 
 def guest_bound(guest):
