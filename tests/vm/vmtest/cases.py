@@ -7,6 +7,7 @@ host-side faults (stopping the disk server, freezing the whole VM) are named in 
 """
 
 from dataclasses import dataclass
+import math
 
 # Every guest pets with this interval and checks with these periods; the scenarios' timings
 # follow from them and from the driver's timeout.
@@ -83,6 +84,7 @@ class Scenario:
     needs: tuple = ()              # daemon features without which the scenario means nothing
                                    # ("a|b": either will do); see FEATURES
     pets_on_time: bool = False     # where the host sees pets: they go on until the fence
+                                   # (every scenario that fences is held to it too)
     modules: tuple = ()            # more modules for this scenario: ((name, params), ...)
     block_devices: tuple = ("vda",)
     stuck_after: int = STUCK_AFTER_S
@@ -99,7 +101,8 @@ SCENARIOS = {s.name: s for s in [
         "healthy",
         "all checks pass and a fake heartbeat lives while the guest runs heavy legitimate "
         "load (CPU spinners, memory churn, 128 MiB writes with fsync in a loop on the checked "
-        "filesystem): the VM must stay up for 3 reset times",
+        "filesystem): the VM must stay up for 3 reset times; then SIGTERM, which must disarm "
+        "under that load too",
         guest="""
 start_petter
 settle
@@ -108,10 +111,14 @@ settle
 ( while :; do head -c 128m /dev/zero > /run/ballast; rm -f /run/ballast; done ) &
 ( while :; do dd if=/dev/zero of=/mnt/data/big bs=1M count=128 conv=fsync 2>/dev/null; sync; done ) &
 mark "fault none (load started: cpu, memory, disk)"
-while :; do
-    sleep 5
+_t=0
+while [ $_t -lt $UP_FOR ]; do
+    _s=$((UP_FOR - _t)); [ $_s -gt 5 ] && _s=5
+    sleep $_s; _t=$((_t + _s))
     mark "load loadavg=$(cut -d' ' -f1-3 /proc/loadavg | tr ' ' /) vda_written_mib=$(( $(awk '{print $7}' /sys/block/vda/stat) / 2048 )) free_kib=$(awk '/MemAvailable/ {print $2}' /proc/meminfo)"
 done
+# a clean stop under load: wdfeed reports its feeder's wake-up lateness and disarms
+kill -TERM $(pid_of wdfeed)
 """,
         expect="up", timing="stay-up", disk_mb=512, trio=True, needs=("writable",)),
     Scenario(
@@ -358,7 +365,8 @@ def selected(args):
 
 
 def up_for(driver):
-    return 3 * driver.reset_after_last_pet()
+    """How long a VM that must stay up is watched: 3 reset times, in whole seconds."""
+    return math.ceil(3 * driver.reset_after_last_pet())
 
 
 def wait_window(driver, scenario, bound):

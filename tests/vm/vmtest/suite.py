@@ -130,6 +130,7 @@ def case_archive(ctx, driver, scen, config, path):
         "DRIVER": driver.name, "WDDEV": driver.wddev, "TIMEOUT": driver.timeout, "DISK": "vda",
         "PETTER": ctx.petter, "STANDIN_BOUND": f"{cases.standin_bound(driver):.1f}",
         "ARM_TIMEOUT": ARM_TIMEOUT_S, "SETTLE": cases.SETTLE_S, "WDFEED_ARGS": "",
+        "UP_FOR": cases.up_for(driver),
     }
     cpio.file("case.env", "".join(f"{k}='{v}'\n" for k, v in env.items()))
     cpio.file("case.sh", scen.guest)
@@ -175,6 +176,10 @@ def run_case(ctx, driver, scen):
         res.ok = False
         res.reason = f"harness error: {type(e).__name__}: {e}"
     finally:
+        if res.outcome == "none":
+            # stopped short of a verdict: still say what state the VM was in
+            end = guest.wait_outcome(0)
+            res.outcome = end[1] if end else "up"
         guest.stop()
         res.tail = guest.tail(60)
         err = "\n".join(ln for ln in guest.qemu_stderr().splitlines()
@@ -269,7 +274,7 @@ def judge_pets(guest, scen, res, t0, t_end):
     else:
         res.notes.append(f"no pet seen by QEMU after the fault; the last came {t0 - before[-1]:.2f}s "
                          f"before it")
-    if scen.pets_on_time and res.ok:
+    if (scen.pets_on_time or scen.fences) and res.ok:
         limit = cases.INTERVAL_S + cases.slack(res.bound)
         if not after or worst > limit:
             res.ok = False
@@ -303,6 +308,15 @@ def note_daemon_lines(guest, t0, res):
     kmsg = guest.first_line(r"wdfeed: FENCE.*", after=t0)
     if kmsg:
         res.notes.append(f"kernel log: {kmsg[1].group(0)[:160]}")
+    failed = guest.matching(r"check failed", after=t0)
+    if failed and not fencing:
+        res.notes.append(f"{len(failed)} 'check failed' lines without a fence, the first: "
+                         + failed[0][1].string.strip()[:200])
+    if guest.exited_at is None:
+        guest.wait_line(r"feeder wake-up lateness", 3 if res.outcome == "up" else 0)
+    late = guest.first_line(r"feeder wake-up lateness.*", after=t0)
+    if late:
+        res.notes.append(late[1].group(0))
 
 
 def res_last_load(guest):
