@@ -1,0 +1,376 @@
+"""The drivers and scenarios of the suite, as data: what QEMU gets, what the guest runs, what
+the host does, and what outcome and timing each case must show.
+
+A case is one scenario on one driver. Its guest steps are a shell fragment (/case.sh) run by
+guest/init after the common set-up (modules, watchdog device, data disk, fake heartbeat);
+host-side faults (stopping the disk server, freezing the whole VM) are named in `host_fault`.
+"""
+
+from dataclasses import dataclass
+
+# Every guest pets with this interval and checks with these periods; the scenarios' timings
+# follow from them and from the driver's timeout.
+INTERVAL_S = 1
+EVERY_S = 1
+DEADLINE_S = 2
+STUCK_AFTER_S = 5
+STALL_S = 4
+SETTLE_S = 3          # seconds of steady petting between "armed" and the fault
+
+
+@dataclass(frozen=True)
+class Driver:
+    name: str
+    doc: str
+    machine: list
+    modules: list          # [(module, params)] in insmod order; dependencies are added
+    wddev: str
+    timeout: int
+    trace: tuple = ()       # QEMU trace events that show each pet from the host
+
+    def reset_after_last_pet(self):
+        """When the hardware acts after the last pet (VM-LAB measurements)."""
+        if self.name == "iTCO_wdt":
+            # ICH9 TCO v2 counts 0.6 s ticks and resets on the second expiry
+            return 2 * (self.timeout * 10 // 6) * 0.6
+        return float(self.timeout)
+
+
+TIMEOUT_S = 6
+
+DRIVERS = {
+    d.name: d for d in [
+        Driver("i6300esb", "Intel 6300ESB PCI watchdog on the pc machine",
+               ["-M", "pc", "-device", "i6300esb", "-action", "watchdog=reset"],
+               [("i6300esb", "")], "/dev/watchdog0", TIMEOUT_S),
+        Driver("softdog", "the kernel's software watchdog (an hrtimer, no hardware)",
+               ["-M", "pc"],
+               [("softdog", "")], "/dev/watchdog0", TIMEOUT_S),
+        Driver("iTCO_wdt", "ICH9 TCO timer on q35 (resets after two expiries)",
+               ["-M", "q35", "-global", "ICH9-LPC.noreboot=false", "-action", "watchdog=reset"],
+               [("lpc_ich", ""), ("iTCO_vendor_support", ""), ("intel_pmc_bxt", ""),
+                ("iTCO_wdt", f"heartbeat={TIMEOUT_S}")], "/dev/watchdog0", TIMEOUT_S,
+               trace=("tco_timer_reload", "tco_timer_expired")),
+        Driver("ipmi_watchdog", "IPMI watchdog of QEMU's simulated BMC over KCS (only /dev/watchdog)",
+               ["-M", "pc", "-device", "ipmi-bmc-sim,id=bmc0", "-device", "isa-ipmi-kcs,bmc=bmc0"],
+               [("ipmi_msghandler", ""), ("ipmi_si", ""), ("ipmi_devintf", ""),
+                ("ipmi_watchdog", f"timeout={TIMEOUT_S} action=reset")], "/dev/watchdog", TIMEOUT_S),
+    ]
+}
+
+# Modules every guest loads before the driver: the virtio disk and ext4.
+BASE_MODULES = [("virtio_pci", ""), ("virtio_blk", ""), ("crc32c_generic", ""), ("ext4", "")]
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    doc: str
+    guest: str                     # shell fragment, run after the common set-up
+    expect: str                    # "reset" or "up"
+    timing: str                    # "bound": after <= B + slack; "reset-time": after ~ R;
+                                   # "stay-up": no reset for `up_for` resets' worth of time
+    host_fault: str = ""           # "", "stop-nbd" or "freeze-vm"
+    nbd: bool = False              # serve the data disk with qemu-nbd on the host
+    disk_mb: int = 256
+    on_exit: str = "disarm"
+    fences: bool = False           # wdfeed must fence: log it and SIGKILL the kill list
+                                   # (fakehb, fakerm) before the reset
+    expect_exit: str = ""          # regex the serial log must show (e.g. the busy holder)
+    standin_ok: bool = True        # meaningful with busybox's watchdog as the petter
+    trio: bool = False             # part of the basic trio run on every driver
+    drivers: tuple = ()            # empty: every driver
+    needs: tuple = ()              # daemon features without which the scenario means nothing
+                                   # ("a|b": either will do); see FEATURES
+    pets_on_time: bool = False     # where the host sees pets: they go on until the fence
+    modules: tuple = ()            # more modules for this scenario: ((name, params), ...)
+    block_devices: tuple = ("vda",)
+    stuck_after: int = STUCK_AFTER_S
+    evidence: str = ""             # regex the fencing line must match (which path acted)
+    window: int = 0                # seconds to watch after the fault (0: from the bound)
+    t0_marker: str = ""            # times count from this guest marker, not from the fault
+    probe: bool = True             # the writable check's write probe, where supported
+
+
+FAULT = 'mark "fault {what}"'
+
+SCENARIOS = {s.name: s for s in [
+    Scenario(
+        "healthy",
+        "all checks pass and a fake heartbeat lives while the guest runs heavy legitimate "
+        "load (CPU spinners, memory churn, 128 MiB writes with fsync in a loop on the checked "
+        "filesystem): the VM must stay up for 3 reset times",
+        guest="""
+start_petter
+settle
+( while :; do :; done ) &
+( while :; do dd if=/dev/zero of=/dev/null bs=48M count=2 2>/dev/null; done ) &
+( while :; do head -c 128m /dev/zero > /run/ballast; rm -f /run/ballast; done ) &
+( while :; do dd if=/dev/zero of=/mnt/data/big bs=1M count=128 conv=fsync 2>/dev/null; sync; done ) &
+mark "fault none (load started: cpu, memory, disk)"
+while :; do
+    sleep 5
+    mark "load loadavg=$(cut -d' ' -f1-3 /proc/loadavg | tr ' ' /) vda_written_mib=$(( $(awk '{print $7}' /sys/block/vda/stat) / 2048 )) free_kib=$(awk '/MemAvailable/ {print $2}' /proc/meminfo)"
+done
+""",
+        expect="up", timing="stay-up", disk_mb=512, trio=True, needs=("writable",)),
+    Scenario(
+        "ro-remount",
+        "the checked filesystem is remounted read-only (mount -o remount,ro; if the kernel "
+        "refuses because a file is open for writing, sysrq 'u' forces it)",
+        guest="""
+start_petter
+settle
+mark "fault ro-remount"
+if mount -o remount,ro /mnt/data 2>/run/remount.err; then
+    mark "note remount,ro done"
+else
+    mark "note remount,ro refused ($(cat /run/remount.err)); forcing it with sysrq u"
+    echo u > /proc/sysrq-trigger
+fi
+grep ' /mnt/data ' /proc/1/mountinfo
+""",
+        expect="reset", timing="bound", standin_ok=False, needs=("writable",), fences=True),
+    Scenario(
+        "ext4-error",
+        "ext4 mounted errors=remount-ro takes a real error (trigger_fs_error): mountinfo still "
+        "says rw, only the write probe can see it",
+        guest="""
+start_petter
+settle
+mark "fault ext4-error"
+echo 1 > /sys/fs/ext4/$DISK/trigger_fs_error
+grep ' /mnt/data ' /proc/1/mountinfo
+mark "note errors_count=$(cat /sys/fs/ext4/$DISK/errors_count)"
+""",
+        expect="reset", timing="bound", standin_ok=False, needs=("write-probe",), fences=True),
+    Scenario(
+        "stuck-io",
+        "the data disk is served by qemu-nbd on the host, which gets SIGSTOP: I/O hangs with "
+        "requests in flight and the write probe sits in D state",
+        guest="""
+start_petter
+( while :; do dd if=/dev/zero of=/mnt/data/w bs=64k count=16 conv=fsync 2>/dev/null; usleep 200000; done ) &
+settle
+mark "ready-for-host-fault"
+""",
+        expect="reset", timing="bound", host_fault="stop-nbd", nbd=True, standin_ok=False,
+        needs=("write-probe|block-io",), pets_on_time=True, fences=True),
+    Scenario(
+        "stuck-io-blockio",
+        "as stuck-io, but the data mount has no write probe: block-io's stuck rule alone "
+        "(requests in flight, no completion for stuck-after=10s) must fence within the bound",
+        guest="""
+start_petter
+( while :; do dd if=/dev/zero of=/mnt/data/w bs=64k count=16 conv=fsync 2>/dev/null; usleep 200000; done ) &
+settle
+mark "ready-for-host-fault"
+""",
+        expect="reset", timing="bound", host_fault="stop-nbd", nbd=True, standin_ok=False,
+        needs=("block-io",), fences=True, probe=False, stuck_after=10, evidence=r"vda"),
+    Scenario(
+        "stuck-io-scsi",
+        "a scsi_debug disk starts timing out every command (every_nth=1 opts=4, command "
+        "timeout 5 s): SCSI error handling gives up and sets the device offline (~73 s "
+        "later), and block-io's device-state rule (its stuck rule is set to 120 s here) must "
+        "fence: times count from the state change",
+        guest="""
+_i=0
+while [ ! -b /dev/sda ]; do usleep 100000; _i=$((_i + 1)); [ $_i -ge 100 ] && fail "no /dev/sda"; done
+echo 5 > /sys/block/sda/device/timeout
+start_petter
+( while :; do dd if=/dev/zero of=/dev/sda bs=4k count=4 conv=fsync 2>/dev/null; usleep 200000; done ) &
+settle
+mark "fault scsi-timeouts"
+echo 1 > /sys/bus/pseudo/drivers/scsi_debug/every_nth
+echo 4 > /sys/bus/pseudo/drivers/scsi_debug/opts
+_s=running
+while :; do
+    _n=$(cat /sys/block/sda/device/state)
+    [ "$_n" != "$_s" ] && { mark "scsi-state $_n"; _s=$_n; }
+    usleep 200000
+done
+""",
+        expect="reset", timing="bound", standin_ok=False, needs=("block-io",), fences=True,
+        modules=(("scsi_debug", "dev_size_mb=16"), ("sd_mod", "")),
+        block_devices=("vda", "sda"), stuck_after=120, evidence=r"offline|state", window=150,
+        t0_marker=r"VMTEST: scsi-state offline",
+        drivers=("i6300esb",)),
+    Scenario(
+        "heartbeat-kill",
+        "the fake heartbeat is SIGKILLed: the fence must SIGKILL the rest of the kill list "
+        "(fakerm) and the VM resets",
+        guest="""
+start_petter
+settle
+mark "fault heartbeat-kill"
+kill -KILL $(pid_of fakehb)
+""",
+        expect="reset", timing="bound", fences=True, standin_ok=False, needs=("process",)),
+    Scenario(
+        "heartbeat-stop",
+        "the fake heartbeat is SIGSTOPped: the fence must SIGKILL the kill list (fakehb, fakerm) "
+        "and the VM resets",
+        guest="""
+start_petter
+settle
+mark "fault heartbeat-stop"
+kill -STOP $(pid_of fakehb)
+""",
+        expect="reset", timing="bound", fences=True, standin_ok=False, needs=("process",)),
+    Scenario(
+        "wdfeed-killed",
+        "wdfeed is SIGKILLed: the kernel pings once on the unclean close, the reset follows "
+        "one reset time later",
+        guest="""
+start_petter
+settle
+mark "fault wdfeed-killed"
+kill -KILL $(pid_of wdfeed)
+""",
+        expect="reset", timing="reset-time", trio=True),
+    Scenario(
+        "clean-stop",
+        "SIGTERM with on-exit: disarm: wdfeed writes the magic 'V' and exits 0, no reset for "
+        "3 reset times",
+        guest="""
+start_petter
+settle
+mark "fault sigterm"
+kill -TERM $(pid_of wdfeed)
+""",
+        expect="up", timing="stay-up", trio=True),
+    Scenario(
+        "clean-stop-keep-armed",
+        "SIGTERM with on-exit: keep-armed: wdfeed exits without the magic 'V', the reset "
+        "follows one reset time later",
+        guest="""
+start_petter
+settle
+mark "fault sigterm"
+kill -TERM $(pid_of wdfeed)
+""",
+        expect="reset", timing="reset-time", on_exit="keep-armed", standin_ok=False),
+    Scenario(
+        "frozen-vm",
+        "the whole QEMU process is SIGSTOPped for 2 reset times, then SIGCONT: the node must "
+        "be reset (softdog fires on thaw by itself; elsewhere only wdfeed's freeze guard can)",
+        guest="""
+start_petter
+settle
+mark "ready-for-host-fault"
+""",
+        expect="reset", timing="bound", host_fault="freeze-vm"),
+    Scenario(
+        "device-busy",
+        "another process (busybox watchdog) holds the device: wdfeed run must exit non-zero "
+        "naming the holder's pid; the holder keeps the VM up",
+        guest="""
+watchdog -T $TIMEOUT -t 1 -F $WDDEV &
+_holder=$!
+sleep 1
+mark "holder pid=$_holder"
+mark "fault start-wdfeed-while-busy"
+wdfeed run -c /etc/wdfeed/watchdog.yaml $WDFEED_ARGS 2>&1
+mark "exited wdfeed rc=$?"
+""",
+        expect="up", timing="busy", standin_ok=False),
+]}
+
+
+CHECK_KINDS = ("writable", "block-io", "process")
+# What the suite uses of the daemon, each probed with `wdfeed validate` on the host.
+FEATURES = CHECK_KINDS + ("write-probe",)
+
+
+def config_yaml(driver, scenario, features=FEATURES):
+    """The watchdog.yaml of a case: every check of the design (of those in `features`), on
+    the data disk."""
+    probe = f"    probe: {'true' if scenario.probe else 'false'}\n" if "write-probe" in features else ""
+    blocks = {
+        "writable": f"""\
+  - kind: writable
+    mounts: [/mnt/data]
+{probe}    every: {EVERY_S}s
+    deadline: {DEADLINE_S}s
+""",
+        "block-io": f"""\
+  - kind: block-io
+    devices: [{", ".join(scenario.block_devices)}]
+    stuck-after: {scenario.stuck_after}s
+    every: {EVERY_S}s
+    deadline: {DEADLINE_S}s
+""",
+        "process": f"""\
+  - kind: process
+    name: fakehb
+    every: {EVERY_S}s
+    deadline: {DEADLINE_S}s
+""",
+    }
+    return f"""\
+devices:
+  - path: {driver.wddev}
+    timeout: {driver.timeout}s
+interval: {INTERVAL_S}s
+on-exit: {scenario.on_exit}
+fence:
+  mode: watchdog
+  kill: [fakehb, fakerm]
+  stall-threshold: {STALL_S}s
+checks:
+{"".join(blocks[k] for k in CHECK_KINDS if k in features)}"""
+
+
+def standin_bound(driver):
+    """With busybox's watchdog (no checks) the only bound is the hardware's reset time."""
+    return driver.reset_after_last_pet()
+
+
+def slack(bound):
+    """Allowance added to every time limit because the guest runs under TCG on a shared
+    2-core host (see docs/VM-SUITE.md): a fixed part for the host-side observation and the
+    guest's slow scheduling of the check and fence threads, and a part proportional to the
+    bound for timer drift and vCPU starvation while the other VM or a build runs."""
+    return 1.0 + 0.1 * bound
+
+
+def fake_process_script():
+    return "#!/bin/sh\nwhile :; do sleep 1; done\n"
+
+
+def selected(args):
+    """Cases for the command-line words (drivers or scenarios; none: everything)."""
+    drivers = [a for a in args if a in DRIVERS]
+    scens = [a for a in args if a in SCENARIOS]
+    unknown = [a for a in args if a not in DRIVERS and a not in SCENARIOS]
+    if unknown:
+        raise SystemExit(f"unknown driver or scenario {unknown}; drivers: {list(DRIVERS)}; "
+                         f"scenarios: {list(SCENARIOS)}")
+    cases = []
+    for s in (scens or list(SCENARIOS)):
+        for d in (drivers or list(DRIVERS)):
+            sc = SCENARIOS[s]
+            if sc.drivers and d not in sc.drivers:
+                continue
+            cases.append((DRIVERS[d], sc))
+    return cases
+
+
+def up_for(driver):
+    return 3 * driver.reset_after_last_pet()
+
+
+def wait_window(driver, scenario, bound):
+    """How long after the fault the host watches for the outcome."""
+    r = driver.reset_after_last_pet()
+    if scenario.window:
+        return scenario.window
+    if scenario.timing == "stay-up":
+        return up_for(driver) + 1
+    if scenario.timing == "busy":
+        return r + 1          # after wdfeed exited: the holder keeps the VM up
+    if scenario.timing == "reset-time":
+        return r + slack(bound) + 5
+    return bound + slack(bound) + 5
+

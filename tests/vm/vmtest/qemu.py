@@ -1,0 +1,257 @@
+"""One QEMU guest (and, when asked, the qemu-nbd that serves its data disk), watched from
+the host: every serial line and every QMP event is stamped with the host's monotonic clock
+as it arrives, so the suite measures real elapsed time, whatever the guest's clock says.
+
+Only processes started here are ever signalled, by the PIDs kept here.
+"""
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import threading
+import time
+
+
+class Guest:
+    def __init__(self, workdir, machine_args, kernel, initrds, append, mem_mb=384,
+                 disk=None, nbd_image=None, trace=()):
+        self.workdir = workdir
+        self.qmp_path = os.path.join(workdir, "qmp.sock")
+        self.nbd_path = os.path.join(workdir, "nbd.sock")
+        self.lines = []          # (host time, text)
+        self.events = []         # (host time, QMP event dict)
+        self.pets = []           # host times of watchdog reloads, where QEMU traces them
+        self._expired_at = float("-inf")
+        self.cond = threading.Condition()
+        self.exited_at = None
+        self.t_start = None
+        self.nbd = None
+        self.proc = None
+        self._stopped = set()    # processes we SIGSTOPped and must SIGCONT before killing
+        self._log = open(os.path.join(workdir, "serial.log"), "w")
+        initrd = os.path.join(workdir, "initrd.cpio")
+        with open(initrd, "wb") as out:
+            for part in initrds:
+                with open(part, "rb") as f:
+                    out.write(f.read())
+        self.argv = ["qemu-system-x86_64", "-accel", "tcg", "-smp", "1", "-m", str(mem_mb),
+                     "-nodefaults", "-display", "none", "-serial", "stdio", "-monitor", "none",
+                     "-qmp", f"unix:{self.qmp_path},server=on,wait=off", "-no-reboot",
+                     "-kernel", kernel, "-initrd", initrd, "-append", append] + machine_args
+        for t in trace:
+            self.argv += ["-trace", t]
+        if nbd_image:
+            self.nbd_argv = ["qemu-nbd", "-f", "raw", "-t", "-k", self.nbd_path, nbd_image]
+            self.argv += ["-drive", f"file=nbd:unix:{self.nbd_path},if=none,id=d0,format=raw,cache=none",
+                          "-device", "virtio-blk-pci,drive=d0"]
+        elif disk:
+            self.nbd_argv = None
+            self.argv += ["-drive", f"file={disk},if=none,id=d0,format=raw,cache=unsafe",
+                          "-device", "virtio-blk-pci,drive=d0"]
+        else:
+            self.nbd_argv = None
+
+    # ------------------------------------------------------------------ life cycle
+    def start(self):
+        if self.nbd_argv:
+            self.nbd = subprocess.Popen(self.nbd_argv, stdin=subprocess.DEVNULL,
+                                        stdout=subprocess.DEVNULL,
+                                        stderr=open(os.path.join(self.workdir, "qemu-nbd.err"), "w"))
+            deadline = time.monotonic() + 10
+            while not os.path.exists(self.nbd_path):
+                if self.nbd.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"qemu-nbd did not start: {self._read('qemu-nbd.err')}")
+                time.sleep(0.05)
+        self.t_start = time.monotonic()
+        self.proc = subprocess.Popen(self.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE)
+        threading.Thread(target=self._serial_reader, daemon=True).start()
+        threading.Thread(target=self._stderr_reader, daemon=True).start()
+        threading.Thread(target=self._qmp_reader, daemon=True).start()
+
+    def _stderr_reader(self):
+        """QEMU's stderr: its errors, and the trace lines asked for with -trace (the iTCO
+        timer's reloads are the guest's pets, seen from outside)."""
+        with open(os.path.join(self.workdir, "qemu.err"), "w") as log:
+            for raw in self.proc.stderr:
+                now = time.monotonic()
+                text = raw.decode("utf-8", "replace").rstrip("\n")
+                if "tco_timer_" in text:
+                    # a reload right after an expiry is the hardware starting its second
+                    # stage, not a pet
+                    with self.cond:
+                        if "tco_timer_expired" in text:
+                            self._expired_at = now
+                        elif now - self._expired_at > 0.05:
+                            self.pets.append(now)
+                    self._log.write(f"{now - self.t_start:9.3f} [TRACE] {text}\n")
+                    continue
+                log.write(text + "\n")
+                log.flush()
+
+    def _read(self, name):
+        try:
+            with open(os.path.join(self.workdir, name)) as f:
+                return f.read().strip()
+        except OSError:
+            return ""
+
+    def qemu_stderr(self):
+        return self._read("qemu.err")
+
+    def _serial_reader(self):
+        for raw in self.proc.stdout:
+            now = time.monotonic()
+            text = raw.decode("utf-8", "replace").rstrip("\r\n")
+            self._log.write(f"{now - self.t_start:9.3f} {text}\n")
+            self._log.flush()
+            with self.cond:
+                self.lines.append((now, text))
+                self.cond.notify_all()
+        self.proc.wait()
+        with self.cond:
+            self.exited_at = time.monotonic()
+            self.cond.notify_all()
+
+    def _qmp_reader(self):
+        sock = None
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and self.proc.poll() is None:
+            try:
+                sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                sock.connect(self.qmp_path)
+                break
+            except OSError:
+                sock.close()
+                sock = None
+                time.sleep(0.05)
+        if sock is None:
+            return
+        self._qmp = sock
+        f = sock.makefile("rb")
+        sock.sendall(b'{"execute": "qmp_capabilities"}\n')
+        for raw in f:
+            now = time.monotonic()
+            try:
+                msg = json.loads(raw)
+            except ValueError:
+                continue
+            if "event" in msg:
+                self._log.write(f"{now - self.t_start:9.3f} [QMP] {msg['event']} {json.dumps(msg.get('data', {}))}\n")
+                with self.cond:
+                    self.events.append((now, msg))
+                    self.cond.notify_all()
+
+    def stop(self):
+        """Ends the VM and qemu-nbd (both ours). A stopped process is continued first."""
+        for p in (self.nbd, self.proc):
+            if p is not None and p.poll() is None and p.pid in self._stopped:
+                os.kill(p.pid, signal.SIGCONT)
+        for p in (self.proc, self.nbd):
+            if p is not None and p.poll() is None:
+                p.terminate()
+                try:
+                    p.wait(5)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait()
+        self._log.close()
+
+    # ------------------------------------------------------------------ faults from the host
+    def sigstop(self, which):
+        p = self.nbd if which == "nbd" else self.proc
+        self._stopped.add(p.pid)
+        os.kill(p.pid, signal.SIGSTOP)
+        return time.monotonic()
+
+    def sigcont(self, which):
+        p = self.nbd if which == "nbd" else self.proc
+        os.kill(p.pid, signal.SIGCONT)
+        self._stopped.discard(p.pid)
+        return time.monotonic()
+
+    # ------------------------------------------------------------------ observation
+    def wait_line(self, pattern, timeout, start=0):
+        """(time, match) of the first serial line from index `start` matching pattern, or
+        None at timeout or when the VM ends first."""
+        rx = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            i = start
+            while True:
+                while i < len(self.lines):
+                    m = rx.search(self.lines[i][1])
+                    if m:
+                        return self.lines[i][0], m
+                    i += 1
+                left = deadline - time.monotonic()
+                if left <= 0 or self.exited_at is not None:
+                    return None
+                self.cond.wait(left)
+
+    def first_line(self, pattern, after=0.0):
+        rx = re.compile(pattern)
+        with self.cond:
+            for t, text in self.lines:
+                if t >= after:
+                    m = rx.search(text)
+                    if m:
+                        return t, m
+        return None
+
+    def matching(self, pattern, after=0.0):
+        rx = re.compile(pattern)
+        with self.cond:
+            return [(t, m) for t, m in ((t, rx.search(text)) for t, text in self.lines if t >= after) if m]
+
+    def wait_outcome(self, timeout):
+        """Waits for the first QMP event that ends the guest's life (WATCHDOG, RESET,
+        SHUTDOWN) or for QEMU to exit. Returns (time, outcome, detail) or None if the guest
+        is still up when the timeout ends."""
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while True:
+                for t, ev in self.events:
+                    kind = classify(ev)
+                    if kind:
+                        return t, kind, describe(ev)
+                if self.exited_at is not None:
+                    # the exit can race the last QMP event: give it a moment
+                    self.cond.wait(0.5)
+                    for t, ev in self.events:
+                        kind = classify(ev)
+                        if kind:
+                            return t, kind, describe(ev)
+                    return self.exited_at, "poweroff", f"qemu exited rc={self.proc.returncode} without an event"
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return None
+                self.cond.wait(left)
+
+    def tail(self, n=40):
+        with self.cond:
+            return [f"{t - self.t_start:9.3f} {text}" for t, text in self.lines[-n:]]
+
+
+def classify(ev):
+    name = ev.get("event")
+    data = ev.get("data", {})
+    if name == "WATCHDOG":
+        action = data.get("action", "")
+        if action == "reset":
+            return "reset"
+        if action in ("poweroff", "shutdown"):
+            return "poweroff"
+        return None          # pause, debug, none, inject-nmi: not an end by itself
+    if name == "RESET":
+        return "reset"
+    if name == "SHUTDOWN":
+        return "reset" if data.get("reason") in ("guest-reset", "host-qmp-system-reset") else "poweroff"
+    return None
+
+
+def describe(ev):
+    return f"{ev.get('event')} {json.dumps(ev.get('data', {}), sort_keys=True)}"

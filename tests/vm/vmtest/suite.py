@@ -1,0 +1,453 @@
+"""Runs cases: builds each guest, boots it, injects the fault, watches the outcome, and
+judges it against the fence bound the guest's wdfeed printed."""
+
+import argparse
+import concurrent.futures
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+
+from . import assets, cases
+from .qemu import Guest
+
+BOOT_TIMEOUT_S = 180      # boot, modules, mount and arming, on a loaded TCG host
+ARM_TIMEOUT_S = 60        # inside the guest: from starting wdfeed to its "armed" line
+APPEND = "console=ttyS0 panic=0 quiet rdinit=/init"
+BASE_MODULE_SET = [m for m, _ in cases.BASE_MODULES] + [
+    m for d in cases.DRIVERS.values() for m, _ in d.modules] + [
+    m for s in cases.SCENARIOS.values() for m, _ in s.modules]
+
+
+@dataclass
+class Result:
+    driver: str
+    scenario: str
+    ok: bool = False
+    skipped: str = ""      # why the case could not run at all with this wdfeed
+    outcome: str = "none"
+    after: float = float("nan")
+    bound: float = float("nan")
+    reason: str = ""
+    notes: list = field(default_factory=list)
+    tail: list = field(default_factory=list)
+    wall: float = 0.0
+
+    def line(self):
+        if self.skipped:
+            return f"SKIP {self.driver} {self.scenario} {self.skipped}"
+        return (f"{'PASS' if self.ok else 'FAIL'} {self.driver} {self.scenario} "
+                f"outcome={self.outcome} after={self.after:.2f} bound={self.bound:.2f}")
+
+
+class Context:
+    def __init__(self, petter, outdir):
+        self.petter = petter
+        self.outdir = outdir
+        self.vmlinuz = None
+        self.moddir = None
+        self.base = None
+        self.mods = None
+        self.wdfeed = None
+        self.unsupported = {}   # feature -> wdfeed's own words
+        self.prebuilt = None
+
+
+def prepare(ctx):
+    assets.ensure_host_packages()
+    ctx.vmlinuz, ctx.moddir = assets.ensure_kernel()
+    binaries = {}
+    if ctx.petter == "wdfeed" and ctx.prebuilt:
+        ctx.wdfeed = ctx.prebuilt
+        binaries["wdfeed"] = ctx.wdfeed
+    elif ctx.petter == "wdfeed":
+        assets.log("cargo build --release")
+        r = subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=assets.REPO)
+        if r.returncode != 0:
+            raise assets.SetupError("cargo build --release failed")
+        ctx.wdfeed = os.path.join(assets.REPO, "target", "release", "wdfeed")
+        binaries["wdfeed"] = ctx.wdfeed
+    guest_dir = os.path.join(assets.VMDIR, "guest")
+    init_path = os.path.join(guest_dir, "init")
+    digest = assets.file_digest([shutil.which("busybox"), init_path, ctx.vmlinuz] + list(binaries.values()))
+    digest += "-" + hashlib.sha256(" ".join(sorted(BASE_MODULE_SET)).encode()).hexdigest()[:8]
+    ctx.base = os.path.join(assets.CACHE, f"initramfs-{ctx.petter}-{digest}.cpio")
+    with open(init_path) as f:
+        init = f.read()
+    fake = cases.fake_process_script()
+    guest_files = {"init": (init, 0o755), "bin/fakehb": (fake, 0o755), "bin/fakerm": (fake, 0o755)}
+    if not os.path.exists(ctx.base):
+        for old in os.listdir(assets.CACHE):
+            if old.startswith(f"initramfs-{ctx.petter}-"):
+                os.unlink(os.path.join(assets.CACHE, old))
+        assets.log("building the base initramfs")
+        assets.build_base_initramfs(ctx.base, ctx.moddir, BASE_MODULE_SET, binaries, guest_files)
+    ctx.mods = assets.Modules(ctx.moddir)
+    if ctx.wdfeed:
+        probe_features(ctx)
+
+
+def validate(ctx, text, name):
+    """`wdfeed validate` of a config on the host: (rc, output)."""
+    path = os.path.join(ctx.outdir, name)
+    with open(path, "w") as f:
+        f.write(text)
+    r = subprocess.run([ctx.wdfeed, "validate", path], capture_output=True, text=True)
+    return r.returncode, (r.stdout + r.stderr).strip()
+
+
+def probe_features(ctx):
+    """Which of the suite's daemon features this wdfeed has: the checks are landing one by
+    one, and a case that needs a missing one is reported as SKIP with wdfeed's own words."""
+    any_driver = next(iter(cases.DRIVERS.values()))
+    healthy = cases.SCENARIOS["healthy"]
+    for feature in cases.FEATURES:
+        with_it = ("writable", feature) if feature == "write-probe" else (feature,)
+        rc, out = validate(ctx, cases.config_yaml(any_driver, healthy, with_it), f"probe-{feature}.yaml")
+        if rc != 0:
+            words = [ln for ln in out.splitlines() if re.search(r"unknown (check kind|field)", ln)]
+            if not words:
+                raise assets.SetupError(f"wdfeed validate rejects the suite's {feature} config:\n{out}")
+            # "wdfeed: FILE:LINE:COL: `key`: message": keep the key and the message
+            ctx.unsupported[feature] = words[0].split(": ", 2)[-1]
+    if ctx.unsupported:
+        assets.log("this wdfeed lacks " + ", ".join(ctx.unsupported)
+                   + ": cases that need them are SKIPped, the others run without them")
+
+
+def case_archive(ctx, driver, scen, config, path):
+    cpio = assets.Cpio()
+    wanted = cases.BASE_MODULES + driver.modules + list(scen.modules)
+    mods = [(m, "") for m in ctx.mods.closure([m for m, _ in wanted])]
+    params = dict(wanted)
+    cpio.file("case.modules", "".join(f"{m} {params.get(m, '')}\n" for m, _ in mods))
+    env = {
+        "DRIVER": driver.name, "WDDEV": driver.wddev, "TIMEOUT": driver.timeout, "DISK": "vda",
+        "PETTER": ctx.petter, "STANDIN_BOUND": f"{cases.standin_bound(driver):.1f}",
+        "ARM_TIMEOUT": ARM_TIMEOUT_S, "SETTLE": cases.SETTLE_S, "WDFEED_ARGS": "",
+    }
+    cpio.file("case.env", "".join(f"{k}='{v}'\n" for k, v in env.items()))
+    cpio.file("case.sh", scen.guest)
+    cpio.file("etc/wdfeed/watchdog.yaml", config)
+    with open(path, "wb") as f:
+        f.write(cpio.finish())
+
+
+def run_case(ctx, driver, scen):
+    res = Result(driver.name, scen.name)
+    t_case = time.monotonic()
+    workdir = os.path.join(ctx.outdir, f"{driver.name}-{scen.name}")
+    os.makedirs(workdir, exist_ok=True)
+    if ctx.petter == "standin" and not scen.standin_ok:
+        res.skipped = "not meaningful with the busybox stand-in (it runs no checks)"
+        return res
+    missing = [need for need in scen.needs
+                if all(alt in ctx.unsupported for alt in need.split("|"))]
+    if missing:
+        res.skipped = "unsupported by this wdfeed: " + "; ".join(
+            ctx.unsupported[alt] for need in missing for alt in need.split("|"))
+        return res
+    config = cases.config_yaml(driver, scen, [f for f in cases.FEATURES if f not in ctx.unsupported])
+    if ctx.unsupported:
+        res.notes.append("config leaves out what this wdfeed does not support: "
+                         + ", ".join(ctx.unsupported))
+    if ctx.wdfeed:
+        rc, out = validate(ctx, config, f"{driver.name}-{scen.name}.yaml")
+        if rc != 0:
+            res.reason = f"wdfeed validate rejects the case's config (rc={rc}):\n{out}"
+            return res
+    disk = os.path.join(workdir, "data.img")
+    assets.make_ext4(disk, scen.disk_mb)
+    case_cpio = os.path.join(workdir, "case.cpio")
+    case_archive(ctx, driver, scen, config, case_cpio)
+    guest = Guest(workdir, driver.machine, ctx.vmlinuz, [ctx.base, case_cpio], APPEND,
+                  disk=None if scen.nbd else disk, nbd_image=disk if scen.nbd else None,
+                  trace=driver.trace)
+    try:
+        guest.start()
+        drive(ctx, guest, driver, scen, res)
+    except Exception as e:  # a harness error is a failed case, with its cause
+        res.ok = False
+        res.reason = f"harness error: {type(e).__name__}: {e}"
+    finally:
+        guest.stop()
+        res.tail = guest.tail(60)
+        err = "\n".join(ln for ln in guest.qemu_stderr().splitlines()
+                        if "terminating on signal" not in ln)
+        if err:
+            res.notes.append(f"qemu stderr: {err[-500:]}")
+        res.wall = time.monotonic() - t_case
+    return res
+
+
+def drive(ctx, guest, driver, scen, res):
+    r_hw = driver.reset_after_last_pet()
+    first = guest.wait_line(r"VMTEST: (armed|error|holder|fault)", BOOT_TIMEOUT_S)
+    if first is None:
+        res.reason = (f"guest never armed within {BOOT_TIMEOUT_S}s"
+                      + (f" (qemu exited: {guest.qemu_stderr()[-300:]})" if guest.exited_at else ""))
+        return
+    if first[1].group(1) == "error":
+        res.reason = "guest set-up failed: " + first[1].string.split("VMTEST: error", 1)[1].strip()
+        return
+    res.bound = guest_bound(guest)
+    if res.bound != res.bound:  # NaN: wdfeed printed no bound
+        res.reason = "wdfeed printed no fence bound (no fence_bound_s= nor 'fence bound:' line)"
+        return
+    bound = res.bound
+    res.notes.append(f"reset time of {driver.name} after the last pet: R={r_hw:.1f}s; "
+                     f"slack={cases.slack(bound):.2f}s")
+
+    # the fault: injected by the guest (it prints "fault" just before) or by the host
+    if scen.host_fault:
+        ready = guest.wait_line(r"VMTEST: (ready-for-host-fault|error)", 60)
+        if ready is None or ready[1].group(1) == "error":
+            res.reason = "guest never got ready for the host fault" + ended_early(guest, res)
+            return
+        if scen.host_fault == "stop-nbd":
+            t0 = guest.sigstop("nbd")
+            res.notes.append("qemu-nbd SIGSTOPped")
+        else:
+            freeze = 2 * r_hw
+            guest.sigstop("qemu")
+            time.sleep(freeze)
+            t0 = guest.sigcont("qemu")
+            res.notes.append(f"QEMU SIGSTOPped for {freeze:.1f}s; times count from SIGCONT")
+    else:
+        fault = guest.wait_line(r"VMTEST: (fault|error)", 60)
+        if fault is None or fault[1].group(1) == "error":
+            res.reason = "guest never injected the fault" + ended_early(guest, res)
+            return
+        t0 = fault[0]
+
+    if scen.timing == "busy":
+        guest.wait_line(r"VMTEST: exited wdfeed", 30)
+    window = cases.wait_window(driver, scen, bound)
+    end = guest.wait_outcome(window)
+    if scen.t0_marker:
+        marker = guest.first_line(scen.t0_marker, after=t0)
+        if marker is None:
+            res.reason = f"the guest never printed /{scen.t0_marker}/ (times count from it)"
+            res.outcome = end[1] if end else "up"
+            return
+        res.notes.append(f"{marker[1].group(0)} came {marker[0] - t0:.2f}s after the fault; "
+                         "times count from it")
+        t0 = marker[0]
+    if end is None:
+        res.outcome = "up"
+        res.after = time.monotonic() - t0
+    else:
+        res.outcome = end[1]
+        res.after = end[0] - t0
+        res.notes.append(f"ended by {end[2]}")
+    note_daemon_lines(guest, t0, res)
+    judge(guest, driver, scen, res, t0, r_hw)
+    if driver.trace:
+        judge_pets(guest, scen, res, t0, end[0] if end else time.monotonic())
+
+
+def judge_pets(guest, scen, res, t0, t_end):
+    """Where QEMU shows every pet (iTCO's timer reloads), the feeder's rhythm around the
+    fault: it must go on petting every interval until the fence, whatever the checks do."""
+    with guest.cond:
+        pets = list(guest.pets)
+    before = [t for t in pets if t < t0]
+    after = [t for t in pets if t0 <= t <= t_end]
+    if not before:
+        return
+    seq = [before[-1]] + after
+    gaps = [b - a for a, b in zip(seq, seq[1:])]
+    worst = max(gaps) if gaps else float("inf")
+    if after:
+        res.notes.append(f"pets seen by QEMU after the fault: {len(after)}, largest gap {worst:.2f}s, "
+                         f"last at +{after[-1] - t0:.2f}s; the end came {t_end - after[-1]:.2f}s after it")
+    else:
+        res.notes.append(f"no pet seen by QEMU after the fault; the last came {t0 - before[-1]:.2f}s "
+                         f"before it")
+    if scen.pets_on_time and res.ok:
+        limit = cases.INTERVAL_S + cases.slack(res.bound)
+        if not after or worst > limit:
+            res.ok = False
+            res.reason = (f"the feeder did not keep petting after the fault ({len(after)} pets, "
+                          f"largest gap {worst:.2f}s > {limit:.2f}s)")
+
+
+def ended_early(guest, res):
+    """Why the guest is gone before its fault (a false fence, a panic), for the reason."""
+    end = guest.wait_outcome(0)
+    if end is None:
+        return ""
+    res.outcome = end[1]
+    return f": the VM ended before it ({end[2]})"
+
+
+def guest_bound(guest):
+    m = guest.first_line(r"fence_bound_s=([0-9.]+)")
+    if m is None:
+        m = guest.first_line(r"fence bound: ([0-9.]+) s")
+    return float(m[1].group(1)) if m else float("nan")
+
+
+def note_daemon_lines(guest, t0, res):
+    fencing = guest.first_line(r"fencing.*", after=t0)
+    if fencing:
+        res.notes.append(f"wdfeed fenced {fencing[0] - t0:.2f}s after the fault: {fencing[1].group(0)[:200]}")
+    soft = guest.first_line(r"softdog: Initiating system (reboot|poweroff)", after=t0)
+    if soft:
+        res.notes.append(f"softdog fired {soft[0] - t0:.2f}s after the fault")
+    kmsg = guest.first_line(r"wdfeed: FENCE.*", after=t0)
+    if kmsg:
+        res.notes.append(f"kernel log: {kmsg[1].group(0)[:160]}")
+
+
+def res_last_load(guest):
+    with guest.cond:
+        times = [t for t, text in guest.lines if "VMTEST: load " in text]
+    return times[-1] if times else float("inf")
+
+
+def judge(guest, driver, scen, res, t0, r_hw):
+    bound = res.bound
+    sl = cases.slack(bound)
+    if scen.expect == "up":
+        if res.outcome != "up":
+            res.reason = f"expected the VM to stay up, got {res.outcome} {res.after:.2f}s after the fault"
+            return
+        if scen.timing == "stay-up" and res.after < cases.up_for(driver):
+            res.reason = f"observed only {res.after:.2f}s"
+            return
+        if scen.name == "clean-stop":
+            ex = guest.first_line(r"VMTEST: exited wdfeed rc=(\d+)", after=t0)
+            if ex is None or ex[1].group(1) != "0":
+                res.reason = f"wdfeed did not exit 0 on SIGTERM ({ex[1].group(0) if ex else 'still running'})"
+                return
+        if scen.timing == "busy":
+            holder = guest.first_line(r"VMTEST: holder pid=(\d+)")
+            ex = guest.first_line(r"VMTEST: exited wdfeed rc=(\d+)", after=t0)
+            if ex is None:
+                res.reason = "wdfeed run did not exit while another process held the device"
+                return
+            if ex[1].group(1) == "0":
+                res.reason = "wdfeed run exited 0 while another process held the device"
+                return
+            want = f"held by pid {holder[1].group(1)}" if holder else "held by pid"
+            named = guest.first_line(re.escape(want), after=t0)
+            if named is None:
+                res.reason = f"wdfeed's error does not say '{want}'"
+                return
+            res.after = ex[0] - t0
+            res.notes.append(f"wdfeed exited rc={ex[1].group(1)}: {named[1].string.strip()[:200]}")
+        load = guest.first_line(r"VMTEST: load .*", after=res_last_load(guest))
+        if load:
+            res.notes.append("last load sample: " + load[1].group(0)[len("VMTEST: load "):])
+        res.ok = True
+        return
+    if res.outcome != "reset":
+        res.reason = f"expected a reset, got {res.outcome}"
+        return
+    if scen.timing == "bound":
+        limit = bound + sl
+        if res.after > limit:
+            res.reason = f"reset after {res.after:.2f}s > bound {bound:.2f}s + slack {sl:.2f}s"
+            return
+    elif scen.timing == "reset-time":
+        if abs(res.after - r_hw) > sl:
+            res.reason = (f"reset after {res.after:.2f}s, expected {r_hw:.2f}s +- {sl:.2f}s "
+                          f"(one reset time after the petting stopped)")
+            return
+    if scen.fences:
+        t_end = t0 + res.after
+        fencing = guest.first_line(r"fencing", after=t0)
+        if fencing is None or fencing[0] > t_end:
+            res.reason = "wdfeed never logged 'fencing': the reset came from elsewhere"
+            return
+        for name in ("fakehb", "fakerm"):
+            killed = guest.first_line(rf"VMTEST: exited {name} rc=(\d+)", after=t0)
+            if killed is None or killed[1].group(1) != "137" or killed[0] > t_end:
+                res.reason = f"{name} (fence.kill) was not SIGKILLed before the reset"
+                return
+            res.notes.append(f"{name} SIGKILLed {killed[0] - t0:.2f}s after the fault")
+        if scen.evidence and not re.search(scen.evidence, fencing[1].string):
+            res.reason = f"the fence's evidence does not match /{scen.evidence}/: {fencing[1].string.strip()}"
+            return
+    for t, m in guest.matching(r"VMTEST: scsi-state (\S+)", after=t0):
+        res.notes.append(f"SCSI device state {m.group(1)} at +{t - t0:.2f}s"
+                         + (f", {t0 + res.after - t:.2f}s before the reset" if res.outcome == "reset" else ""))
+    if scen.host_fault == "freeze-vm":
+        fencing = guest.first_line(r"fencing", after=t0)
+        soft = guest.first_line(r"softdog: Initiating", after=t0)
+        acted = [(t, who) for t, who in [(fencing[0] if fencing else None, "wdfeed"),
+                                         (soft[0] if soft else None, "softdog")] if t is not None]
+        res.notes.append("acted: " + (", ".join(f"{who} at +{t - t0:.2f}s" for t, who in sorted(acted))
+                                      or "hardware only (no fence line)"))
+    res.ok = True
+
+
+def main(argv):
+    ap = argparse.ArgumentParser(prog="tests/vm/run", description=__doc__)
+    ap.add_argument("names", nargs="*", help="drivers and/or scenarios (none: everything)")
+    ap.add_argument("-j", "--jobs", type=int, default=2, help="VMs at a time (default 2)")
+    ap.add_argument("--standin", action="store_true",
+                    help="pet with busybox's watchdog applet instead of wdfeed (harness development)")
+    ap.add_argument("--wdfeed", metavar="PATH",
+                    help="use this wdfeed binary instead of building this tree's")
+    ap.add_argument("--list", action="store_true", help="list drivers and scenarios")
+    args = ap.parse_args(argv)
+    if args.list:
+        for d in cases.DRIVERS.values():
+            print(f"driver   {d.name:22} {d.doc}")
+        for s in cases.SCENARIOS.values():
+            print(f"scenario {s.name:22} {s.doc}")
+        return 0
+    selection = cases.selected(args.names)
+    t_suite = time.monotonic()
+    outdir = os.path.join(assets.REPO, "target", "vm", time.strftime("%Y%m%d-%H%M%S"))
+    os.makedirs(outdir, exist_ok=True)
+    ctx = Context("standin" if args.standin else "wdfeed", outdir)
+    ctx.prebuilt = os.path.abspath(args.wdfeed) if args.wdfeed else None
+    try:
+        prepare(ctx)
+    except (assets.SetupError, subprocess.CalledProcessError) as e:
+        print(f"vm: set-up failed: {e}", flush=True)
+        for d, s in selection:
+            print(f"FAIL {d.name} {s.name} outcome=up after=nan bound=nan\n    set-up failed", flush=True)
+        print(f"0 passed, {len(selection)} failed")
+        return 1
+    assets.log(f"{len(selection)} cases, {args.jobs} at a time, logs in {outdir}")
+    # longest first, so the two lanes finish together
+    order = sorted(selection, key=lambda c: -(cases.wait_window(c[0], c[1], c[0].timeout + 3)
+                                              + (2 * c[0].reset_after_last_pet() if c[1].host_fault == "freeze-vm" else 0)))
+    lock = threading.Lock()
+    results = []
+
+    def one(c):
+        r = run_case(ctx, *c)
+        with lock:
+            results.append(r)
+            print(r.line(), flush=True)
+            if r.reason:
+                print("    reason: " + r.reason.replace("\n", "\n      "))
+            for n in r.notes:
+                print(f"    {n}")
+            if not r.skipped:
+                print(f"    case wall time {r.wall:.1f}s, serial log {os.path.join(outdir, r.driver + '-' + r.scenario, 'serial.log')}")
+            if not r.ok and not r.skipped and r.tail:
+                print("    --- guest serial log tail ---")
+                for ln in r.tail:
+                    print(f"    | {ln}")
+            sys.stdout.flush()
+        return r
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        list(pool.map(one, order))
+    passed = sum(r.ok for r in results)
+    skipped = sum(bool(r.skipped) for r in results)
+    failed = len(results) - passed - skipped
+    assets.log(f"suite wall time {time.monotonic() - t_suite:.0f}s")
+    print(f"{passed} passed, {failed} failed" + (f", {skipped} skipped" if skipped else ""))
+    return 0 if failed == 0 else 1
