@@ -90,6 +90,16 @@ pub fn reset_after(identity: Option<&str>, timeout: Duration) -> (Duration, Know
     }
 }
 
+/// Each configured device's driver identity as sysfs tells it, without opening anything
+/// (`None` where sysfs has no entry, as for ipmi_watchdog).
+pub fn sysfs_identities(config: &Config, root: &crate::system::Root) -> Vec<Option<String>> {
+    config
+        .devices
+        .iter()
+        .map(|d| crate::device::sysfs::find(root, &d.path).and_then(|w| w.identity))
+        .collect()
+}
+
 /// B for `config`, given each device's identity (None where unknown) and, once the devices
 /// are programmed, the timeouts the drivers really granted.
 pub fn compute(
