@@ -2,7 +2,10 @@
 //! the kernel and every disk are wedged (DESIGN.md, "The promise").
 //!
 //! ```text
-//! B = worst detection of the slowest check ((every + deadline) × (tolerance + 1))
+//! B = worst detection of the slowest check:
+//!     time for the fault to become visible (block-io's stuck-after, process's
+//!     max-uninterruptible or max-age; 0 for the others)
+//!     + (every + deadline) × (tolerance + 1)
 //!   + the time the device really takes to reset after its last pet
 //! ```
 //!
@@ -87,6 +90,16 @@ pub fn reset_after(identity: Option<&str>, timeout: Duration) -> (Duration, Know
     }
 }
 
+/// Each configured device's driver identity as sysfs tells it, without opening anything
+/// (`None` where sysfs has no entry, as for ipmi_watchdog).
+pub fn sysfs_identities(config: &Config, root: &crate::system::Root) -> Vec<Option<String>> {
+    config
+        .devices
+        .iter()
+        .map(|d| crate::device::sysfs::find(root, &d.path).and_then(|w| w.identity))
+        .collect()
+}
+
 /// B for `config`, given each device's identity (None where unknown) and, once the devices
 /// are programmed, the timeouts the drivers really granted.
 pub fn compute(
@@ -97,7 +110,7 @@ pub fn compute(
     let (detection, slowest_check) = config
         .checks
         .iter()
-        .map(|c| (c.schedule.worst_detection(), Some(c.name.clone())))
+        .map(|c| (c.worst_detection(), Some(c.name.clone())))
         .max_by_key(|(d, _)| *d)
         .unwrap_or((Duration::ZERO, None));
     let devices: Vec<DeviceReset> = config
@@ -227,6 +240,26 @@ mod tests {
         assert_eq!(b.total, Duration::from_millis(29_200));
         assert_eq!(b.seconds(), "29.2");
         assert!(b.to_string().starts_with("fence bound: 29.2 s\n"), "{b}");
+    }
+
+    #[test]
+    fn a_fault_that_needs_time_to_show_counts_that_time() {
+        // block-io sees a stuck disk only after stuck-after without completions; a process
+        // in D state only after max-uninterruptible.
+        let c = parse(
+            "devices: [{path: /dev/watchdog0, timeout: 6s}]\ninterval: 1s\n\
+             checks:\n  - {kind: block-io, stuck-after: 10s, every: 1s, deadline: 2s}\n  - {kind: process, name: hb, max-uninterruptible: 20s, every: 1s, deadline: 2s}\n",
+            "t",
+        )
+        .unwrap();
+        let b = compute(&c, &[Some("Software Watchdog".into())], None);
+        assert_eq!(
+            c.checks[0].worst_detection(),
+            S(16),
+            "10s + (1s + 2s) x 2 (tolerance 1)"
+        );
+        assert_eq!(c.checks[1].worst_detection(), S(23), "20s + (1s + 2s) x 1");
+        assert_eq!(b.total, S(29));
     }
 
     #[test]

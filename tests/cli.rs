@@ -297,15 +297,7 @@ fn run_refuses_a_device_path_that_is_not_a_character_device() {
     let fx = FixtureRoot::new();
     fx.write("dev/watchdog0", "");
     let cfg = fx.write("w.yaml", &fast_config(""));
-    let mut d = Daemon::start(&[
-        "--root",
-        &fx.root_arg(),
-        "run",
-        "--status-file",
-        &fx.status_arg(),
-        "-c",
-        cfg.to_str().unwrap(),
-    ]);
+    let mut d = fx.daemon(&cfg, false);
     assert_eq!(
         d.wait(Duration::from_secs(20)),
         Some(3),
@@ -323,15 +315,7 @@ fn run_refuses_a_device_path_that_is_not_a_character_device() {
 fn run_without_any_device_says_how_to_get_one() {
     let fx = FixtureRoot::new();
     let cfg = fx.write("w.yaml", &fast_config(""));
-    let mut d = Daemon::start(&[
-        "--root",
-        &fx.root_arg(),
-        "run",
-        "--status-file",
-        &fx.status_arg(),
-        "-c",
-        cfg.to_str().unwrap(),
-    ]);
+    let mut d = fx.daemon(&cfg, false);
     assert_eq!(
         d.wait(Duration::from_secs(20)),
         Some(3),
@@ -349,16 +333,7 @@ fn run_without_any_device_says_how_to_get_one() {
 fn status_shows_the_running_daemon_and_its_checks() {
     let fx = FixtureRoot::new();
     let cfg = fx.write("w.yaml", &fast_config(""));
-    let mut d = Daemon::start(&[
-        "--root",
-        &fx.root_arg(),
-        "run",
-        "--dry-run",
-        "--status-file",
-        &fx.status_arg(),
-        "-c",
-        cfg.to_str().unwrap(),
-    ]);
+    let mut d = fx.daemon(&cfg, true);
     d.wait_for("would pet", Duration::from_secs(20))
         .expect("pets");
     // The status thread writes once per interval (1 s here).

@@ -40,12 +40,7 @@ pub fn run(
     let wanted = |p: &Path| only.is_empty() || only.iter().any(|o| o == p);
     let devices: Vec<SysfsWatchdog> = all.into_iter().filter(|w| wanted(&w.device)).collect();
     let nodes: Vec<PathBuf> = nodes.into_iter().filter(|n| wanted(n)).collect();
-    let identities: Vec<Option<String>> = loaded
-        .config
-        .devices
-        .iter()
-        .map(|d| sysfs::find(root, &d.path).and_then(|w| w.identity))
-        .collect();
+    let identities = bound::sysfs_identities(&loaded.config, root);
     let bound = bound::compute(&loaded.config, &identities, None);
 
     if json {

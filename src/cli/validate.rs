@@ -4,7 +4,6 @@ use std::path::Path;
 
 use crate::bound;
 use crate::config::{self, EMBEDDED_DEFAULT};
-use crate::device::sysfs;
 use crate::system::Root;
 use crate::Failure;
 
@@ -18,12 +17,7 @@ pub fn run(root: &Root, file: Option<&Path>, print_default: bool) -> Result<(), 
         println!("warning: {w}");
     }
     println!("{}: config looks good", loaded.origin.name());
-    let identities: Vec<Option<String>> = loaded
-        .config
-        .devices
-        .iter()
-        .map(|d| sysfs::find(root, &d.path).and_then(|w| w.identity))
-        .collect();
+    let identities = bound::sysfs_identities(&loaded.config, root);
     println!("{}", bound::compute(&loaded.config, &identities, None));
     Ok(())
 }

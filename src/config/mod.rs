@@ -59,6 +59,15 @@ pub struct CheckConfig {
     pub settings: CheckSettings,
 }
 
+impl CheckConfig {
+    /// The longest a fault can go unseen by this check before its lease is gone: the time
+    /// the fault takes to become visible to a run, then `tolerance + 1` runs of
+    /// `every + deadline` each.
+    pub fn worst_detection(&self) -> Duration {
+        self.settings.time_to_see() + self.schedule.worst_detection()
+    }
+}
+
 impl Config {
     /// The shortest device timeout: the one every rule about petting must respect.
     pub fn min_timeout(&self) -> Duration {

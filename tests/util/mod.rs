@@ -67,6 +67,19 @@ impl FixtureRoot {
         self.path().display().to_string()
     }
 
+    /// `wdfeed --root <fixture> run [--dry-run] --status-file <fixture>/status.json -c <cfg>`.
+    pub fn daemon(&self, cfg: &Path, dry_run: bool) -> Daemon {
+        let root = self.root_arg();
+        let status = self.status_arg();
+        let mut args = vec!["--root", &root, "run"];
+        if dry_run {
+            args.push("--dry-run");
+        }
+        let cfg = cfg.display().to_string();
+        args.extend(["--status-file", &status, "-c", &cfg]);
+        Daemon::start(&args)
+    }
+
     pub fn write(&self, rel: &str, text: &str) -> PathBuf {
         let p = self.path().join(rel);
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();

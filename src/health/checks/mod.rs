@@ -138,6 +138,20 @@ impl CheckSettings {
 
     /// A time limit the check enforces itself and that must fit within the check's
     /// `deadline` (the config layer should require `limit < deadline`): `command`'s `timeout`.
+    /// How long a fault can exist before a run of this check can see it at all: a disk is
+    /// stuck only after `stuck-after` without completions, a process in D state fails only
+    /// after `max-uninterruptible`, a stale file only after `max-age`. Part of the fence bound.
+    pub fn time_to_see(&self) -> std::time::Duration {
+        match self {
+            CheckSettings::BlockIo(s) => s.stuck_after.get(),
+            CheckSettings::Process(s) => {
+                let d_state = s.max_uninterruptible.get();
+                s.max_age.map_or(d_state, |a| d_state.max(a.get()))
+            }
+            _ => std::time::Duration::ZERO,
+        }
+    }
+
     pub fn own_time_limit(&self) -> Option<std::time::Duration> {
         match self {
             CheckSettings::Command(s) => Some(s.timeout.get()),
