@@ -16,6 +16,7 @@ EVERY_S = 1
 DEADLINE_S = 2
 STUCK_AFTER_S = 5
 STALL_S = 4
+MAX_D_S = 2           # how long fakehb may sit in D state (it never does)
 SETTLE_S = 3          # seconds of steady petting between "armed" and the fault
 
 
@@ -92,6 +93,9 @@ class Scenario:
     window: int = 0                # seconds to watch after the fault (0: from the bound)
     t0_marker: str = ""            # times count from this guest marker, not from the fault
     probe: bool = True             # the writable check's write probe, where supported
+    checks: tuple = ("writable", "block-io", "process")
+                                   # the config's checks: a fault scenario carries only the
+                                   # one under test, so B is that check's own bound
 
 
 FAULT = 'mark "fault {what}"'
@@ -137,7 +141,8 @@ else
 fi
 grep ' /mnt/data ' /proc/1/mountinfo
 """,
-        expect="reset", timing="bound", standin_ok=False, needs=("writable",), fences=True),
+        expect="reset", timing="bound", standin_ok=False, needs=("writable",), fences=True,
+        checks=('writable',)),
     Scenario(
         "ext4-error",
         "ext4 mounted errors=remount-ro takes a real error (trigger_fs_error): mountinfo still "
@@ -150,7 +155,8 @@ echo 1 > /sys/fs/ext4/$DISK/trigger_fs_error
 grep ' /mnt/data ' /proc/1/mountinfo
 mark "note errors_count=$(cat /sys/fs/ext4/$DISK/errors_count)"
 """,
-        expect="reset", timing="bound", standin_ok=False, needs=("write-probe",), fences=True),
+        expect="reset", timing="bound", standin_ok=False, needs=("write-probe",), fences=True,
+        checks=('writable',)),
     Scenario(
         "stuck-io",
         "the data disk is served by qemu-nbd on the host, which gets SIGSTOP: I/O hangs with "
@@ -162,7 +168,8 @@ settle
 mark "ready-for-host-fault"
 """,
         expect="reset", timing="bound", host_fault="stop-nbd", nbd=True, standin_ok=False,
-        needs=("write-probe|block-io",), pets_on_time=True, fences=True),
+        needs=("write-probe|block-io",), pets_on_time=True, fences=True,
+        checks=('writable',)),
     Scenario(
         "stuck-io-blockio",
         "as stuck-io, but the data mount has no write probe: block-io's stuck rule alone "
@@ -174,7 +181,8 @@ settle
 mark "ready-for-host-fault"
 """,
         expect="reset", timing="bound", host_fault="stop-nbd", nbd=True, standin_ok=False,
-        needs=("block-io",), fences=True, probe=False, stuck_after=10, evidence=r"vda"),
+        needs=("block-io",), fences=True, probe=False, stuck_after=10, evidence=r"vda",
+        checks=('block-io',)),
     Scenario(
         "stuck-io-scsi",
         "a scsi_debug disk starts timing out every command (every_nth=1 opts=4, command "
@@ -202,7 +210,8 @@ done
         modules=(("scsi_debug", "dev_size_mb=16"), ("sd_mod", "")),
         block_devices=("vda", "sda"), stuck_after=120, evidence=r"offline|state", window=150,
         t0_marker=r"VMTEST: scsi-state offline",
-        drivers=("i6300esb",)),
+        drivers=("i6300esb",),
+        checks=('writable', 'block-io')),
     Scenario(
         "heartbeat-kill",
         "the fake heartbeat is SIGKILLed: the fence must SIGKILL the rest of the kill list "
@@ -213,7 +222,8 @@ settle
 mark "fault heartbeat-kill"
 kill -KILL $(pid_of fakehb)
 """,
-        expect="reset", timing="bound", fences=True, standin_ok=False, needs=("process",)),
+        expect="reset", timing="bound", fences=True, standin_ok=False, needs=("process",),
+        checks=('process',)),
     Scenario(
         "heartbeat-stop",
         "the fake heartbeat is SIGSTOPped: the fence must SIGKILL the kill list (fakehb, fakerm) "
@@ -224,7 +234,8 @@ settle
 mark "fault heartbeat-stop"
 kill -STOP $(pid_of fakehb)
 """,
-        expect="reset", timing="bound", fences=True, standin_ok=False, needs=("process",)),
+        expect="reset", timing="bound", fences=True, standin_ok=False, needs=("process",),
+        checks=('process',)),
     Scenario(
         "wdfeed-killed",
         "wdfeed is SIGKILLed: the kernel pings once on the unclean close, the reset follows "
@@ -311,6 +322,7 @@ def config_yaml(driver, scenario, features=FEATURES):
         "process": f"""\
   - kind: process
     name: fakehb
+    max-uninterruptible: {MAX_D_S}s
     every: {EVERY_S}s
     deadline: {DEADLINE_S}s
 """,
@@ -326,7 +338,7 @@ fence:
   kill: [fakehb, fakerm]
   stall-threshold: {STALL_S}s
 checks:
-{"".join(blocks[k] for k in CHECK_KINDS if k in features)}"""
+{"".join(blocks[k] for k in CHECK_KINDS if k in features and k in scenario.checks)}"""
 
 
 def standin_bound(driver):
