@@ -77,15 +77,13 @@ class Scenario:
     disk_mb: int = 256
     on_exit: str = "disarm"
     fences: bool = False           # wdfeed must fence: log it and SIGKILL the kill list
-                                   # (fakehb, fakerm) before the reset
-    expect_exit: str = ""          # regex the serial log must show (e.g. the busy holder)
+                                   # (fakehb, fakerm) before the reset, and where the host
+                                   # sees pets (iTCO), they go on every interval until then
     standin_ok: bool = True        # meaningful with busybox's watchdog as the petter
-    trio: bool = False             # part of the basic trio run on every driver
+    trio: bool = False             # one of the basic trio (marked in --list)
     drivers: tuple = ()            # empty: every driver
-    needs: tuple = ()              # daemon features without which the scenario means nothing
-                                   # ("a|b": either will do); see FEATURES
-    pets_on_time: bool = False     # where the host sees pets: they go on until the fence
-                                   # (every scenario that fences is held to it too)
+    needs: tuple = ()              # daemon features (FEATURES) without which the scenario
+                                   # means nothing
     modules: tuple = ()            # more modules for this scenario: ((name, params), ...)
     block_devices: tuple = ("vda",)
     stuck_after: int = STUCK_AFTER_S
@@ -168,7 +166,7 @@ settle
 mark "ready-for-host-fault"
 """,
         expect="reset", timing="bound", host_fault="stop-nbd", nbd=True, standin_ok=False,
-        needs=("write-probe|block-io",), pets_on_time=True, fences=True,
+        needs=("write-probe",), fences=True,
         checks=('writable',)),
     Scenario(
         "stuck-io-blockio",
