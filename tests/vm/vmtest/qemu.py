@@ -31,6 +31,7 @@ class Guest:
         self.nbd = None
         self.proc = None
         self._stopped = set()    # processes we SIGSTOPped and must SIGCONT before killing
+        self._threads = []
         self._log = open(os.path.join(workdir, "serial.log"), "w")
         initrd = os.path.join(workdir, "initrd.cpio")
         with open(initrd, "wb") as out:
@@ -68,9 +69,16 @@ class Guest:
         self.t_start = time.monotonic()
         self.proc = subprocess.Popen(self.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE)
-        threading.Thread(target=self._serial_reader, daemon=True).start()
-        threading.Thread(target=self._stderr_reader, daemon=True).start()
-        threading.Thread(target=self._qmp_reader, daemon=True).start()
+        self._threads = [threading.Thread(target=t, daemon=True)
+                         for t in (self._serial_reader, self._stderr_reader, self._qmp_reader)]
+        for t in self._threads:
+            t.start()
+
+    def _write_log(self, line):
+        """Under self.cond: one line into serial.log, unless the case is over."""
+        if not self._log.closed:
+            self._log.write(line + "\n")
+            self._log.flush()
 
     def _stderr_reader(self):
         """QEMU's stderr: its errors, and the trace lines asked for with -trace (the iTCO
@@ -87,7 +95,7 @@ class Guest:
                             self._expired_at = now
                         elif now - self._expired_at > 0.05:
                             self.pets.append(now)
-                    self._log.write(f"{now - self.t_start:9.3f} [TRACE] {text}\n")
+                        self._write_log(f"{now - self.t_start:9.3f} [TRACE] {text}")
                     continue
                 log.write(text + "\n")
                 log.flush()
@@ -106,9 +114,8 @@ class Guest:
         for raw in self.proc.stdout:
             now = time.monotonic()
             text = raw.decode("utf-8", "replace").rstrip("\r\n")
-            self._log.write(f"{now - self.t_start:9.3f} {text}\n")
-            self._log.flush()
             with self.cond:
+                self._write_log(f"{now - self.t_start:9.3f} {text}")
                 self.lines.append((now, text))
                 self.cond.notify_all()
         self.proc.wait()
@@ -140,8 +147,8 @@ class Guest:
             except ValueError:
                 continue
             if "event" in msg:
-                self._log.write(f"{now - self.t_start:9.3f} [QMP] {msg['event']} {json.dumps(msg.get('data', {}))}\n")
                 with self.cond:
+                    self._write_log(f"{now - self.t_start:9.3f} [QMP] {msg['event']} {json.dumps(msg.get('data', {}))}")
                     self.events.append((now, msg))
                     self.cond.notify_all()
 
@@ -158,7 +165,10 @@ class Guest:
                 except subprocess.TimeoutExpired:
                     p.kill()
                     p.wait()
-        self._log.close()
+        for t in self._threads:   # they drain what QEMU wrote last into the log
+            t.join(5)
+        with self.cond:
+            self._log.close()
 
     # ------------------------------------------------------------------ faults from the host
     def sigstop(self, which):
