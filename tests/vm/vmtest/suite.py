@@ -185,6 +185,11 @@ def run_case(ctx, driver, scen):
         if err:
             res.notes.append(f"qemu stderr: {err[-500:]}")
         res.wall = time.monotonic() - t_case
+        if res.ok:
+            # the logs stay; the disk image and the initrd copy only matter for a FAIL
+            for big in (disk, os.path.join(workdir, "initrd.cpio")):
+                if os.path.exists(big):
+                    os.unlink(big)
     return res
 
 
