@@ -194,14 +194,7 @@ fn check_reports_healthy_and_unhealthy_fixture_roots() {
 fn dry_run_pets_then_fences_within_the_bound_when_root_goes_read_only() {
     let fx = FixtureRoot::new();
     let cfg = fx.write("w.yaml", &fast_config(""));
-    let mut d = Daemon::start(&[
-        "--root",
-        &fx.root_arg(),
-        "run",
-        "--dry-run",
-        "-c",
-        cfg.to_str().unwrap(),
-    ]);
+    let mut d = fx.daemon(&cfg, true);
     let armed = d
         .wait_for("would arm", Duration::from_secs(20))
         .expect("arms");
@@ -245,14 +238,7 @@ fn dry_run_waits_for_health_before_arming() {
     let fx = FixtureRoot::new();
     fx.write("proc/1/mountinfo", MOUNTINFO_RO);
     let cfg = fx.write("w.yaml", &fast_config(""));
-    let mut d = Daemon::start(&[
-        "--root",
-        &fx.root_arg(),
-        "run",
-        "--dry-run",
-        "-c",
-        cfg.to_str().unwrap(),
-    ]);
+    let mut d = fx.daemon(&cfg, true);
     let line = d
         .wait_for("not arming", Duration::from_secs(20))
         .unwrap_or_else(|| panic!("{}", d.transcript()));
@@ -267,14 +253,7 @@ fn dry_run_waits_for_health_before_arming() {
 fn sighup_with_a_broken_config_keeps_the_running_one() {
     let fx = FixtureRoot::new();
     let cfg = fx.write("w.yaml", &fast_config(""));
-    let mut d = Daemon::start(&[
-        "--root",
-        &fx.root_arg(),
-        "run",
-        "--dry-run",
-        "-c",
-        cfg.to_str().unwrap(),
-    ]);
+    let mut d = fx.daemon(&cfg, true);
     d.wait_for("would pet", Duration::from_secs(20))
         .expect("pets");
     fx.write("w.yaml", "devices: [{path: /dev/watchdog0, bogus: 1}]\n");
