@@ -199,9 +199,6 @@ impl Fencer {
 impl Fence for Fencer {
     fn fence(&self, reason: &FenceReason, now: Duration) {
         let (check, evidence) = self.describe(reason, now);
-        if let Ok(mut f) = self.fenced_by.lock() {
-            *f = Some((check.clone(), evidence.clone()));
-        }
         let mode = match self.mode {
             FenceMode::Watchdog => "watchdog",
             FenceMode::Reboot => "reboot",
@@ -220,6 +217,11 @@ impl Fence for Fencer {
             }
         }
         let kills = self.kill.kill_all(self.dry_run);
+        // Recorded for `wdfeed status` only after the kills: the status thread reads this
+        // lock, and the fence must never wait on a thread that is not realtime.
+        if let Ok(mut f) = self.fenced_by.lock() {
+            *f = Some((check.clone(), evidence.clone()));
+        }
         if self.dry_run {
             tracing::error!(%check, %evidence, bound_s = %self.bound, %mode, "would fence (dry run: nothing is killed, no device is open)");
         } else {
