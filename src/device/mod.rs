@@ -1,7 +1,7 @@
 //! The kernel watchdog API: opening a device ([`open`]), the raw operations as a trait with
 //! a kernel and a fake implementation ([`io`], [`fake`]), the policy that programs and pets
 //! a device without trusting what it says of itself ([`watchdog`]), and what sysfs tells
-//! without opening anything ([`sysfs`], [`flags`]).
+//! without opening anything ([`sysfs`], [`flags`], [`takeover`]).
 //!
 //! A device that is dropped is closed without the magic `V`: it stays armed. Only
 //! [`watchdog::Watchdog::disarm`], on a clean exit the config asks for, stops it.
@@ -11,6 +11,7 @@ pub mod flags;
 pub mod io;
 pub mod open;
 pub mod sysfs;
+pub mod takeover;
 pub mod watchdog;
 
 use std::path::Path;
