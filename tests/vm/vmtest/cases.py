@@ -94,6 +94,13 @@ class Scenario:
     checks: tuple = ("writable", "block-io", "process")
                                    # the config's checks: a fault scenario carries only the
                                    # one under test, so B is that check's own bound
+    log_must: tuple = ()           # regexes each of which some serial line must match
+    restart: bool = False          # wdfeed is started a second time after the fault: it
+                                   # must arm again (the gap is reported)
+    boot_running: bool = False     # the device runs before wdfeed opens it: wdfeed must
+                                   # arm within R of the driver's load
+    driver_params: tuple = ()      # ((driver, its module's parameters), ...): only on
+                                   # that driver
 
 
 FAULT = 'mark "fault {what}"'
@@ -291,6 +298,83 @@ wdfeed run -c /etc/wdfeed/watchdog.yaml $WDFEED_ARGS 2>&1
 mark "exited wdfeed rc=$?"
 """,
         expect="up", timing="busy", standin_ok=False),
+    Scenario(
+        "keep-armed-restart",
+        "on-exit: keep-armed, SIGTERM, and wdfeed is started again at once, as systemd's "
+        "Restart= does: the new wdfeed must reopen the still-running device within the "
+        "timeout, and the VM stays up for 3 reset times",
+        guest="""
+start_petter
+settle
+mark "fault sigterm-then-restart"
+kill -TERM $(pid_of wdfeed)
+_i=0
+while ! grep -q "VMTEST: exited wdfeed" /run/wdfeed.log; do
+    usleep 20000; _i=$((_i + 1)); [ $_i -ge 500 ] && fail "wdfeed did not exit on SIGTERM"
+done
+rm -f /run/wdfeed.pid /run/wdfeed.log
+mark "restart wdfeed"
+start_petter
+""",
+        expect="up", timing="stay-up", on_exit="keep-armed", standin_ok=False, restart=True,
+        log_must=(r"left armed \(on-exit: keep-armed\)",)),
+    Scenario(
+        "boot-takeover",
+        "the watchdog runs from boot, before anything opened it: softdog loaded with "
+        "soft_active_on_boot=1 (on 6.1 the kernel does not feed it, like a timer firmware "
+        "started behind the driver's back), and iTCO_wdt as QEMU's firmware leaves it. wdfeed "
+        "starts half a reset time after the driver loaded and must take the device over before "
+        "the running timer fires; the VM then stays up for 3 reset times, and a SIGKILL of "
+        "wdfeed resets it one reset time later (wdfeed, not the kernel, was feeding it)",
+        guest="""
+mark "note $(basename $WDDEV) state=$(cat /sys/class/watchdog/watchdog0/state 2>/dev/null) before anyone opened it"
+sleep $((TIMEOUT / 2))
+start_petter
+sleep $UP_FOR
+mark "fault wdfeed-killed after $UP_FOR s of feeding the device it took over"
+kill -KILL $(pid_of wdfeed)
+""",
+        expect="reset", timing="reset-time", standin_ok=False, drivers=("softdog", "iTCO_wdt"),
+        boot_running=True, driver_params=(("softdog", f"soft_active_on_boot=1 soft_margin={TIMEOUT_S}"),)),
+    Scenario(
+        "boot-unhealthy",
+        "softdog runs from boot (soft_active_on_boot=1) and the node boots unhealthy (the "
+        "heartbeat is dead before wdfeed starts): wdfeed waits for its checks and never "
+        "opens the device, and the running timer resets the VM one reset time after the "
+        "driver loaded. Times count from the driver's load (the modules-loaded marker)",
+        guest="""
+kill -KILL $(pid_of fakehb)
+mark "fault boot-unhealthy (the heartbeat died before wdfeed started)"
+( wdfeed run -c /etc/wdfeed/watchdog.yaml $WDFEED_ARGS 2>&1 & echo $! > /run/wdfeed.pid; wait $!
+  echo "VMTEST: exited wdfeed rc=$? up=$(up)" ) 2>&1 | tee /run/wdfeed.log &
+""",
+        expect="reset", timing="from-load", standin_ok=False, drivers=("softdog",),
+        needs=("process",), checks=("process",), window=3 * TIMEOUT_S,
+        driver_params=(("softdog", f"soft_active_on_boot=1 soft_margin={TIMEOUT_S}"),)),
+    Scenario(
+        "fenced-restart",
+        "the checked filesystem goes read-only, wdfeed fences; then the filesystem is made "
+        "writable again, wdfeed gets SIGTERM and a new wdfeed is started, as a careless "
+        "`systemctl restart` would: the fenced wdfeed must not stop (nor anything pet "
+        "again), and the reset comes within the bound",
+        guest="""
+start_petter
+settle
+mark "fault ro-remount, then recovery and a restart"
+mount -o remount,ro /mnt/data 2>/dev/null || echo u > /proc/sysrq-trigger
+wait_log "fencing check=" 30 || fail "wdfeed did not fence"
+mount -o remount,rw /mnt/data && mark "note /mnt/data writable again"
+kill -TERM $(pid_of wdfeed)
+sleep 1
+mark "note SIGTERM sent to the fenced wdfeed; starting another"
+wdfeed run -c /etc/wdfeed/watchdog.yaml $WDFEED_ARGS > /run/second.log 2>&1
+_rc=$?
+sed 's/^/second: /' /run/second.log
+mark "note the second wdfeed exited rc=$_rc"
+""",
+        expect="reset", timing="bound", standin_ok=False, needs=("writable",), fences=True,
+        checks=("writable",), drivers=("softdog",),
+        log_must=(r"fenced: not stopping",)),
 ]}
 
 

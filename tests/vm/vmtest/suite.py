@@ -19,6 +19,8 @@ from .qemu import Guest
 BOOT_TIMEOUT_S = 180      # boot, modules, mount and arming, on a loaded TCG host
 ARM_TIMEOUT_S = 60        # inside the guest: from starting wdfeed to its "armed" line
 APPEND = "console=ttyS0 panic=0 quiet rdinit=/init"
+# wdfeed's fence log line (not its advice on the peer's "fencing delay")
+FENCE_LINE = r"fencing check=.*"
 BASE_MODULE_SET = [m for m, _ in cases.BASE_MODULES] + [
     m for d in cases.DRIVERS.values() for m, _ in d.modules] + [
     m for s in cases.SCENARIOS.values() for m, _ in s.modules]
@@ -125,6 +127,7 @@ def case_archive(ctx, driver, scen, config, path):
     wanted = cases.BASE_MODULES + driver.modules + list(scen.modules)
     mods = [(m, "") for m in ctx.mods.closure([m for m, _ in wanted])]
     params = dict(wanted)
+    params.update((d, p) for d, p in scen.driver_params if d == driver.name)
     cpio.file("case.modules", "".join(f"{m} {params.get(m, '')}\n" for m, _ in mods))
     env = {
         "DRIVER": driver.name, "WDDEV": driver.wddev, "TIMEOUT": driver.timeout, "DISK": "vda",
@@ -302,7 +305,7 @@ def guest_bound(guest):
 
 
 def note_daemon_lines(guest, t0, res):
-    fencing = guest.first_line(r"fencing.*", after=t0)
+    fencing = guest.first_line(FENCE_LINE, after=t0)
     if fencing:
         res.notes.append(f"wdfeed fenced {fencing[0] - t0:.2f}s after the fault: {fencing[1].group(0)[:200]}")
     soft = guest.first_line(r"softdog: Initiating system (reboot|poweroff)", after=t0)
@@ -331,6 +334,12 @@ def res_last_load(guest):
 def judge(guest, driver, scen, res, t0, r_hw):
     bound = res.bound
     sl = cases.slack(bound)
+    for pattern in scen.log_must:
+        seen = guest.first_line(pattern)
+        if seen is None:
+            res.reason = f"no serial line matches /{pattern}/"
+            return
+        res.notes.append(f"seen: {seen[1].string.strip()[:200]}")
     if scen.expect == "up":
         if res.outcome != "up":
             res.reason = f"expected the VM to stay up, got {res.outcome} {res.after:.2f}s after the fault"
@@ -338,11 +347,13 @@ def judge(guest, driver, scen, res, t0, r_hw):
         if scen.timing == "stay-up" and res.after < cases.up_for(driver):
             res.reason = f"observed only {res.after:.2f}s"
             return
-        if scen.name == "clean-stop":
+        if scen.name == "clean-stop" or scen.restart:
             ex = guest.first_line(r"VMTEST: exited wdfeed rc=(\d+)", after=t0)
             if ex is None or ex[1].group(1) != "0":
                 res.reason = f"wdfeed did not exit 0 on SIGTERM ({ex[1].group(0) if ex else 'still running'})"
                 return
+        if scen.restart and not judge_restart(guest, driver, res, t0, ex[0]):
+            return
         if scen.timing == "busy":
             holder = guest.first_line(r"VMTEST: holder pid=(\d+)")
             ex = guest.first_line(r"VMTEST: exited wdfeed rc=(\d+)", after=t0)
@@ -367,6 +378,10 @@ def judge(guest, driver, scen, res, t0, r_hw):
     if res.outcome != "reset":
         res.reason = f"expected a reset, got {res.outcome}"
         return
+    if scen.timing == "from-load" and not judge_from_load(guest, res, t0, r_hw, sl):
+        return
+    if scen.boot_running and not judge_boot_running(guest, res, r_hw):
+        return
     if scen.timing == "bound":
         limit = bound + sl
         if res.after > limit:
@@ -379,7 +394,7 @@ def judge(guest, driver, scen, res, t0, r_hw):
             return
     if scen.fences:
         t_end = t0 + res.after
-        fencing = guest.first_line(r"fencing", after=t0)
+        fencing = guest.first_line(FENCE_LINE, after=t0)
         if fencing is None or fencing[0] > t_end:
             res.reason = "wdfeed never logged 'fencing': the reset came from elsewhere"
             return
@@ -396,13 +411,80 @@ def judge(guest, driver, scen, res, t0, r_hw):
         res.notes.append(f"SCSI device state {m.group(1)} at +{t - t0:.2f}s"
                          + (f", {t0 + res.after - t:.2f}s before the reset" if res.outcome == "reset" else ""))
     if scen.host_fault == "freeze-vm":
-        fencing = guest.first_line(r"fencing", after=t0)
+        fencing = guest.first_line(FENCE_LINE, after=t0)
         soft = guest.first_line(r"softdog: Initiating", after=t0)
         acted = [(t, who) for t, who in [(fencing[0] if fencing else None, "wdfeed"),
                                          (soft[0] if soft else None, "softdog")] if t is not None]
         res.notes.append("acted: " + (", ".join(f"{who} at +{t - t0:.2f}s" for t, who in sorted(acted))
                                       or "hardware only (no fence line)"))
     res.ok = True
+
+
+def judge_restart(guest, driver, res, t0, t_exit):
+    """keep-armed-restart: the second wdfeed armed again, and how long the device went
+    unfed: from the first wdfeed's exit to the second one's first pet (its armed line)."""
+    again = guest.first_line(r"fence_bound_s=", after=t_exit)
+    if again is None:
+        res.reason = "the restarted wdfeed never armed"
+        return False
+    gap = again[0] - t_exit
+    res.notes.append(f"restart: the first wdfeed exited {t_exit - t0:.2f}s after SIGTERM; the "
+                     f"second armed {gap:.2f}s after that exit, {again[0] - t0:.2f}s after "
+                     f"SIGTERM (reset time R={driver.reset_after_last_pet():.1f}s)")
+    took = guest.first_line(r"already running before wdfeed opened it", after=t_exit)
+    if took:
+        res.notes.append("the second wdfeed saw the device still running (sysfs state active)")
+    return True
+
+
+def since_load(guest):
+    """Host time of the modules-loaded marker: the watchdog driver has just registered."""
+    loaded = guest.first_line(r"VMTEST: modules-loaded")
+    return loaded[0] if loaded else None
+
+
+def judge_boot_running(guest, res, r_hw):
+    """boot-takeover: wdfeed armed a device that had been running since the driver loaded
+    before that running timer could fire."""
+    loaded = since_load(guest)
+    armed = guest.first_line(r"fence_bound_s=")
+    if loaded is None or armed is None:
+        res.reason = "no modules-loaded marker or no armed line to time the takeover"
+        return False
+    took = armed[0] - loaded
+    state = guest.first_line(r"state=(\S+) before anyone opened it")
+    res.notes.append(f"wdfeed armed {took:.2f}s after the driver loaded (sysfs state before: "
+                     f"{state[1].group(1) if state else 'unknown'}); a timer running since then "
+                     f"fires at R={r_hw:.1f}s")
+    seen = guest.first_line(r"already running before wdfeed opened it")
+    if seen:
+        res.notes.append("wdfeed logged that it took over a running device")
+    if took >= r_hw:
+        res.reason = f"wdfeed armed {took:.2f}s after the driver loaded, not within R={r_hw:.1f}s"
+        return False
+    return True
+
+
+def judge_from_load(guest, res, t0, r_hw, sl):
+    """boot-unhealthy: wdfeed never armed, and the device's own running timer reset the VM
+    one reset time after the driver loaded."""
+    loaded = since_load(guest)
+    armed = guest.first_line(r"fence_bound_s=|VMTEST: armed")
+    if armed is not None:
+        res.reason = f"wdfeed armed on an unhealthy node: {armed[1].string.strip()}"
+        return False
+    if loaded is None:
+        res.reason = "no modules-loaded marker to count from"
+        return False
+    since = t0 + res.after - loaded
+    res.notes.append(f"reset {since:.2f}s after the driver loaded (R={r_hw:.1f}s, slack={sl:.2f}s)")
+    waiting = guest.first_line(r"not arming.*")
+    if waiting:
+        res.notes.append(f"wdfeed said: {waiting[1].group(0)[:200]}")
+    if since > r_hw + sl:
+        res.reason = f"reset {since:.2f}s after the driver loaded > R {r_hw:.1f}s + slack {sl:.2f}s"
+        return False
+    return True
 
 
 def main(argv):
