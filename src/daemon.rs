@@ -439,6 +439,9 @@ fn start_signal_thread(tx: Sender<Event>) -> Result<(), Failure> {
         .map_err(|e| Failure::runtime(format!("cannot start the signal thread: {e}")))
 }
 
+/// The kill list's pidfds are refreshed every interval, but not more often than this.
+const KILL_LIST_REFRESH_MIN: Duration = Duration::from_secs(5);
+
 fn start_kill_list_refresher(
     kill: Arc<KillList>,
     stop: Arc<Stopper>,
@@ -451,6 +454,9 @@ fn start_kill_list_refresher(
         .name("kill-list".into())
         .stack_size(THREAD_STACK)
         .spawn(move || {
+            // A scan reads every process; the fence scans afresh anyway, so a process
+            // started since the last refresh is still killed.
+            let every = every.max(KILL_LIST_REFRESH_MIN);
             while !stop.sleep(every) {
                 kill.refresh();
             }

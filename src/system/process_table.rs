@@ -15,7 +15,13 @@ pub struct ProcStat {
     pub comm: String,
     /// The state letter: R, S, D, Z, T, t, X, I...
     pub state: char,
+    /// A kernel thread (PF_KTHREAD in `flags`): it has no executable, so matching it by
+    /// one would be a wasted readlink.
+    pub kernel_thread: bool,
 }
+
+/// `flags` bit of a kernel thread (include/linux/sched.h).
+const PF_KTHREAD: u64 = 0x0020_0000;
 
 /// Parses `/proc/<pid>/stat`. The comm field may hold spaces and parentheses, so the state
 /// is read after the last `)`.
@@ -27,8 +33,16 @@ pub fn parse_stat(text: &str) -> Option<ProcStat> {
     }
     let pid = text[..open].trim().parse().ok()?;
     let comm = text[open + 1..close].to_string();
-    let state = text[close + 1..].trim_start().chars().next()?;
-    Some(ProcStat { pid, comm, state })
+    let mut after = text[close + 1..].split_whitespace();
+    let state = after.next()?.chars().next()?;
+    // `flags` is field 9, the sixth after the state; a line cut short says nothing of it.
+    let flags: Option<u64> = after.nth(5).and_then(|f| f.parse().ok());
+    Some(ProcStat {
+        pid,
+        comm,
+        state,
+        kernel_thread: flags.is_some_and(|f| f & PF_KTHREAD != 0),
+    })
 }
 
 /// Every numeric entry of `<root>/proc`.
@@ -66,12 +80,13 @@ pub fn find_by_name(root: &Root, name: &str) -> Vec<ProcStat> {
 }
 
 /// True when `name` is the process's comm (or the first 15 bytes of it, as the kernel cuts
-/// comm) or the basename of its executable.
+/// comm) or the basename of its executable. Scans run every few seconds over every
+/// process, so the readlink of `exe` is skipped for kernel threads, which have none.
 pub fn name_matches(root: &Root, stat: &ProcStat, name: &str) -> bool {
     let short = name.get(..15).unwrap_or(name);
     stat.comm == name
         || (name.len() > 15 && stat.comm == short)
-        || exe_name(root, stat.pid).as_deref() == Some(name)
+        || (!stat.kernel_thread && exe_name(root, stat.pid).as_deref() == Some(name))
 }
 
 /// `/proc/<pid>/stat` with the fields the `process` check needs beyond [`ProcStat`].
@@ -141,6 +156,17 @@ mod tests {
         assert_eq!(s.pid, 812);
         assert_eq!(s.comm, "heart (beat) x");
         assert_eq!(s.state, 'Z');
+    }
+
+    #[test]
+    fn kernel_threads_are_told_by_their_flags() {
+        // Captured on Linux 6.18: kthreadd (flags 0x208040) and a shell (0x400100).
+        let kthread = parse_stat("2 (kthreadd) S 0 0 0 0 -1 2129984 0 0 0 0 0 0").unwrap();
+        assert!(kthread.kernel_thread);
+        let shell = parse_stat("812 (bash) S 1 812 812 0 -1 4194560 0 0").unwrap();
+        assert!(!shell.kernel_thread);
+        // cut short before the flags: not a kernel thread, so exe is still looked at
+        assert!(!parse_stat("812 (bash) S 1 812").unwrap().kernel_thread);
     }
 
     #[test]
