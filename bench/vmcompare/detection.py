@@ -10,7 +10,7 @@ import time
 
 from . import guest as g
 from .prep import REPO, cases, cleanup, suite
-from .watch import WD_LOG, ended_by, first, wait_line_or_end
+from .watch import ended_by, first, wait_line_or_end, wd_lines
 
 DRIVER = "i6300esb"
 
@@ -93,14 +93,12 @@ def drive(guest, driver, scen, watch_s, res):
     res["end"] = end[2] if end else ""
     res["by"], res["events"] = ended_by(guest, t0) if end else ("-", [])
     # watchdog 5.16's own words after the fault, and what happened to the heartbeat
-    with guest.cond:
-        wd_lines = [(t - t0, m.group(1).strip()) for t, s in guest.lines if t >= t0
-                    for m in [re.search(WD_LOG, s)] if m]
-    res["wd_lines"] = wd_lines
-    res["first_log"] = wd_lines[0] if wd_lines else None
-    sd = [(t, s) for t, s in wd_lines if "shutting down" in s]
+    wdl = wd_lines(guest, t0)
+    res["wd_lines"] = wdl
+    res["first_log"] = wdl[0] if wdl else None
+    sd = [(t, s) for t, s in wdl if "shutting down" in s]
     res["shutdown"] = sd[0] if sd else None
-    retry = [(t, s) for t, s in wd_lines if "Retry timed-out" in s]
+    retry = [(t, s) for t, s in wdl if "Retry timed-out" in s]
     res["retry"] = retry[0] if retry else None
     hb = first(guest, r"VMTEST: exited (fakehb|fakerm) rc=(\d+)", after=t0)
     res["hb_exit"] = (hb[0] - t0, hb[1].group(0)) if hb else None
@@ -127,10 +125,17 @@ def details_wd516(r):
     if "error" in r:
         return [f"    | {ln}" for ln in r.get("tail", [])[-15:]]
     out.append(f"    fault: {r.get('fault')}; checks: {', '.join(r['checks'])}; watchdog version {r.get('version')}")
-    for t, s in r["wd_lines"][:12]:
-        out.append(f"    +{t:7.2f}s watchdog: {s[:200]}")
-    if len(r["wd_lines"]) > 12:
-        out.append(f"    ... {len(r['wd_lines']) - 12} more watchdog lines")
+    # each message once, with when it first and last came and how often
+    groups = {}
+    for t, s in r["wd_lines"]:
+        key = re.sub(r"\d+", "N", s)
+        if key not in groups:
+            groups[key] = [t, t, 0, s]
+        groups[key][1] = t
+        groups[key][2] += 1
+    for t1, t2, n, s in sorted(groups.values()):
+        span = f" (x{n}, last +{t2:.2f}s)" if n > 1 else ""
+        out.append(f"    +{t1:7.2f}s watchdog: {s[:200]}{span}")
     if r.get("hb_exit"):
         out.append(f"    +{r['hb_exit'][0]:7.2f}s {r['hb_exit'][1]}")
     if r.get("daemon_exit"):

@@ -10,7 +10,7 @@ import time
 
 from . import guest as g
 from .prep import cases, cleanup, suite
-from .watch import WD_LOG, ended_by, first, wait_line_or_end
+from .watch import ended_by, first, wait_line_or_end
 
 TIMEOUT_S = 5
 DRIVER = "i6300esb"
@@ -100,10 +100,11 @@ def boot_once(guest, run, left, out):
         # the clean stop: wdfeed's lateness line, the device left inactive
         wait_line_or_end(guest, r"VMTEST: daemon stopped", 30)
         wait_line_or_end(guest, r"VMTEST: stress-ng:", 15)
-        for pat in (r"feeder wake-up lateness.*", r"wdfeed pid \d+: .*"):
-            m = first(guest, pat, after=done[1])
-            if m:
-                run.lateness.append(m[1].group(0).strip())
+        # `wdfeed status` just before the SIGTERM (p50/p99/p99.9/max), then wdfeed's own
+        # line on the way out (p99/max), and whether it disarmed
+        for _, m in guest.matching(r"(feeder wake-up lateness|wdfeed pid \d+:|disarmed|left armed).*",
+                                   after=done[1]):
+            run.lateness.append(m.string.strip())
         st = first(guest, r"VMTEST: daemon stopped.*", after=done[1])
         if st:
             run.notes.append(st[1].group(0))
@@ -117,7 +118,7 @@ def collect(guest, run, t_load):
         if run.daemon == "wdfeed" and re.search(r"check failed|fencing|stall|WARN|ERROR", s):
             run.warnings.append(f"+{t - t_load:.1f}s {s.strip()[:220]}")
         if run.daemon == "wd516":
-            m = re.search(WD_LOG, s)
+            m = re.search(r"watchdog\[\d+\]: (.*)", s)
             if m and not re.search(r"starting daemon|int=|dev=|ping:|file:|pidfile:|interface:|"
                                    r"temperature:|test binary files|repair binary|error retry|"
                                    r"alive=|heartbeat=|to=|no=|hardware watchdog identity|"

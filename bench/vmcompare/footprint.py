@@ -90,6 +90,7 @@ def measure(guest, res, foot_s):
     res["pets_before_exec"] = len(before)
     res["first_pet"] = after[0] - t_exec if after else None
     res["second_pet"] = after[1] - t_exec if len(after) > 1 else None
+    res["first_pets"] = [p - t_exec for p in after[:4]]
     samples = {}
     with guest.cond:
         for t, s in guest.lines:
@@ -117,11 +118,13 @@ def fmt(r, foot_s):
     fp = r.get("first_pet")
     lines.append(f"footprint {v}: exec->first_pet=" + (f"{fp:.3f}s" if fp is not None else "none")
                  + (f" (+{lat * 1000:.1f}ms serial latency = {fp + lat:.3f}s)" if fp is not None and rtt else "")
-                 + (f" second_pet={r['second_pet']:.3f}s" if r.get("second_pet") is not None else "")
+                 + " reloads_after_exec=[" + ", ".join(f"{p:.3f}" for p in r.get("first_pets", [])) + "]s"
                  + f" pets_before_exec={r.get('pets_before_exec')}")
     s_end = r["samples"].get(foot_s)
     s_1 = r["samples"].get(SAMPLE1_S)
-    if s_end:
+    if s_end and "starttime" not in s_end:
+        lines.append(f"footprint {v}: the daemon was gone at the sample")
+    elif s_end:
         age = s_end["uptime"] - s_end["starttime"] / CLK_TCK
         cpu = (s_end["utime"] + s_end["stime"]) / CLK_TCK
         ccpu = (s_end["cutime"] + s_end["cstime"]) / CLK_TCK
@@ -131,7 +134,7 @@ def fmt(r, foot_s):
                 f"VmHWM={s_end.get('VmHWM', '?')}kB VmLck={s_end.get('VmLck', '?')}kB "
                 f"Threads={s_end.get('Threads', '?')} cpu={cpu:.2f}s ({per_h:.1f} cpu-s/h)"
                 f" with_reaped_children={cpu + ccpu:.2f}s ({cper_h:.1f} cpu-s/h)")
-        if s_1:
+        if s_1 and "utime" in s_1:
             dt = s_end["uptime"] - s_1["uptime"]
             dcpu = (s_end["utime"] + s_end["stime"] - s_1["utime"] - s_1["stime"]) / CLK_TCK
             dch = (s_end["cutime"] + s_end["cstime"] - s_1["cutime"] - s_1["cstime"]) / CLK_TCK

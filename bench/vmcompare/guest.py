@@ -29,8 +29,10 @@ start_wd516() {
     start_syslog
     mkdir -p /var/log/watchdog /etc/watchdog.d
     [ -e /var/run ] || ln -s /run /var/run
+    # as on Debian: its shutdown unmounts what /etc/mtab lists
+    [ -e /etc/mtab ] || ln -s /proc/self/mounts /etc/mtab
     mark "exec watchdog-5.16"
-    ( watchdog -F -c /etc/watchdog.conf & echo $! > /run/wdfeed.pid; wait $!
+    ( /usr/sbin/watchdog -F -c /etc/watchdog.conf & echo $! > /run/wdfeed.pid; wait $!
       echo "VMTEST: exited watchdog rc=$? up=$(up)" ) &
     while [ ! -s /run/wdfeed.pid ]; do usleep 20000; done
     _i=0
@@ -106,8 +108,9 @@ if [ "$PETTER" = wd516 ]; then
     start_syslog
     mkdir -p /var/log/watchdog /etc/watchdog.d
     [ -e /var/run ] || ln -s /run /var/run
+    [ -e /etc/mtab ] || ln -s /proc/self/mounts /etc/mtab
     mark "exec watchdog-5.16"
-    watchdog -F -c /etc/watchdog.conf &
+    /usr/sbin/watchdog -F -c /etc/watchdog.conf &
 else
     mark "exec wdfeed"
     wdfeed run -c /etc/wdfeed/watchdog.yaml > /run/wdfeed.log 2>&1 &

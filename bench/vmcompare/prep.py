@@ -111,7 +111,9 @@ class Context:
             self.wdfeed = os.path.join(REPO, "target", "release", "wdfeed")
         self.wd516, self.wd_version, self.wd_conf = ensure_watchdog516()
         self.stress = ensure_stress_ng()
-        binaries = {"wdfeed": self.wdfeed, "watchdog": self.wd516, "stress-ng": self.stress}
+        # watchdog 5.16 goes to /usr/sbin (its Debian path), called by that path: /bin/watchdog
+        # is busybox's applet. It needs only libc, which wdfeed brings.
+        binaries = {"wdfeed": self.wdfeed, "stress-ng": self.stress}
         init_path = os.path.join(assets.VMDIR, "guest", "init")
         with open(init_path) as f:
             init = f.read()
@@ -125,7 +127,9 @@ class Context:
             "bin/wd516-writable-test": (WRITABLE_TEST, 0o755),
             "etc/watchdog.conf.debian": (debian_conf, 0o644),
         }
-        digest = assets.file_digest([shutil.which("busybox"), init_path, self.vmlinuz]
+        with open(self.wd516, "rb") as f:
+            guest_files["usr/sbin/watchdog"] = (f.read(), 0o755)
+        digest = assets.file_digest([shutil.which("busybox"), init_path, self.vmlinuz, self.wd516]
                                     + list(binaries.values()))
         extra = " ".join(sorted(suite.BASE_MODULE_SET)) + WRITABLE_TEST + debian_conf
         digest += "-" + hashlib.sha256(extra.encode()).hexdigest()[:8]

@@ -6,8 +6,30 @@ import time
 
 from .prep import qemu
 
-# watchdog 5.16's lines as busybox syslogd writes them: "... daemon.err watchdog[123]: text"
-WD_LOG = r"watchdog\[\d+\]: (.*)"
+# watchdog 5.16's lines as busybox syslogd writes them ("... daemon.err watchdog[123]: text"),
+# and the copy it writes to stderr (the console) in the foreground ("watchdog: text"), which
+# is all that is left once its shutdown has killed syslogd. Kernel lines start with "[".
+WD_LOG = r"(?:watchdog\[\d+\]: |^watchdog: )(.*)"
+
+
+def wd_lines(guest, t0):
+    """watchdog 5.16's messages after t0 as (seconds after t0, text), each once: the stderr
+    copy of a syslog line (or the reverse) within 0.5 s is dropped."""
+    rx = re.compile(WD_LOG)
+    seen = {}
+    out = []
+    with guest.cond:
+        lines = [(t, s) for t, s in guest.lines if t >= t0]
+    for t, s in lines:
+        m = rx.search(s)
+        if not m:
+            continue
+        text = m.group(1).strip()
+        if text in seen and t - seen[text] < 0.5:
+            continue
+        seen[text] = t
+        out.append((t - t0, text))
+    return out
 
 
 def wait_line_or_end(guest, pattern, timeout, start=0):
