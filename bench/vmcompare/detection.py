@@ -3,6 +3,7 @@ steps (its start_petter replaces wdfeed's) in its nearest configuration, watched
 for its default 60 s retry-timeout to play out; wdfeed's side is the suite itself, run on the
 same driver."""
 
+import json
 import os
 import re
 import subprocess
@@ -106,18 +107,42 @@ def drive(guest, driver, scen, watch_s, res):
     res["daemon_exit"] = (ex[0] - t0, ex[1].group(0)) if ex else None
 
 
+def verdict(r):
+    """(detected, action, reset, by) in words, for watchdog 5.16's side of the table."""
+    lines = r["wd_lines"]
+    errors = [(t, x) for t, x in lines if not re.search(r"sendmail|listing|skip |unmounting|remounting|"
+                                                          r"now set to|stopping daemon", x)]
+    sd = r.get("shutdown")
+    if r["scenario"] == "daemon-killed":
+        detected = "n/a (the daemon itself was killed)"
+    elif sd:
+        detected = f"yes, first error +{errors[0][0]:.1f} s" if errors else "yes"
+    elif errors:
+        detected = (f"logged {len(errors)} error(s) from +{errors[0][0]:.1f} s, then healthy again"
+                    if r["outcome"] == "up" else f"logged from +{errors[0][0]:.1f} s")
+    else:
+        detected = "no"
+    action = f"+{sd[0]:.1f} s (shutting down)" if sd else "none"
+    if r["reset_after"] is None:
+        return detected, action, f"none in {r['watched']:.0f} s", "-"
+    reset = f"+{r['reset_after']:.1f} s"
+    by = r["by"]
+    one_s = any("now set to 1 seconds" in x for _, x in lines)
+    if sd and one_s:
+        by += ": its soft reboot (SIGTERM/SIGKILL to all, unmount) set the device timeout to 1 s"
+    elif sd:
+        by += f": its soft reboot stalled (last log +{lines[-1][0]:.1f} s), the device's own timeout"
+    else:
+        by += ": no more pets, the device's own timeout"
+    return detected, action, reset, by
+
+
 def fmt_wd516(r):
     if "error" in r:
         return f"detect watchdog-5.16 {r['scenario']}: ERROR {r['error']}"
-    detected = bool(r.get("first_log")) or r.get("shutdown") is not None
-    action = r["shutdown"][0] if r.get("shutdown") else None
-    s = (f"detect watchdog-5.16 {r['scenario']}: detected={'yes' if detected else 'no'}"
-         f" first_log=" + (f"+{r['first_log'][0]:.2f}s" if r.get("first_log") else "none")
-         + " action(shutting down)=" + (f"+{action:.2f}s" if action is not None else "none")
-         + " outcome=" + r["outcome"]
-         + (f" reset_after=+{r['reset_after']:.2f}s by={r['by']}" if r["reset_after"] is not None
-            else f" (watched {r['watched']:.0f}s)"))
-    return s
+    detected, action, reset, by = verdict(r)
+    return (f"detect watchdog-5.16 {r['scenario']}: detected={detected}; action={action}; "
+            f"outcome={r['outcome']} reset_after={reset}; by={by}")
 
 
 def details_wd516(r):
@@ -224,10 +249,8 @@ def run(ctx, outdir, watch_s, names, out):
         if r is None or "error" in r:
             dcell = "error: " + (r["error"] if r else "not run")
         else:
-            det = "yes" if (r.get("first_log") or r.get("shutdown")) else "no"
-            act = f"+{r['shutdown'][0]:.1f} s" if r.get("shutdown") else "none"
-            rst = f"+{r['reset_after']:.1f} s" if r["reset_after"] is not None else f"none in {r['watched']:.0f} s"
-            by = r["by"] if r["reset_after"] is not None else "-"
-            dcell = f"{det}, {act}, {rst}, {by}"
+            dcell = ", ".join(verdict(r))
         out(f"| {label} | {wcell} | {dcell} |")
+    with open(os.path.join(outdir, "detection.json"), "w") as f:
+        json.dump({"watchdog-5.16": wd, "wdfeed": suite_res}, f, indent=1, default=str)
     return wd, suite_res
