@@ -38,12 +38,14 @@ class Out:
 def host_facts(ctx, out):
     qemu_v = subprocess.run(["qemu-system-x86_64", "--version"], capture_output=True,
                             text=True).stdout.splitlines()[0]
-    rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
-                         text=True).stdout.strip()
+    rev = subprocess.run(["git", "log", "-1", "--format=%h", "--", "src", "Cargo.toml", "Cargo.lock"],
+                         cwd=REPO, capture_output=True, text=True).stdout.strip()
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
+                          text=True).stdout.strip()
     wdfeed_v = subprocess.run([ctx.wdfeed, "--version"], capture_output=True, text=True).stdout.strip()
     out(f"host: kernel {platform.release()}, {os.cpu_count()} cpus, {qemu_v}")
     out(f"guest: kernel {ctx.kernel_release}, TCG, 1 vCPU, 384 MiB, -no-reboot")
-    out(f"daemons: {wdfeed_v} (tree {rev}, {os.path.relpath(ctx.wdfeed, REPO)}); "
+    out(f"daemons: {wdfeed_v} (sources of {rev}, tree at {head}, {os.path.relpath(ctx.wdfeed, REPO)}); "
         f"watchdog {ctx.wd_version} (Debian package, {os.path.relpath(ctx.wd516, REPO)})")
 
 
