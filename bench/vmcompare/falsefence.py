@@ -105,9 +105,10 @@ def boot_once(guest, run, left, out):
         for _, m in guest.matching(r"(feeder wake-up lateness|wdfeed pid \d+:|disarmed|left armed).*",
                                    after=done[1]):
             run.lateness.append(m.string.strip())
-        st = first(guest, r"VMTEST: daemon stopped.*", after=done[1])
-        if st:
-            run.notes.append(st[1].group(0))
+        for pat in (r"VMTEST: daemon stopped.*", r"VMTEST: stress-ng: .*"):
+            st = first(guest, pat, after=done[1])
+            if st:
+                run.notes.append(st[1].group(0))
     collect(guest, run, t_load)
 
 
