@@ -229,7 +229,7 @@ def run(ctx, outdir, watch_s, names, out):
         if s is None:
             out(f"detect wdfeed {label}: no result from the suite")
             continue
-        out(f"detect wdfeed {label}: {s['verdict']} outcome={s['outcome']} fence=+{s['fence'] or '-'}s "
+        out(f"detect wdfeed {label}: {s['verdict']} outcome={s['outcome']} fence={'+' + s['fence'] + 's' if s['fence'] else 'none'} "
             f"reset_after=+{s['after']}s bound={s['bound']}s")
         for n2 in s["notes"]:
             if not n2.startswith("case wall time"):
