@@ -274,7 +274,8 @@ def build_base_initramfs(out_path, moddir, module_names, binaries, guest_files):
     cpio.copy("bin/busybox", bb, 0o755)
     applets = subprocess.run([bb, "--list"], capture_output=True, text=True, check=True).stdout.split()
     for a in applets:
-        if a != "busybox":
+        # a binary of the same name (watchdog) wins: the kernel's unpacker keeps the first
+        if a != "busybox" and a not in binaries:
             cpio.symlink(f"bin/{a}", "busybox")
     libs = set()
     for name, src in binaries.items():
