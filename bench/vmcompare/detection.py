@@ -10,7 +10,7 @@ import subprocess
 import time
 
 from . import guest as g
-from .prep import REPO, cases, cleanup, suite
+from .prep import REPO, cases, observe, suite
 from .watch import ended_by, first, wait_line_or_end, wd_lines
 
 DRIVER = "i6300esb"
@@ -46,16 +46,7 @@ def wd516_case(ctx, outdir, name, watch_s, out):
     res = {"scenario": label, "checks": checks}
     guest = ctx.boot(workdir, driver, {"PETTER": "wd516"}, case_sh, files, disk_mb=scen.disk_mb,
                      nbd=scen.nbd)
-    try:
-        drive(guest, driver, scen, watch_s, res)
-    except Exception as e:
-        res["error"] = f"{type(e).__name__}: {e}"
-    finally:
-        guest.stop()
-        res["tail"] = guest.tail(30)
-        cleanup(workdir)
-    res["log"] = os.path.join(workdir, "serial.log")
-    return res
+    return observe(guest, workdir, res, lambda: drive(guest, driver, scen, watch_s, res), 30)
 
 
 def drive(guest, driver, scen, watch_s, res):

@@ -8,7 +8,7 @@ import statistics
 import time
 
 from . import guest as g
-from .prep import cases, cleanup, suite
+from .prep import cases, observe, suite
 from .watch import wait_line_or_end
 
 DRIVER = "iTCO_wdt"
@@ -46,16 +46,7 @@ def one(ctx, outdir, variant, foot_s):
            "SAMPLE1_S": SAMPLE1_S, "FOOT_S": foot_s}
     res = {"variant": variant}
     guest = ctx.boot(workdir, driver, env, g.COMMON + g.FOOTPRINT, files_for(variant, ctx, driver))
-    try:
-        measure(guest, res, foot_s)
-    except Exception as e:
-        res["error"] = f"{type(e).__name__}: {e}"
-    finally:
-        guest.stop()
-        res["tail"] = guest.tail(20)
-        cleanup(workdir)
-    res["log"] = os.path.join(workdir, "serial.log")
-    return res
+    return observe(guest, workdir, res, lambda: measure(guest, res, foot_s), 20)
 
 
 def measure(guest, res, foot_s):

@@ -185,3 +185,18 @@ def cleanup(workdir):
         p = os.path.join(workdir, big)
         if os.path.exists(p):
             os.unlink(p)
+
+
+def observe(guest, workdir, res, watch, tail_lines):
+    """Runs `watch()` on a booted guest, then always stops it and keeps its tail and log path
+    in `res`; an exception in `watch` becomes res["error"]. Returns res."""
+    try:
+        watch()
+    except Exception as e:  # a harness error is reported with the run, not raised
+        res["error"] = f"{type(e).__name__}: {e}"
+    finally:
+        guest.stop()
+        res["tail"] = guest.tail(tail_lines)
+        cleanup(workdir)
+    res["log"] = os.path.join(workdir, "serial.log")
+    return res
