@@ -83,21 +83,28 @@ fn with_extra_sections(page: Vec<u8>, cmd: &clap::Command) -> Vec<u8> {
         ("0", "success; for check, the node is healthy"),
         ("1", "unhealthy (check), or a runtime failure"),
         ("2", "a bad config or command line"),
-        ("3", "a watchdog device problem: missing, busy, refused timeout, vanished"),
+        (
+            "3",
+            "a watchdog device problem: missing, busy, refused timeout, vanished",
+        ),
     ] {
-        extra.control("TP", []).text([bold(code)]).text([roman(meaning)]);
+        extra
+            .control("TP", [])
+            .text([bold(code)])
+            .text([roman(meaning)]);
     }
     extra.control("SH", ["ENVIRONMENT"]);
-    extra
-        .control("TP", [])
-        .text([bold("WDFEED_ROOT")])
-        .text([roman("The same as "), bold("--root"), roman(".")]);
+    extra.control("TP", []).text([bold("WDFEED_ROOT")]).text([
+        roman("The same as "),
+        bold("--root"),
+        roman("."),
+    ]);
     extra
         .control("TP", [])
         .text([bold("JOURNAL_STREAM")])
         .text([roman(
-            "When set (wdfeed runs under systemd), log lines carry no timestamp: the journal adds it.",
-        )]);
+        "When set (wdfeed runs under systemd), log lines carry no timestamp: the journal adds it.",
+    )]);
     extra.control("SH", ["FILES"]);
     for (path, meaning) in [
         (
@@ -236,13 +243,22 @@ fn every_subcommand_has_a_page_that_names_its_options() {
         }
     }
     let top = String::from_utf8_lossy(&files[Path::new("docs/man/wdfeed.8")]).into_owned();
-    for section in ["SYNOPSIS", "SUBCOMMANDS", "EXIT STATUS", "FILES", "SEE ALSO"] {
+    for section in [
+        "SYNOPSIS",
+        "SUBCOMMANDS",
+        "EXIT STATUS",
+        "FILES",
+        "SEE ALSO",
+    ] {
         assert!(
             top.contains(&format!(".SH \"{section}\"")) || top.contains(&format!(".SH {section}")),
             "wdfeed.8 lacks {section}"
         );
     }
-    assert!(top.contains("wdfeed\\-run(8)"), "wdfeed.8 lists its subcommands' pages");
+    assert!(
+        top.contains("wdfeed\\-run(8)"),
+        "wdfeed.8 lists its subcommands' pages"
+    );
 }
 
 /// groff warns about bad roff; a page it cannot format cleanly is a broken page.
