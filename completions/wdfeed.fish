@@ -1,0 +1,72 @@
+# Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
+function __fish_wdfeed_global_optspecs
+    string join \n root= log-level= h/help V/version
+end
+
+function __fish_wdfeed_needs_command
+    # Figure out if the current invocation already has a command.
+    set -l cmd (commandline -opc)
+    set -e cmd[1]
+    argparse -s (__fish_wdfeed_global_optspecs) -- $cmd 2>/dev/null
+    or return
+    if set -q argv[1]
+        # Also print the command, so this can be used to figure out what it is.
+        echo $argv[1]
+        return 1
+    end
+    return 0
+end
+
+function __fish_wdfeed_using_subcommand
+    set -l cmd (__fish_wdfeed_needs_command)
+    test -z "$cmd"
+    and return 1
+    contains -- $cmd[1] $argv
+end
+
+complete -c wdfeed -n "__fish_wdfeed_needs_command" -l root -d 'Read every /proc, /sys and /dev path under DIR (a fixture tree, or the host\'s root mounted in a container, e.g. /host)' -r -F
+complete -c wdfeed -n "__fish_wdfeed_needs_command" -l log-level -d 'error, warn, info, debug or trace' -r
+complete -c wdfeed -n "__fish_wdfeed_needs_command" -s h -l help -d 'Print help'
+complete -c wdfeed -n "__fish_wdfeed_needs_command" -s V -l version -d 'Print version'
+complete -c wdfeed -n "__fish_wdfeed_needs_command" -f -a "run" -d 'Run the daemon: pet every device while every check passes; fence when one fails'
+complete -c wdfeed -n "__fish_wdfeed_needs_command" -f -a "status" -d 'Show the running daemon\'s state: checks, leases, last pet, fence state, bound'
+complete -c wdfeed -n "__fish_wdfeed_needs_command" -f -a "check" -d 'Run every check once and print a table; exit 0 if healthy, 1 if not'
+complete -c wdfeed -n "__fish_wdfeed_needs_command" -f -a "info" -d 'Describe the watchdog devices from sysfs without opening them (opening arms them), and the fence bound of the config'
+complete -c wdfeed -n "__fish_wdfeed_needs_command" -f -a "validate" -d 'Check a config: print every problem, or "config looks good" and its fence bound'
+complete -c wdfeed -n "__fish_wdfeed_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c wdfeed -n "__fish_wdfeed_using_subcommand run" -s c -l config -d 'The config file (default: /etc/wdfeed/watchdog.yaml, else the embedded default)' -r -F
+complete -c wdfeed -n "__fish_wdfeed_using_subcommand run" -l status-file -d 'Where to keep the state `wdfeed status` reads' -r -F
+complete -c wdfeed -n "__fish_wdfeed_using_subcommand run" -l root -d 'Read every /proc, /sys and /dev path under DIR (a fixture tree, or the host\'s root mounted in a container, e.g. /host)' -r -F
+complete -c wdfeed -n "__fish_wdfeed_using_subcommand run" -l log-level -d 'error, warn, info, debug or trace' -r
+complete -c wdfeed -n "__fish_wdfeed_using_subcommand run" -l dry-run -d 'Run every check and log each decision ("would pet", "would fence") without opening a device or killing anything'
+complete -c wdfeed -n "__fish_wdfeed_using_subcommand run" -s h -l help -d 'Print help'
+complete -c wdfeed -n "__fish_wdfeed_using_subcommand run" -s V -l version -d 'Print version'
+complete -c wdfeed -n "__fish_wdfeed_using_subcommand status" -l status-file -r -F
+complete -c wdfeed -n "__fish_wdfeed_using_subcommand status" -l root -d 'Read every /proc, /sys and /dev path under DIR (a fixture tree, or the host\'s root mounted in a container, e.g. /host)' -r -F
+complete -c wdfeed -n "__fish_wdfeed_using_subcommand status" -l log-level -d 'error, warn, info, debug or trace' -r
+complete -c wdfeed -n "__fish_wdfeed_using_subcommand status" -l json -d 'Print the JSON the daemon wrote'
+complete -c wdfeed -n "__fish_wdfeed_using_subcommand status" -s h -l help -d 'Print help'
+complete -c wdfeed -n "__fish_wdfeed_using_subcommand status" -s V -l version -d 'Print version'
+complete -c wdfeed -n "__fish_wdfeed_using_subcommand check" -s c -l config -r -F
+complete -c wdfeed -n "__fish_wdfeed_using_subcommand check" -l root -d 'Read every /proc, /sys and /dev path under DIR (a fixture tree, or the host\'s root mounted in a container, e.g. /host)' -r -F
+complete -c wdfeed -n "__fish_wdfeed_using_subcommand check" -l log-level -d 'error, warn, info, debug or trace' -r
+complete -c wdfeed -n "__fish_wdfeed_using_subcommand check" -l json -d 'Print JSON instead of a table'
+complete -c wdfeed -n "__fish_wdfeed_using_subcommand check" -s h -l help -d 'Print help'
+complete -c wdfeed -n "__fish_wdfeed_using_subcommand check" -s V -l version -d 'Print version'
+complete -c wdfeed -n "__fish_wdfeed_using_subcommand info" -s c -l config -r -F
+complete -c wdfeed -n "__fish_wdfeed_using_subcommand info" -l root -d 'Read every /proc, /sys and /dev path under DIR (a fixture tree, or the host\'s root mounted in a container, e.g. /host)' -r -F
+complete -c wdfeed -n "__fish_wdfeed_using_subcommand info" -l log-level -d 'error, warn, info, debug or trace' -r
+complete -c wdfeed -n "__fish_wdfeed_using_subcommand info" -l json -d 'Print JSON instead of a table'
+complete -c wdfeed -n "__fish_wdfeed_using_subcommand info" -s h -l help -d 'Print help'
+complete -c wdfeed -n "__fish_wdfeed_using_subcommand info" -s V -l version -d 'Print version'
+complete -c wdfeed -n "__fish_wdfeed_using_subcommand validate" -l root -d 'Read every /proc, /sys and /dev path under DIR (a fixture tree, or the host\'s root mounted in a container, e.g. /host)' -r -F
+complete -c wdfeed -n "__fish_wdfeed_using_subcommand validate" -l log-level -d 'error, warn, info, debug or trace' -r
+complete -c wdfeed -n "__fish_wdfeed_using_subcommand validate" -l print-default -d 'Print the embedded default config and exit'
+complete -c wdfeed -n "__fish_wdfeed_using_subcommand validate" -s h -l help -d 'Print help'
+complete -c wdfeed -n "__fish_wdfeed_using_subcommand validate" -s V -l version -d 'Print version'
+complete -c wdfeed -n "__fish_wdfeed_using_subcommand help; and not __fish_seen_subcommand_from run status check info validate help" -f -a "run" -d 'Run the daemon: pet every device while every check passes; fence when one fails'
+complete -c wdfeed -n "__fish_wdfeed_using_subcommand help; and not __fish_seen_subcommand_from run status check info validate help" -f -a "status" -d 'Show the running daemon\'s state: checks, leases, last pet, fence state, bound'
+complete -c wdfeed -n "__fish_wdfeed_using_subcommand help; and not __fish_seen_subcommand_from run status check info validate help" -f -a "check" -d 'Run every check once and print a table; exit 0 if healthy, 1 if not'
+complete -c wdfeed -n "__fish_wdfeed_using_subcommand help; and not __fish_seen_subcommand_from run status check info validate help" -f -a "info" -d 'Describe the watchdog devices from sysfs without opening them (opening arms them), and the fence bound of the config'
+complete -c wdfeed -n "__fish_wdfeed_using_subcommand help; and not __fish_seen_subcommand_from run status check info validate help" -f -a "validate" -d 'Check a config: print every problem, or "config looks good" and its fence bound'
+complete -c wdfeed -n "__fish_wdfeed_using_subcommand help; and not __fish_seen_subcommand_from run status check info validate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
