@@ -4,13 +4,12 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use super::duration::format_duration;
+use super::check_keys::parse_check;
 use super::raw::{FenceMode, OnExit, RawConfig};
-use super::{
-    or_default, parse_check, CheckConfig, Config, DeviceConfig, FenceConfig, Problem,
-    DEFAULT_TIMEOUT,
-};
-use crate::health::runner::Schedule;
+use super::{CheckConfig, Config, DeviceConfig, FenceConfig, Problem, DEFAULT_TIMEOUT};
+use crate::health::Schedule;
+use crate::units::format_duration;
+use crate::units::HumanDuration;
 
 /// The largest timeout every driver takes as it is: ipmi_watchdog silently wraps larger
 /// values (6554 s became 0.4 s at the BMC).
@@ -161,11 +160,11 @@ pub fn build(raw: RawConfig, problems: &mut Vec<Problem>) -> Config {
                 format!("{tolerance} is more than {MAX_TOLERANCE} consecutive failures"),
             );
         }
-        if let Some(limit) = settings.own_time_limit() {
+        if let Some((limit_key, limit)) = settings.own_time_limit() {
             if limit >= deadline {
                 check_problems_push(
                     &mut check_problems,
-                    key("timeout"),
+                    key(limit_key),
                     format!(
                         "{} must be below the check's deadline {}: a command still running at the deadline fails the check anyway",
                         format_duration(limit),
@@ -221,4 +220,9 @@ fn check_problems_push(problems: &mut Vec<Problem>, key: String, message: String
         message,
         location: None,
     });
+}
+
+/// Lets the rules read a duration the operator may have left out.
+fn or_default(d: Option<HumanDuration>, default: Duration) -> Duration {
+    d.map(HumanDuration::get).unwrap_or(default)
 }

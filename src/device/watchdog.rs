@@ -10,7 +10,7 @@ use std::time::Duration;
 use nix::errno::Errno;
 
 use super::io::WatchdogIo;
-use crate::config::duration::format_duration;
+use crate::units::format_duration;
 
 /// Something a device would not do, with what to do about it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,10 +70,8 @@ pub struct Watchdog<I: WatchdogIo> {
     path: PathBuf,
     io: I,
     pub identity: String,
-    pub options: u32,
     /// The timeout the driver really runs with (read back after setting it).
     pub timeout: Duration,
-    pub pretimeout: Option<Duration>,
     /// GETBOOTSTATUS before the first pet, where the driver answers it.
     pub bootstatus: Option<u32>,
     /// True when KEEPALIVE is not supported and the device is petted by write(2).
@@ -159,18 +157,10 @@ impl<I: WatchdogIo> Watchdog<I> {
             ));
         }
 
-        let mut pretimeout = None;
         if let Some(pre) = want.pretimeout {
             let secs = i32::try_from(pre.as_secs()).unwrap_or(i32::MAX);
-            match io.set_pretimeout(secs) {
-                Ok(_) => {
-                    pretimeout = io
-                        .get_pretimeout()
-                        .ok()
-                        .map(|p| Duration::from_secs(p.max(0) as u64))
-                        .or(Some(pre))
-                }
-                Err(e) => notes.push(format!("pretimeout {secs}s not set: {}", e.desc())),
+            if let Err(e) = io.set_pretimeout(secs) {
+                notes.push(format!("pretimeout {secs}s not set: {}", e.desc()));
             }
         }
 
@@ -178,9 +168,7 @@ impl<I: WatchdogIo> Watchdog<I> {
             path: path.to_path_buf(),
             io,
             identity: info.identity(),
-            options: info.options,
             timeout,
-            pretimeout,
             bootstatus,
             pets_by_write: false,
             notes,
@@ -210,11 +198,6 @@ impl<I: WatchdogIo> Watchdog<I> {
             }
         }
         self.io.write(b"\0")
-    }
-
-    /// Seconds left before the device fires, where the driver tells.
-    pub fn time_left(&mut self) -> Option<u32> {
-        self.io.get_timeleft().ok().map(|t| t.max(0) as u32)
     }
 
     /// Writes the magic `V` and closes: the watchdog stops, unless the driver was built or
@@ -298,11 +281,10 @@ mod tests {
 
     #[test]
     fn ipmi_like_drivers_work_through_fallbacks() {
-        // options=0, GETBOOTSTATUS and GETTIMELEFT ENOTTY, KEEPALIVE not supported.
+        // options=0, GETBOOTSTATUS ENOTTY, KEEPALIVE not supported.
         let script = Script {
             support: Ok(info("IPMI", 0)),
             bootstatus: Err(Errno::ENOTTY),
-            timeleft: Err(Errno::ENOTTY),
             keepalive: Err(Errno::EOPNOTSUPP),
             ..Script::default()
         };
@@ -310,7 +292,6 @@ mod tests {
         let mut dog = dog.unwrap();
         assert_eq!(dog.bootstatus, None);
         assert!(dog.pets_by_write);
-        assert_eq!(dog.time_left(), None);
         dog.pet().unwrap();
         let calls = io.calls();
         assert_eq!(

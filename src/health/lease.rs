@@ -5,7 +5,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use crate::clock::duration_to_nanos;
+use crate::time::duration_to_nanos;
 
 /// Expiry times on the daemon's clock, in nanoseconds; 0 means "never granted".
 pub struct LeaseTable {

@@ -18,11 +18,11 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::KeyProblem;
-use crate::config::duration::HumanDuration;
+use super::{CheckKind, KeyProblem};
 use crate::health::{Check, Verdict};
 use crate::system::diskstats::{self, DiskStat};
 use crate::system::{blockdev, Root};
+use crate::units::HumanDuration;
 
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -49,15 +49,17 @@ impl Default for Settings {
     }
 }
 
-impl Settings {
-    pub fn label(&self) -> String {
+impl CheckKind for Settings {
+    const KIND: &'static str = "block-io";
+
+    fn label(&self) -> String {
         match &self.devices {
             None => "block-io all disks".into(),
             Some(d) => format!("block-io {}", d.join(",")),
         }
     }
 
-    pub fn problems(&self) -> Vec<KeyProblem> {
+    fn problems(&self) -> Vec<KeyProblem> {
         let mut out = Vec::new();
         if self.stuck_after.get().is_zero() {
             out.push(KeyProblem::new("stuck-after", "must be longer than 0s"));
@@ -87,6 +89,20 @@ impl Settings {
             }
         }
         out
+    }
+
+    fn build(&self, root: &Root) -> Result<Box<dyn Check>, String> {
+        Ok(Box::new(BlockIo::new(self.clone(), root)?))
+    }
+
+    /// A disk may pass a single sample mid-failover of its path.
+    fn default_tolerance(&self) -> u32 {
+        1
+    }
+
+    /// A disk is stuck only after `stuck-after` without completions.
+    fn time_to_see(&self) -> Duration {
+        self.stuck_after.get()
     }
 }
 

@@ -23,9 +23,10 @@ use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use serde::Deserialize;
 
-use super::KeyProblem;
-use crate::config::duration::HumanDuration;
+use super::{CheckKind, KeyProblem};
 use crate::health::{Check, Verdict};
+use crate::system::Root;
+use crate::units::HumanDuration;
 
 /// The only environment a command gets.
 pub const PATH: &str = "/usr/sbin:/usr/bin:/sbin:/bin";
@@ -51,15 +52,17 @@ fn default_timeout() -> HumanDuration {
     HumanDuration(Duration::from_secs(10))
 }
 
-impl Settings {
-    pub fn label(&self) -> String {
+impl CheckKind for Settings {
+    const KIND: &'static str = "command";
+
+    fn label(&self) -> String {
         format!(
             "command {}",
             self.argv.first().map(String::as_str).unwrap_or("")
         )
     }
 
-    pub fn problems(&self) -> Vec<KeyProblem> {
+    fn problems(&self) -> Vec<KeyProblem> {
         let mut out = Vec::new();
         match self.argv.first() {
             None => out.push(KeyProblem::new(
@@ -78,6 +81,16 @@ impl Settings {
             out.push(KeyProblem::new("timeout", "must be longer than 0s"));
         }
         out
+    }
+
+    fn build(&self, root: &Root) -> Result<Box<dyn Check>, String> {
+        // Runs on this machine whatever the root: a command is not a file to read.
+        let _ = root;
+        Ok(Box::new(CommandCheck::new(self.clone())?))
+    }
+
+    fn own_time_limit(&self) -> Option<(&'static str, Duration)> {
+        Some(("timeout", self.timeout.get()))
     }
 }
 

@@ -19,11 +19,11 @@ use std::time::{Duration, SystemTime};
 
 use serde::Deserialize;
 
-use super::KeyProblem;
-use crate::config::duration::HumanDuration;
+use super::{CheckKind, KeyProblem};
 use crate::health::{Check, Verdict};
 use crate::system::process_table::{self, ProcDetail};
 use crate::system::Root;
+use crate::units::HumanDuration;
 
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -50,8 +50,10 @@ fn default_max_uninterruptible() -> HumanDuration {
     HumanDuration(Duration::from_secs(30))
 }
 
-impl Settings {
-    pub fn label(&self) -> String {
+impl CheckKind for Settings {
+    const KIND: &'static str = "process";
+
+    fn label(&self) -> String {
         match (&self.name, &self.pidfile) {
             (Some(n), _) => format!("process {n}"),
             (None, Some(p)) => format!("process {}", p.display()),
@@ -59,7 +61,7 @@ impl Settings {
         }
     }
 
-    pub fn problems(&self) -> Vec<KeyProblem> {
+    fn problems(&self) -> Vec<KeyProblem> {
         let mut out = Vec::new();
         match (&self.name, &self.pidfile) {
             (None, None) => out.push(KeyProblem::new("", "give `name` or `pidfile`")),
@@ -102,6 +104,17 @@ impl Settings {
             _ => {}
         }
         out
+    }
+
+    fn build(&self, root: &Root) -> Result<Box<dyn Check>, String> {
+        Ok(Box::new(Process::new(self.clone(), root)?))
+    }
+
+    /// A process in D state fails only after `max-uninterruptible`, a stale file only
+    /// after `max-age`.
+    fn time_to_see(&self) -> Duration {
+        let d_state = self.max_uninterruptible.get();
+        self.max_age.map_or(d_state, |a| d_state.max(a.get()))
     }
 }
 

@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::KeyProblem;
+use super::{CheckKind, KeyProblem};
 use crate::health::{Check, Verdict};
 use crate::system::mountinfo::{self, MountEntry};
 use crate::system::{blockdev, ext4, Root};
@@ -67,7 +67,19 @@ impl Default for Settings {
 }
 
 impl Settings {
-    pub fn label(&self) -> String {
+    /// The probe file for `mount`: its `probe-paths` entry or `<mount>/.wdfeed-probe`.
+    pub fn probe_path(&self, mount: &Path) -> PathBuf {
+        match self.probe_paths.get(mount) {
+            Some(p) => p.clone(),
+            None => mount.join(PROBE_NAME),
+        }
+    }
+}
+
+impl CheckKind for Settings {
+    const KIND: &'static str = "writable";
+
+    fn label(&self) -> String {
         let names: Vec<String> = self
             .mounts
             .iter()
@@ -76,15 +88,7 @@ impl Settings {
         format!("writable {}", names.join(","))
     }
 
-    /// The probe file for `mount`: its `probe-paths` entry or `<mount>/.wdfeed-probe`.
-    pub fn probe_path(&self, mount: &Path) -> PathBuf {
-        match self.probe_paths.get(mount) {
-            Some(p) => p.clone(),
-            None => mount.join(PROBE_NAME),
-        }
-    }
-
-    pub fn problems(&self) -> Vec<KeyProblem> {
+    fn problems(&self) -> Vec<KeyProblem> {
         let mut out = Vec::new();
         if self.mounts.is_empty() {
             out.push(KeyProblem::new(
@@ -133,6 +137,10 @@ impl Settings {
             }
         }
         out
+    }
+
+    fn build(&self, root: &Root) -> Result<Box<dyn Check>, String> {
+        Ok(Box::new(Writable::new(self.clone(), root)?))
     }
 }
 

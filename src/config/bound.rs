@@ -19,8 +19,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::config::duration::format_duration;
 use crate::config::Config;
+use crate::units::format_duration;
 
 /// How sure the bound is about a device's reset time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -88,16 +88,6 @@ pub fn reset_after(identity: Option<&str>, timeout: Duration) -> (Duration, Know
             "driver not identified: one timeout assumed".into(),
         ),
     }
-}
-
-/// Each configured device's driver identity as sysfs tells it, without opening anything
-/// (`None` where sysfs has no entry, as for ipmi_watchdog).
-pub fn sysfs_identities(config: &Config, root: &crate::system::Root) -> Vec<Option<String>> {
-    config
-        .devices
-        .iter()
-        .map(|d| crate::device::sysfs::find(root, &d.path).and_then(|w| w.identity))
-        .collect()
 }
 
 /// B for `config`, given each device's identity (None where unknown) and, once the devices

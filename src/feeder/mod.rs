@@ -6,71 +6,24 @@
 //! CLOCK_BOOTTIME, and a gap over `fence.stall-threshold` means the node stood still (a
 //! kernel or VM freeze). It fences at once, before the HA stack acts on stale state.
 
+mod decide;
+mod lateness;
+
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use nix::errno::Errno;
 
-use crate::clock::{duration_to_nanos, Clock};
+pub use decide::{decide, Decision};
+pub use lateness::Lateness;
+
 use crate::device::Armed;
-use crate::fence::{Fence, FenceReason};
+use crate::fence::{Fence, FenceReason, Latch};
 use crate::health::lease::LeaseTable;
 use crate::system::notify::Notifier;
-
-/// Once closed, never open again: after a fence wdfeed never pets.
-#[derive(Debug, Default)]
-pub struct Latch {
-    closed: AtomicBool,
-}
-
-impl Latch {
-    pub fn new() -> Self {
-        Latch::default()
-    }
-
-    /// Closes the latch; true for the one call that closed it.
-    pub fn close(&self) -> bool {
-        !self.closed.swap(true, Ordering::SeqCst)
-    }
-
-    pub fn is_closed(&self) -> bool {
-        self.closed.load(Ordering::SeqCst)
-    }
-}
-
-/// What one wake-up of the feeder decides.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Decision {
-    Pet,
-    Fence(FenceReason),
-    /// Fenced already: do nothing, ever.
-    Latched,
-}
-
-/// The whole decision, a pure function of the clock, the last wake-up and the leases.
-pub fn decide(
-    now: Duration,
-    last_wake: Option<Duration>,
-    stall_threshold: Duration,
-    leases: &LeaseTable,
-    latched: bool,
-) -> Decision {
-    if latched {
-        return Decision::Latched;
-    }
-    if let Some(last) = last_wake {
-        let gap = now.saturating_sub(last);
-        if gap > stall_threshold {
-            return Decision::Fence(FenceReason::Stall { gap });
-        }
-    }
-    match leases.first_expired(now) {
-        Some(index) => Decision::Fence(FenceReason::Check { index }),
-        None => Decision::Pet,
-    }
-}
+use crate::time::{duration_to_nanos, Clock, Stopper};
 
 /// What a tick did.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -83,87 +36,6 @@ pub enum Tick {
         path: PathBuf,
         errno: Errno,
     },
-}
-
-/// How late the feeder woke, in a fixed histogram of atomics: recording allocates nothing,
-/// and the status thread reads it without a lock. Buckets are log-linear over microseconds
-/// (eight per power of two), so a quantile is known within 12.5 %.
-#[derive(Debug)]
-pub struct Lateness {
-    buckets: [AtomicU64; BUCKETS],
-    count: AtomicU64,
-    max_ns: AtomicU64,
-}
-
-const SUB: u32 = 8;
-const BUCKETS: usize = 33 * SUB as usize;
-
-impl Default for Lateness {
-    fn default() -> Self {
-        Lateness {
-            buckets: std::array::from_fn(|_| AtomicU64::new(0)),
-            count: AtomicU64::new(0),
-            max_ns: AtomicU64::new(0),
-        }
-    }
-}
-
-/// The bucket of `us` microseconds: values below 8 have one bucket each; above, each power
-/// of two is cut in eight.
-fn bucket_of(us: u32) -> usize {
-    if us < SUB {
-        return us as usize;
-    }
-    let octave = 31 - us.leading_zeros(); // >= 3
-    let sub = (us >> (octave - 3)) & (SUB - 1);
-    ((octave - 2) * SUB + sub) as usize
-}
-
-/// The largest value (in microseconds) that falls in bucket `b`.
-fn bucket_upper(b: usize) -> u64 {
-    let b = b as u64;
-    let sub = u64::from(SUB);
-    if b < sub {
-        return b;
-    }
-    let octave = b / sub + 2;
-    let low = (1u64 << octave) + (b % sub) * (1u64 << (octave - 3));
-    low + (1u64 << (octave - 3)) - 1
-}
-
-impl Lateness {
-    pub fn record(&self, late: Duration) {
-        let us = late.as_micros().min(u128::from(u32::MAX)) as u32;
-        self.buckets[bucket_of(us).min(BUCKETS - 1)].fetch_add(1, Ordering::Relaxed);
-        self.count.fetch_add(1, Ordering::Relaxed);
-        self.max_ns
-            .fetch_max(duration_to_nanos(late), Ordering::Relaxed);
-    }
-
-    pub fn count(&self) -> u64 {
-        self.count.load(Ordering::Relaxed)
-    }
-
-    pub fn max(&self) -> Duration {
-        Duration::from_nanos(self.max_ns.load(Ordering::Relaxed))
-    }
-
-    /// An upper bound on quantile `q` (0..=1): the top of the bucket that holds it.
-    pub fn quantile_upper(&self, q: f64) -> Duration {
-        let count = self.count();
-        if count == 0 {
-            return Duration::ZERO;
-        }
-        let target = ((count as f64) * q).ceil().max(1.0) as u64;
-        let mut seen = 0;
-        for (i, n) in self.buckets.iter().enumerate() {
-            seen += n.load(Ordering::Relaxed);
-            if seen >= target {
-                return Duration::from_micros(bucket_upper(i)).min(self.max());
-            }
-        }
-        self.max()
-    }
 }
 
 /// What the feeder publishes for the status thread: lock-free, written on every tick.
@@ -180,40 +52,6 @@ impl FeederShared {
             0 => None,
             n => Some(Duration::from_nanos(n)),
         }
-    }
-}
-
-/// Wakes the feeder early when the daemon stops.
-#[derive(Default)]
-pub struct Stopper {
-    stopped: Mutex<bool>,
-    wake: Condvar,
-}
-
-impl Stopper {
-    pub fn stop(&self) {
-        if let Ok(mut s) = self.stopped.lock() {
-            *s = true;
-        }
-        self.wake.notify_all();
-    }
-
-    /// Sleeps up to `d`; true if a stop was asked for.
-    pub fn sleep(&self, d: Duration) -> bool {
-        let Ok(guard) = self.stopped.lock() else {
-            return true;
-        };
-        if *guard {
-            return true;
-        }
-        match self.wake.wait_timeout_while(guard, d, |s| !*s) {
-            Ok((g, _)) => *g,
-            Err(_) => true,
-        }
-    }
-
-    pub fn is_stopped(&self) -> bool {
-        self.stopped.lock().map(|s| *s).unwrap_or(true)
     }
 }
 

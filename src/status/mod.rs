@@ -1,6 +1,16 @@
 //! The daemon's state for operators: `wdfeed status` reads a JSON file that a status thread
 //! (never the feeder) rewrites every interval under /run, and the same summary goes to
 //! systemd as STATUS=.
+//!
+//! The file's format and its reading and writing are here; [`report`] gathers the state
+//! from the daemon's parts without ever waiting on the feeder, the fence or a check; and
+//! [`publish`] is the thread that writes it.
+
+mod publish;
+mod report;
+
+pub use publish::start;
+pub use report::Reporter;
 
 use std::fs;
 use std::io;
