@@ -201,7 +201,7 @@ mod tests {
             .arg("30")
             .spawn()
             .unwrap();
-        let pidfd = pidfd_open(child.id() as i32).unwrap();
+        let pidfd = pidfd_open(i32::try_from(child.id()).unwrap()).unwrap();
         pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL).unwrap();
         let status = child.wait().unwrap();
         use std::os::unix::process::ExitStatusExt;

@@ -1,5 +1,5 @@
 //! The fence bound B: from the moment a fault appears, the node is reset within B, even if
-//! the kernel and every disk are wedged (DESIGN.md, "The promise").
+//! the kernel and every disk are wedged (README.md, "The fence bound").
 //!
 //! ```text
 //! B = worst detection of the slowest check:

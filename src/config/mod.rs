@@ -53,7 +53,7 @@ pub struct FenceConfig {
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct CheckConfig {
-    /// The name used in logs and tables (the `name` key, or the check's own label).
+    /// The name used in logs and tables (the `label` key, or the check's own label).
     pub name: String,
     pub schedule: Schedule,
     pub settings: CheckSettings,

@@ -94,7 +94,11 @@ impl<I: WatchdogIo> Watchdog<I> {
             err("identify", Some(e), detail)
         })?;
         let mut notes = Vec::new();
-        let bootstatus = io.get_bootstatus().ok().map(|b| b as u32);
+        // A mask of WDIOF_* bits: the same 32 bits, read unsigned.
+        let bootstatus = io
+            .get_bootstatus()
+            .ok()
+            .map(|b| u32::from_ne_bytes(b.to_ne_bytes()));
 
         let asked = i32::try_from(want.timeout.as_secs()).unwrap_or(i32::MAX);
         let clamped = asked.min(MAX_TIMEOUT_SECS);
@@ -137,7 +141,7 @@ impl<I: WatchdogIo> Watchdog<I> {
                 format!("the driver reports a timeout of {granted}s"),
             ));
         }
-        let timeout = Duration::from_secs(granted as u64);
+        let timeout = Duration::from_secs(granted.unsigned_abs().into());
         if timeout != want.timeout {
             notes.push(format!(
                 "asked for a {}s timeout, the driver granted {}s",

@@ -54,7 +54,7 @@ fn bucket_upper(b: usize) -> u64 {
 
 impl Lateness {
     pub fn record(&self, late: Duration) {
-        let us = late.as_micros().min(u128::from(u32::MAX)) as u32;
+        let us = u32::try_from(late.as_micros()).unwrap_or(u32::MAX);
         self.buckets[bucket_of(us).min(BUCKETS - 1)].fetch_add(1, Ordering::Relaxed);
         self.count.fetch_add(1, Ordering::Relaxed);
         self.max_ns
@@ -75,6 +75,11 @@ impl Lateness {
         if count == 0 {
             return Duration::ZERO;
         }
+        #[expect(
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            reason = "q is within 0..=1, so the target is within 1..=count"
+        )]
         let target = ((count as f64) * q).ceil().max(1.0) as u64;
         let mut seen = 0;
         for (i, n) in self.buckets.iter().enumerate() {

@@ -23,7 +23,7 @@ use crate::device::Armed;
 use crate::fence::{Fence, FenceReason, Latch};
 use crate::health::lease::LeaseTable;
 use crate::system::notify::Notifier;
-use crate::time::{duration_to_nanos, Clock, Stopper};
+use crate::time::{duration_to_nanos, millis, Clock, Stopper};
 
 /// What a tick did.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -151,12 +151,12 @@ impl Feeder {
                     self.petting = true;
                     if self.dry_run {
                         tracing::info!(
-                            interval_ms = self.interval.as_millis() as u64,
+                            interval_ms = millis(self.interval),
                             "would pet: every check holds a valid lease"
                         );
                     } else {
                         tracing::info!(
-                            interval_ms = self.interval.as_millis() as u64,
+                            interval_ms = millis(self.interval),
                             devices = self.devices.len(),
                             "petting"
                         );

@@ -44,7 +44,7 @@ impl KillList {
     }
 
     fn scan(&self) -> Vec<Held> {
-        let me = std::process::id() as i32;
+        let me = nix::unistd::getpid().as_raw();
         let mut out = Vec::new();
         for name in &self.names {
             for p in process_table::find_by_name(&self.root, name) {
@@ -116,7 +116,8 @@ mod tests {
         let child = Command::new(&exe).arg("60").spawn().unwrap();
         // Wait until /proc shows the new name (exec has happened).
         for _ in 0..200 {
-            if process_table::stat(&Root::host(), child.id() as i32).is_some_and(|s| s.comm == name)
+            if process_table::stat(&Root::host(), i32::try_from(child.id()).unwrap())
+                .is_some_and(|s| s.comm == name)
             {
                 break;
             }

@@ -1,7 +1,7 @@
 //! Health: what a check is ([`Check`]), what a run said and whether it counts ([`Verdict`],
-//! [`LastRun`]: the one pass rule), how a check is scheduled ([`Schedule`]), the built-in checks ([`checks`]), the lease
-//! table the feeder reads ([`lease`]) and the threads that run checks and renew leases
-//! ([`runner`]).
+//! [`LastRun`]: the one pass rule), how a check is scheduled ([`Schedule`]), the built-in
+//! checks ([`checks`]), the lease table the feeder reads ([`lease`]) and the threads that
+//! run checks and renew leases ([`runner`]).
 //!
 //! A check never decides to pet or fence. It reports a verdict with evidence; a passing run
 //! renews its lease, and the feeder pets only while every lease is valid.

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use crate::health::lease::LeaseTable;
 use crate::health::{Check, LastRun, Schedule, Verdict};
-use crate::time::Clock;
+use crate::time::{millis, Clock};
 
 /// A check as the runner takes it: its name, its schedule, and the check itself.
 pub type NamedCheck = (String, Schedule, Box<dyn Check>);
@@ -179,8 +179,8 @@ fn log_transition(name: &str, was: Option<bool>, run: &LastRun, schedule: &Sched
             tracing::debug!(check = %name, %evidence, "check passed");
         }
     } else if verdict.healthy {
-        tracing::warn!(check = %name, elapsed_ms = elapsed.as_millis() as u64,
-            deadline_ms = schedule.deadline.as_millis() as u64, "check missed its deadline");
+        tracing::warn!(check = %name, elapsed_ms = millis(elapsed),
+            deadline_ms = millis(schedule.deadline), "check missed its deadline");
     } else {
         tracing::warn!(check = %name, %evidence, "check failed");
     }

@@ -8,5 +8,5 @@ mod stopper;
 pub use clock::or_stop;
 #[cfg(test)]
 pub use clock::FakeClock;
-pub use clock::{duration_to_nanos, micros, BootClock, Clock};
+pub use clock::{duration_to_nanos, micros, millis, BootClock, Clock};
 pub use stopper::Stopper;

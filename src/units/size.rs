@@ -56,7 +56,11 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
     if !bytes.is_finite() || bytes >= 2f64.powi(63) {
         return Err(format!("`{text}` is too large a size"));
     }
-    // In range and non-negative (no sign was accepted), so the cast only drops the fraction.
+    #[expect(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        reason = "in range and non-negative (no sign was accepted): the cast only drops the fraction"
+    )]
     Ok(bytes.round() as u64)
 }
 

@@ -141,7 +141,7 @@ impl Daemon {
 
     pub fn signal(&self, sig: i32) {
         nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(self.child.id() as i32),
+            nix::unistd::Pid::from_raw(i32::try_from(self.child.id()).unwrap()),
             nix::sys::signal::Signal::try_from(sig).unwrap(),
         )
         .unwrap();
