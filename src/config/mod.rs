@@ -5,8 +5,8 @@
 
 pub mod bound;
 mod check_keys;
-pub mod locate;
-pub mod raw;
+mod locate;
+mod raw;
 mod rules;
 
 use std::fmt;
