@@ -99,68 +99,10 @@ impl<I: WatchdogIo> Watchdog<I> {
             .get_bootstatus()
             .ok()
             .map(|b| u32::from_ne_bytes(b.to_ne_bytes()));
-
-        let asked = i32::try_from(want.timeout.as_secs()).unwrap_or(i32::MAX);
-        let clamped = asked.min(MAX_TIMEOUT_SECS);
-        if clamped != asked {
-            notes.push(format!(
-                "timeout clamped from {asked}s to {clamped}s (IPMI BMCs wrap larger values)"
-            ));
-        }
-        let granted = match io.set_timeout(clamped) {
-            Ok(written_back) => match io.get_timeout() {
-                Ok(t) => t,
-                Err(_) => written_back,
-            },
-            Err(Errno::EINVAL) => {
-                return Err(err(
-                    "set the timeout of",
-                    Some(Errno::EINVAL),
-                    format!("the driver refuses {clamped}s; `wdfeed info` shows its min/max timeout: pick a timeout in that range"),
-                ))
-            }
-            Err(Errno::ENOTTY) | Err(Errno::EOPNOTSUPP) => match io.get_timeout() {
-                Ok(t) => {
-                    notes.push(format!("the driver cannot change its timeout; it keeps {t}s"));
-                    t
-                }
-                Err(e) => {
-                    return Err(err(
-                        "set the timeout of",
-                        Some(e),
-                        "the driver can neither set nor report its timeout, so no fence bound can be stated; set it with the driver's module option and use a driver that reports it".into(),
-                    ))
-                }
-            },
-            Err(e) => return Err(err("set the timeout of", Some(e), String::new())),
-        };
-        if granted <= 0 {
-            return Err(err(
-                "set the timeout of",
-                None,
-                format!("the driver reports a timeout of {granted}s"),
-            ));
-        }
-        let timeout = Duration::from_secs(granted.unsigned_abs().into());
-        if timeout != want.timeout {
-            notes.push(format!(
-                "asked for a {}s timeout, the driver granted {}s",
-                want.timeout.as_secs(),
-                granted
-            ));
-        }
-        if timeout < want.min_timeout {
-            return Err(err(
-                "set the timeout of",
-                None,
-                format!(
-                    "the driver granted {}, but the config needs at least {} (three pets per timeout): raise the interval's margin or pick a timeout the driver keeps",
-                    format_duration(timeout),
-                    format_duration(want.min_timeout)
-                ),
-            ));
-        }
-
+        let granted = set_timeout(&mut io, want, &mut notes)
+            .map_err(|(errno, detail)| err("set the timeout of", errno, detail))?;
+        let timeout = check_granted(granted, want, &mut notes)
+            .map_err(|detail| err("set the timeout of", None, detail))?;
         if let Some(pre) = want.pretimeout {
             let secs = i32::try_from(pre.as_secs()).unwrap_or(i32::MAX);
             if let Err(e) = io.set_pretimeout(secs) {
@@ -211,6 +153,67 @@ impl<I: WatchdogIo> Watchdog<I> {
             .write(b"V")
             .map_err(|e| DeviceError::new(&self.path, "disarm", Some(e), "the device stays armed"))
     }
+}
+
+/// Sets the timeout (clamped to what every driver takes) and reads back what the driver
+/// runs with: the granted seconds, or the errno and what to do.
+fn set_timeout<I: WatchdogIo>(
+    io: &mut I,
+    want: &Request,
+    notes: &mut Vec<String>,
+) -> Result<i32, (Option<Errno>, String)> {
+    let asked = i32::try_from(want.timeout.as_secs()).unwrap_or(i32::MAX);
+    let clamped = asked.min(MAX_TIMEOUT_SECS);
+    if clamped != asked {
+        notes.push(format!(
+            "timeout clamped from {asked}s to {clamped}s (IPMI BMCs wrap larger values)"
+        ));
+    }
+    match io.set_timeout(clamped) {
+        Ok(written_back) => Ok(io.get_timeout().unwrap_or(written_back)),
+        Err(Errno::EINVAL) => Err((
+            Some(Errno::EINVAL),
+            format!("the driver refuses {clamped}s; `wdfeed info` shows its min/max timeout: pick a timeout in that range"),
+        )),
+        Err(Errno::ENOTTY) | Err(Errno::EOPNOTSUPP) => match io.get_timeout() {
+            Ok(t) => {
+                notes.push(format!("the driver cannot change its timeout; it keeps {t}s"));
+                Ok(t)
+            }
+            Err(e) => Err((
+                Some(e),
+                "the driver can neither set nor report its timeout, so no fence bound can be stated; set it with the driver's module option and use a driver that reports it".into(),
+            )),
+        },
+        Err(e) => Err((Some(e), String::new())),
+    }
+}
+
+/// The granted timeout, if the rest of the config can live with it.
+fn check_granted(
+    granted: i32,
+    want: &Request,
+    notes: &mut Vec<String>,
+) -> Result<Duration, String> {
+    if granted <= 0 {
+        return Err(format!("the driver reports a timeout of {granted}s"));
+    }
+    let timeout = Duration::from_secs(granted.unsigned_abs().into());
+    if timeout != want.timeout {
+        notes.push(format!(
+            "asked for a {}s timeout, the driver granted {}s",
+            want.timeout.as_secs(),
+            granted
+        ));
+    }
+    if timeout < want.min_timeout {
+        return Err(format!(
+            "the driver granted {}, but the config needs at least {} (three pets per timeout): raise the interval's margin or pick a timeout the driver keeps",
+            format_duration(timeout),
+            format_duration(want.min_timeout)
+        ));
+    }
+    Ok(timeout)
 }
 
 #[cfg(test)]
