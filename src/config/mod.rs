@@ -3,7 +3,7 @@
 //! Every problem is collected, not just the first, and each names `file:line:col`, the key,
 //! and what to do.
 
-pub mod bound;
+pub(crate) mod bound;
 mod check_keys;
 mod locate;
 mod raw;

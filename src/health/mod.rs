@@ -7,8 +7,8 @@
 //! renews its lease, and the feeder pets only while every lease is valid.
 
 pub mod checks;
-pub mod lease;
-pub mod runner;
+pub(crate) mod lease;
+pub(crate) mod runner;
 mod schedule;
 mod verdict;
 
