@@ -2,28 +2,44 @@
 //! node when it is not: it kills the cluster processes so the HA peer takes over at once,
 //! stops petting, and the hardware resets the node within a bound it states.
 //!
-//! The architecture is in DESIGN.md: a feeder thread that reads only in-memory leases, check
-//! threads that renew them, and a latched fence.
+//! A feeder thread reads only in-memory leases, check threads renew them, and a latched
+//! fence runs once (README.md, "How it works").
+//!
+//! # Layout
+//!
+//! - `cli/`: the command line, one file per command (`run`, `check`, `info`, `validate`, `status`).
+//! - `daemon/`: `wdfeed run`: start-up and exit order, the threads, signals, arming.
+//! - `config/`: `watchdog.yaml`: raw mirror, rules, the checked `Config`, and the fence bound.
+//! - `units/`: durations and sizes as operators write them, shared by config, checks, device.
+//! - `health/`: `Verdict` and the one pass rule, the lease table, the runner, `checks/`.
+//! - `feeder/`: the petting loop, its pure `decide()`, and its wake-up lateness histogram.
+//! - `fence/`: the latch, the kernel log line, the kill list, and the fence sequence.
+//! - `device/`: the kernel watchdog API, its policy, and what sysfs says of a device.
+//! - `status/`: the status file: its format, what goes in it, and the thread that writes it.
+//! - `system/`: `/proc` and `/sys` readers under an injected root; hardening; sd_notify.
+//! - `time/`: the daemon's clock (CLOCK_BOOTTIME) and the sleep a stop cuts short.
+//! - `ffi.rs`: every unsafe block, each with its SAFETY line.
+//! - `failure.rs`, `logging.rs`: exit codes; log set-up.
 
 #![deny(unsafe_code)]
 
-pub mod bound;
 pub mod cli;
-pub mod clock;
 pub mod config;
-pub mod daemon;
-pub mod device;
+mod daemon;
+mod device;
 mod failure;
-pub mod feeder;
-pub mod fence;
+mod feeder;
+mod fence;
 #[expect(
     unsafe_code,
     reason = "the one module with unsafe: ioctls and raw syscalls"
 )]
-pub mod ffi;
+mod ffi;
 pub mod health;
-pub mod logging;
-pub mod status;
+mod logging;
+mod status;
 pub mod system;
+mod time;
+mod units;
 
 pub use failure::Failure;

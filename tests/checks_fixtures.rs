@@ -1,5 +1,6 @@
 //! Every fixture node under `tests/fixtures/` through the check registry: parse the checks of
-//! its `watchdog.yaml`, build them on a copy of the tree, and compare with its `expect` both
+//! its config (`base.yaml` with the case's `override.yaml`), build them on a copy of the
+//! tree, and compare with its `expect` both
 //! as `wdfeed check` samples (once, then again after the check's settle time if it asks for
 //! one) and as the daemon does (two runs an hour apart).
 
@@ -7,12 +8,12 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use wdfeed::health::checks::{parse_settings, CheckSettings};
+mod util;
+
+use wdfeed::health::checks::CheckSettings;
 use wdfeed::health::{Check, Verdict};
 use wdfeed::system::Root;
 
-/// The keys the config layer keeps for itself (`name` names the check).
-use wdfeed::config::raw::COMMON_KEYS as SHARED_KEYS;
 /// Any time after boot: the checks only compare the times they are given.
 const FIRST_RUN: Duration = Duration::from_secs(1000);
 const SECOND_RUN: Duration = Duration::from_secs(1000 + 3600);
@@ -22,7 +23,7 @@ fn fixtures() -> Vec<PathBuf> {
     let mut cases: Vec<PathBuf> = fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().path())
-        .filter(|p| p.join("watchdog.yaml").is_file())
+        .filter(|p| p.join("expect").is_file())
         .collect();
     cases.sort();
     cases
@@ -41,31 +42,12 @@ fn copy_tree(from: &Path, to: &Path) {
     }
 }
 
-/// The checks of a `watchdog.yaml`, as the config layer hands them to the registry.
-fn checks_of(yaml: &Path) -> Vec<CheckSettings> {
-    let doc: serde_yaml::Value = serde_yaml::from_str(&fs::read_to_string(yaml).unwrap()).unwrap();
-    let list = doc
-        .get("checks")
-        .and_then(|c| c.as_sequence())
-        .unwrap_or_else(|| panic!("{}: no checks list", yaml.display()));
-    list.iter()
-        .enumerate()
-        .map(|(i, check)| {
-            let mut keys = check.as_mapping().cloned().unwrap();
-            let kind = keys
-                .get("kind")
-                .and_then(|k| k.as_str())
-                .unwrap()
-                .to_string();
-            for k in SHARED_KEYS {
-                keys.remove(k);
-            }
-            let settings = parse_settings(&kind, serde_yaml::Value::Mapping(keys))
-                .unwrap_or_else(|e| panic!("{}: checks[{i}]: {e:?}", yaml.display()));
-            assert_eq!(settings.problems(), [], "{}: checks[{i}]", yaml.display());
-            settings
-        })
-        .collect()
+/// The checks of a fixture case's config, as the config layer hands them to the daemon.
+fn checks_of(case_dir: &Path) -> Vec<CheckSettings> {
+    let text = util::fixture_config(case_dir);
+    let config = wdfeed::config::parse(&text, &case_dir.display().to_string())
+        .unwrap_or_else(|e| panic!("{e}"));
+    config.checks.into_iter().map(|c| c.settings).collect()
 }
 
 /// `healthy` or `unhealthy <kind>`.
@@ -127,7 +109,7 @@ fn build(case_dir: &Path) -> (tempfile::TempDir, Vec<Built>) {
     let tmp = tempfile::tempdir().unwrap();
     copy_tree(case_dir, tmp.path());
     let root = Root::at(tmp.path());
-    let built = checks_of(&tmp.path().join("watchdog.yaml"))
+    let built = checks_of(case_dir)
         .iter()
         .map(|s| {
             let check = s
@@ -186,10 +168,7 @@ fn evidence_reads_as_documented() {
         copy_tree(&dir, tmp.path());
         let root = Root::at(tmp.path());
         let mut out = Vec::new();
-        for s in checks_of(&tmp.path().join("watchdog.yaml"))
-            .iter()
-            .filter(|s| s.kind() == kind)
-        {
+        for s in checks_of(&dir).iter().filter(|s| s.kind() == kind) {
             let mut c = s.build(&root).unwrap();
             c.run(FIRST_RUN);
             let v = c.run(FIRST_RUN + Duration::from_secs(47));

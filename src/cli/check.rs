@@ -6,11 +6,11 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::clock::{BootClock, Clock};
 use crate::config::{self, CheckConfig};
 use crate::health::runner::run_once;
 use crate::health::Verdict;
 use crate::system::Root;
+use crate::time::{BootClock, Clock};
 use crate::Failure;
 
 #[derive(Debug, Serialize)]

@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::bound::{self, Bound};
 use crate::config;
+use crate::config::bound::{self, Bound};
 use crate::device::flags::{decode, describe_bootstatus};
 use crate::device::sysfs::{self, SysfsWatchdog};
 use crate::system::Root;
@@ -40,7 +40,8 @@ pub fn run(
     let wanted = |p: &Path| only.is_empty() || only.iter().any(|o| o == p);
     let devices: Vec<SysfsWatchdog> = all.into_iter().filter(|w| wanted(&w.device)).collect();
     let nodes: Vec<PathBuf> = nodes.into_iter().filter(|n| wanted(n)).collect();
-    let identities = bound::sysfs_identities(&loaded.config, root);
+    let identities =
+        sysfs::identities(root, loaded.config.devices.iter().map(|d| d.path.as_path()));
     let bound = bound::compute(&loaded.config, &identities, None);
 
     if json {

@@ -1,9 +1,10 @@
-//! The command line: `run`, `check`, `info`, `validate`. Parsing is clap's; each command
-//! lives in a module of its own and returns a [`Failure`] or success, and [`main`] turns
-//! that into the exit code and prints the error once.
+//! The command line: `run`, `status`, `check`, `info`, `validate`. Parsing is clap's; each
+//! command lives in a module of its own and returns a [`Failure`] or success, and [`main`]
+//! turns that into the exit code and prints the error once.
 
 mod check;
 mod info;
+mod run;
 mod status;
 mod validate;
 
@@ -117,12 +118,7 @@ pub fn main() -> ExitCode {
             config,
             dry_run,
             status_file,
-        } => daemon::run(daemon::Options {
-            root,
-            config,
-            dry_run,
-            status_file,
-        }),
+        } => run::run(root, config, dry_run, status_file),
         Command::Status { status_file, json } => status::run(&status_file, json),
         Command::Check { config, json } => check::run(&root, config.as_deref(), json),
         Command::Info {

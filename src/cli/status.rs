@@ -3,8 +3,8 @@
 use std::path::Path;
 use std::time::Duration;
 
-use crate::clock::{BootClock, Clock};
 use crate::status;
+use crate::time::{BootClock, Clock};
 use crate::Failure;
 
 pub fn run(path: &Path, json: bool) -> Result<(), Failure> {

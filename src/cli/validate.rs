@@ -2,8 +2,9 @@
 
 use std::path::Path;
 
-use crate::bound;
+use crate::config::bound;
 use crate::config::{self, EMBEDDED_DEFAULT};
+use crate::device::sysfs;
 use crate::system::Root;
 use crate::Failure;
 
@@ -17,7 +18,8 @@ pub fn run(root: &Root, file: Option<&Path>, print_default: bool) -> Result<(), 
         println!("warning: {w}");
     }
     println!("{}: config looks good", loaded.origin.name());
-    let identities = bound::sysfs_identities(&loaded.config, root);
+    let identities =
+        sysfs::identities(root, loaded.config.devices.iter().map(|d| d.path.as_path()));
     println!("{}", bound::compute(&loaded.config, &identities, None));
     Ok(())
 }

@@ -50,6 +50,15 @@ impl LocationIndex {
     }
 }
 
+/// serde_path_to_error says `.` for the document itself.
+pub fn clean_path(path: &str) -> String {
+    if path == "." {
+        String::new()
+    } else {
+        path.to_string()
+    }
+}
+
 enum Frame {
     /// `located` turns true once the mapping's own position is known: that of its first key
     /// (the parser's mark for a block mapping's start is not where a reader would look).

@@ -3,18 +3,18 @@
 //! Every problem is collected, not just the first, and each names `file:line:col`, the key,
 //! and what to do.
 
-pub mod duration;
-pub mod locate;
-pub mod raw;
+pub(crate) mod bound;
+mod check_keys;
+mod locate;
+mod raw;
 mod rules;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::health::checks::{self, CheckSettings};
-use crate::health::runner::Schedule;
-use duration::HumanDuration;
+use crate::health::checks::CheckSettings;
+use crate::health::Schedule;
 use locate::{Location, LocationIndex};
 pub use raw::{FenceMode, OnExit};
 
@@ -53,7 +53,7 @@ pub struct FenceConfig {
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct CheckConfig {
-    /// The name used in logs and tables (the `name` key, or the check's own label).
+    /// The name used in logs and tables (the `label` key, or the check's own label).
     pub name: String,
     pub schedule: Schedule,
     pub settings: CheckSettings,
@@ -226,7 +226,7 @@ pub fn parse(text: &str, source: &str) -> Result<Config, ConfigError> {
     let raw: raw::RawConfig = match serde_path_to_error::deserialize(de) {
         Ok(raw) => raw,
         Err(e) => {
-            let key = clean_path(&e.path().to_string());
+            let key = locate::clean_path(&e.path().to_string());
             let inner = e.into_inner();
             let location = inner
                 .location()
@@ -255,15 +255,6 @@ pub fn parse(text: &str, source: &str) -> Result<Config, ConfigError> {
     }
 }
 
-/// serde_path_to_error says `.` for the document itself.
-fn clean_path(path: &str) -> String {
-    if path == "." {
-        String::new()
-    } else {
-        path.to_string()
-    }
-}
-
 /// serde_yaml puts its own path in front (`devices[0]: unknown field ...`); the key is
 /// printed by us already.
 fn strip_path(message: &str, key: &str) -> String {
@@ -279,85 +270,6 @@ fn strip_position(message: &str) -> String {
         Some(cut) => message[..cut].to_string(),
         None => message.to_string(),
     }
-}
-
-/// Reads one check's common keys and its kind-specific settings; problems carry paths
-/// relative to the document (`checks[2].every`).
-fn parse_check(
-    i: usize,
-    value: serde_yaml::Value,
-    problems: &mut Vec<Problem>,
-) -> Option<(raw::RawCommon, CheckSettings)> {
-    let at = |key: &str| {
-        if key.is_empty() {
-            format!("checks[{i}]")
-        } else {
-            format!("checks[{i}].{key}")
-        }
-    };
-    let mut push = |key: &str, message: String| {
-        problems.push(Problem {
-            key: at(key),
-            message,
-            location: None,
-        })
-    };
-    let serde_yaml::Value::Mapping(mut map) = value else {
-        push(
-            "",
-            "a check is a mapping with at least `kind:`, e.g. `- kind: writable`".into(),
-        );
-        return None;
-    };
-    let kind = match map.remove("kind") {
-        Some(serde_yaml::Value::String(k)) => k,
-        Some(_) => {
-            push(
-                "kind",
-                format!("`kind` is a name, one of: {}", checks::KINDS.join(", ")),
-            );
-            return None;
-        }
-        None => {
-            push(
-                "",
-                format!(
-                    "a check needs `kind:`, one of: {}",
-                    checks::KINDS.join(", ")
-                ),
-            );
-            return None;
-        }
-    };
-    let mut common_map = serde_yaml::Mapping::new();
-    for key in raw::COMMON_KEYS {
-        if let Some(v) = map.remove(*key) {
-            common_map.insert((*key).into(), v);
-        }
-    }
-    let common = match serde_path_to_error::deserialize::<_, raw::RawCommon>(
-        serde_yaml::Value::Mapping(common_map),
-    ) {
-        Ok(c) => Some(c),
-        Err(e) => {
-            let key = clean_path(&e.path().to_string());
-            push(&key, e.into_inner().to_string());
-            None
-        }
-    };
-    let settings = match checks::parse_settings(&kind, serde_yaml::Value::Mapping(map)) {
-        Ok(s) => Some(s),
-        Err(p) => {
-            push(&p.key, p.message);
-            None
-        }
-    };
-    Some((common?, settings?))
-}
-
-/// Lets the rules read a duration the operator may have left out.
-fn or_default(d: Option<HumanDuration>, default: Duration) -> Duration {
-    d.map(HumanDuration::get).unwrap_or(default)
 }
 
 #[cfg(test)]

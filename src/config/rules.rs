@@ -4,13 +4,12 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use super::duration::format_duration;
-use super::raw::{FenceMode, OnExit, RawConfig};
-use super::{
-    or_default, parse_check, CheckConfig, Config, DeviceConfig, FenceConfig, Problem,
-    DEFAULT_TIMEOUT,
-};
-use crate::health::runner::Schedule;
+use super::check_keys::parse_check;
+use super::raw::{FenceMode, OnExit, RawConfig, RawDevice, RawFence};
+use super::{CheckConfig, Config, DeviceConfig, FenceConfig, Problem, DEFAULT_TIMEOUT};
+use crate::health::Schedule;
+use crate::units::format_duration;
+use crate::units::HumanDuration;
 
 /// The largest timeout every driver takes as it is: ipmi_watchdog silently wraps larger
 /// values (6554 s became 0.4 s at the BMC).
@@ -20,15 +19,35 @@ pub const MAX_TIMEOUT: Duration = Duration::from_secs(6553);
 pub const MAX_TOLERANCE: u32 = 10;
 
 pub fn build(raw: RawConfig, problems: &mut Vec<Problem>) -> Config {
-    let mut problem = |key: String, message: String| {
-        problems.push(Problem {
-            key,
-            message,
-            location: None,
-        })
-    };
+    let devices = devices(raw.devices, problems);
+    let min_timeout = devices
+        .iter()
+        .map(|d| d.timeout)
+        .min()
+        .unwrap_or(DEFAULT_TIMEOUT);
+    let interval = interval(raw.interval, min_timeout, problems);
+    let fence = fence(raw.fence, interval, min_timeout, problems);
+    let checks = checks(raw.checks, interval, min_timeout, problems);
+    Config {
+        devices,
+        interval,
+        on_exit: raw.on_exit.unwrap_or(OnExit::Disarm),
+        fence,
+        checks,
+    }
+}
 
-    if raw.devices.is_empty() {
+fn push(problems: &mut Vec<Problem>, key: String, message: String) {
+    problems.push(Problem {
+        key,
+        message,
+        location: None,
+    });
+}
+
+fn devices(raw: Vec<RawDevice>, problems: &mut Vec<Problem>) -> Vec<DeviceConfig> {
+    let mut problem = |key: String, message: String| push(problems, key, message);
+    if raw.is_empty() {
         problem(
             "devices".into(),
             "list at least one watchdog device, e.g. `devices: [{path: /dev/watchdog0, timeout: 30s}]` (see `wdfeed info`)".into(),
@@ -36,7 +55,7 @@ pub fn build(raw: RawConfig, problems: &mut Vec<Problem>) -> Config {
     }
     let mut seen = HashSet::new();
     let mut devices = Vec::new();
-    for (i, d) in raw.devices.into_iter().enumerate() {
+    for (i, d) in raw.into_iter().enumerate() {
         let key = |k: &str| format!("devices[{i}].{k}");
         if !d.path.is_absolute() {
             problem(
@@ -81,13 +100,16 @@ pub fn build(raw: RawConfig, problems: &mut Vec<Problem>) -> Config {
             pretimeout: d.pretimeout.map(|p| p.get()),
         });
     }
-    let min_timeout = devices
-        .iter()
-        .map(|d| d.timeout)
-        .min()
-        .unwrap_or(DEFAULT_TIMEOUT);
+    devices
+}
 
-    let interval = or_default(raw.interval, min_timeout / 6);
+fn interval(
+    raw: Option<HumanDuration>,
+    min_timeout: Duration,
+    problems: &mut Vec<Problem>,
+) -> Duration {
+    let mut problem = |key: String, message: String| push(problems, key, message);
+    let interval = or_default(raw, min_timeout / 6);
     if interval.is_zero() {
         problem("interval".into(), "must be above zero, e.g. `5s`".into());
     } else if interval > min_timeout / 3 {
@@ -102,7 +124,17 @@ pub fn build(raw: RawConfig, problems: &mut Vec<Problem>) -> Config {
         );
     }
 
-    let stall_threshold = or_default(raw.fence.stall_threshold, min_timeout);
+    interval
+}
+
+fn fence(
+    raw: RawFence,
+    interval: Duration,
+    min_timeout: Duration,
+    problems: &mut Vec<Problem>,
+) -> FenceConfig {
+    let mut problem = |key: String, message: String| push(problems, key, message);
+    let stall_threshold = or_default(raw.stall_threshold, min_timeout);
     if stall_threshold < interval * 2 {
         problem(
             "fence.stall-threshold".into(),
@@ -113,7 +145,7 @@ pub fn build(raw: RawConfig, problems: &mut Vec<Problem>) -> Config {
             ),
         );
     }
-    for (i, name) in raw.fence.kill.iter().enumerate() {
+    for (i, name) in raw.kill.iter().enumerate() {
         if name.is_empty() || name.contains('/') || name.contains('\0') {
             problem(
                 format!("fence.kill[{i}]"),
@@ -122,11 +154,23 @@ pub fn build(raw: RawConfig, problems: &mut Vec<Problem>) -> Config {
         }
     }
 
+    FenceConfig {
+        mode: raw.mode.unwrap_or(FenceMode::Watchdog),
+        kill: raw.kill,
+        stall_threshold,
+    }
+}
+
+fn checks(
+    raw: Vec<serde_yaml::Value>,
+    interval: Duration,
+    min_timeout: Duration,
+    problems: &mut Vec<Problem>,
+) -> Vec<CheckConfig> {
     let mut checks = Vec::new();
     let mut names = HashSet::new();
-    let mut check_problems = Vec::new();
-    for (i, value) in raw.checks.into_iter().enumerate() {
-        let Some((common, settings)) = parse_check(i, value, &mut check_problems) else {
+    for (i, value) in raw.into_iter().enumerate() {
+        let Some((common, settings)) = parse_check(i, value, problems) else {
             continue;
         };
         let key = |k: &str| format!("checks[{i}].{k}");
@@ -137,14 +181,10 @@ pub fn build(raw: RawConfig, problems: &mut Vec<Problem>) -> Config {
             .unwrap_or_else(|| settings.default_tolerance());
         for (k, d) in [("every", every), ("deadline", deadline)] {
             if d.is_zero() {
-                check_problems_push(
-                    &mut check_problems,
-                    key(k),
-                    "must be above zero, e.g. `5s`".into(),
-                );
+                push(problems, key(k), "must be above zero, e.g. `5s`".into());
             } else if d >= min_timeout {
-                check_problems_push(
-                    &mut check_problems,
+                push(
+                    problems,
                     key(k),
                     format!(
                         "{} must be below the device timeout {}",
@@ -155,17 +195,17 @@ pub fn build(raw: RawConfig, problems: &mut Vec<Problem>) -> Config {
             }
         }
         if tolerance > MAX_TOLERANCE {
-            check_problems_push(
-                &mut check_problems,
+            push(
+                problems,
                 key("tolerance"),
                 format!("{tolerance} is more than {MAX_TOLERANCE} consecutive failures"),
             );
         }
-        if let Some(limit) = settings.own_time_limit() {
+        if let Some((limit_key, limit)) = settings.own_time_limit() {
             if limit >= deadline {
-                check_problems_push(
-                    &mut check_problems,
-                    key("timeout"),
+                push(
+                    problems,
+                    key(limit_key),
                     format!(
                         "{} must be below the check's deadline {}: a command still running at the deadline fails the check anyway",
                         format_duration(limit),
@@ -180,12 +220,12 @@ pub fn build(raw: RawConfig, problems: &mut Vec<Problem>) -> Config {
             } else {
                 key(&p.key)
             };
-            check_problems_push(&mut check_problems, k, p.message);
+            push(problems, k, p.message);
         }
         let name = common.label.unwrap_or_else(|| settings.label());
         if !names.insert(name.clone()) {
-            check_problems_push(
-                &mut check_problems,
+            push(
+                problems,
                 key("label"),
                 format!("two checks are labelled `{name}`: give one a `label:` of its own"),
             );
@@ -200,25 +240,10 @@ pub fn build(raw: RawConfig, problems: &mut Vec<Problem>) -> Config {
             settings,
         });
     }
-    problems.extend(check_problems);
-
-    Config {
-        devices,
-        interval,
-        on_exit: raw.on_exit.unwrap_or(OnExit::Disarm),
-        fence: FenceConfig {
-            mode: raw.fence.mode.unwrap_or(FenceMode::Watchdog),
-            kill: raw.fence.kill,
-            stall_threshold,
-        },
-        checks,
-    }
+    checks
 }
 
-fn check_problems_push(problems: &mut Vec<Problem>, key: String, message: String) {
-    problems.push(Problem {
-        key,
-        message,
-        location: None,
-    });
+/// Lets the rules read a duration the operator may have left out.
+fn or_default(d: Option<HumanDuration>, default: Duration) -> Duration {
+    d.map(HumanDuration::get).unwrap_or(default)
 }

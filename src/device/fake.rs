@@ -12,13 +12,10 @@ use crate::ffi::WatchdogInfo;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Call {
     GetSupport,
-    GetStatus,
     GetBootstatus,
     SetTimeout(i32),
     GetTimeout,
     SetPretimeout(i32),
-    GetPretimeout,
-    GetTimeleft,
     Keepalive,
     Write(Vec<u8>),
 }
@@ -33,7 +30,6 @@ pub struct Script {
     /// `None`: report the last granted timeout.
     pub get_timeout: Option<Result<i32, Errno>>,
     pub set_pretimeout: Result<i32, Errno>,
-    pub timeleft: Result<i32, Errno>,
     pub keepalive: Result<(), Errno>,
     pub write: Result<(), Errno>,
 }
@@ -46,7 +42,6 @@ impl Default for Script {
             set_timeout: None,
             get_timeout: None,
             set_pretimeout: Ok(0),
-            timeleft: Ok(0),
             keepalive: Ok(()),
             write: Ok(()),
         }
@@ -110,10 +105,6 @@ impl WatchdogIo for FakeIo {
         self.log(Call::GetSupport);
         self.script().support
     }
-    fn get_status(&mut self) -> Result<i32, Errno> {
-        self.log(Call::GetStatus);
-        Ok(0)
-    }
     fn get_bootstatus(&mut self) -> Result<i32, Errno> {
         self.log(Call::GetBootstatus);
         self.script().bootstatus
@@ -139,14 +130,6 @@ impl WatchdogIo for FakeIo {
     fn set_pretimeout(&mut self, secs: i32) -> Result<i32, Errno> {
         self.log(Call::SetPretimeout(secs));
         self.script().set_pretimeout.map(|_| secs)
-    }
-    fn get_pretimeout(&mut self) -> Result<i32, Errno> {
-        self.log(Call::GetPretimeout);
-        Ok(0)
-    }
-    fn get_timeleft(&mut self) -> Result<i32, Errno> {
-        self.log(Call::GetTimeleft);
-        self.script().timeleft
     }
     fn keepalive(&mut self) -> Result<(), Errno> {
         self.log(Call::Keepalive);

@@ -12,13 +12,10 @@ use crate::ffi::{self, WatchdogInfo};
 
 pub trait WatchdogIo: Send {
     fn get_support(&mut self) -> Result<WatchdogInfo, Errno>;
-    fn get_status(&mut self) -> Result<i32, Errno>;
     fn get_bootstatus(&mut self) -> Result<i32, Errno>;
     fn set_timeout(&mut self, secs: i32) -> Result<i32, Errno>;
     fn get_timeout(&mut self) -> Result<i32, Errno>;
     fn set_pretimeout(&mut self, secs: i32) -> Result<i32, Errno>;
-    fn get_pretimeout(&mut self) -> Result<i32, Errno>;
-    fn get_timeleft(&mut self) -> Result<i32, Errno>;
     fn keepalive(&mut self) -> Result<(), Errno>;
     /// write(2) of `bytes`: any byte pets; `V` also arms the magic close.
     fn write(&mut self, bytes: &[u8]) -> Result<(), Errno>;
@@ -40,9 +37,6 @@ impl WatchdogIo for KernelIo {
     fn get_support(&mut self) -> Result<WatchdogInfo, Errno> {
         ffi::wd_get_support(self.file.as_fd())
     }
-    fn get_status(&mut self) -> Result<i32, Errno> {
-        ffi::wd_get_status(self.file.as_fd())
-    }
     fn get_bootstatus(&mut self) -> Result<i32, Errno> {
         ffi::wd_get_bootstatus(self.file.as_fd())
     }
@@ -54,12 +48,6 @@ impl WatchdogIo for KernelIo {
     }
     fn set_pretimeout(&mut self, secs: i32) -> Result<i32, Errno> {
         ffi::wd_set_pretimeout(self.file.as_fd(), secs)
-    }
-    fn get_pretimeout(&mut self) -> Result<i32, Errno> {
-        ffi::wd_get_pretimeout(self.file.as_fd())
-    }
-    fn get_timeleft(&mut self) -> Result<i32, Errno> {
-        ffi::wd_get_timeleft(self.file.as_fd())
     }
     fn keepalive(&mut self) -> Result<(), Errno> {
         ffi::wd_keepalive(self.file.as_fd())

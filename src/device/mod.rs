@@ -6,6 +6,7 @@
 //! A device that is dropped is closed without the magic `V`: it stays armed. Only
 //! [`watchdog::Watchdog::disarm`], on a clean exit the config asks for, stops it.
 
+#[cfg(test)]
 pub mod fake;
 pub mod flags;
 pub mod io;

@@ -51,7 +51,7 @@ pub fn busy_hint(root: &Root, node_path: &Path) -> String {
 
 /// The first process with an open descriptor on `node_path`, and its name.
 pub fn holder(root: &Root, node_path: &Path) -> Option<(i32, String)> {
-    let me = std::process::id() as i32;
+    let me = nix::unistd::getpid().as_raw();
     for pid in process_table::pids(root) {
         if pid == me && root.is_host() {
             continue;

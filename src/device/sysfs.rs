@@ -59,6 +59,18 @@ pub fn find(root: &Root, node_path: &Path) -> Option<SysfsWatchdog> {
     Some(read_one(root, name))
 }
 
+/// The driver identity sysfs gives each of these device nodes, without opening anything
+/// (`None` where sysfs has no entry, as for ipmi_watchdog).
+pub fn identities<'a>(
+    root: &Root,
+    nodes: impl IntoIterator<Item = &'a Path>,
+) -> Vec<Option<String>> {
+    nodes
+        .into_iter()
+        .map(|node| find(root, node).and_then(|w| w.identity))
+        .collect()
+}
+
 /// Device nodes under `<root>/dev` named watchdog* that sysfs knows nothing about
 /// (ipmi_watchdog registers only the legacy /dev/watchdog).
 pub fn nodes_without_sysfs(root: &Root, known: &[SysfsWatchdog]) -> Vec<PathBuf> {

@@ -10,7 +10,7 @@ use std::time::Duration;
 use nix::errno::Errno;
 
 use super::io::WatchdogIo;
-use crate::config::duration::format_duration;
+use crate::units::format_duration;
 
 /// Something a device would not do, with what to do about it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,10 +70,8 @@ pub struct Watchdog<I: WatchdogIo> {
     path: PathBuf,
     io: I,
     pub identity: String,
-    pub options: u32,
     /// The timeout the driver really runs with (read back after setting it).
     pub timeout: Duration,
-    pub pretimeout: Option<Duration>,
     /// GETBOOTSTATUS before the first pet, where the driver answers it.
     pub bootstatus: Option<u32>,
     /// True when KEEPALIVE is not supported and the device is petted by write(2).
@@ -96,81 +94,19 @@ impl<I: WatchdogIo> Watchdog<I> {
             err("identify", Some(e), detail)
         })?;
         let mut notes = Vec::new();
-        let bootstatus = io.get_bootstatus().ok().map(|b| b as u32);
-
-        let asked = i32::try_from(want.timeout.as_secs()).unwrap_or(i32::MAX);
-        let clamped = asked.min(MAX_TIMEOUT_SECS);
-        if clamped != asked {
-            notes.push(format!(
-                "timeout clamped from {asked}s to {clamped}s (IPMI BMCs wrap larger values)"
-            ));
-        }
-        let granted = match io.set_timeout(clamped) {
-            Ok(written_back) => match io.get_timeout() {
-                Ok(t) => t,
-                Err(_) => written_back,
-            },
-            Err(Errno::EINVAL) => {
-                return Err(err(
-                    "set the timeout of",
-                    Some(Errno::EINVAL),
-                    format!("the driver refuses {clamped}s; `wdfeed info` shows its min/max timeout: pick a timeout in that range"),
-                ))
-            }
-            Err(Errno::ENOTTY) | Err(Errno::EOPNOTSUPP) => match io.get_timeout() {
-                Ok(t) => {
-                    notes.push(format!("the driver cannot change its timeout; it keeps {t}s"));
-                    t
-                }
-                Err(e) => {
-                    return Err(err(
-                        "set the timeout of",
-                        Some(e),
-                        "the driver can neither set nor report its timeout, so no fence bound can be stated; set it with the driver's module option and use a driver that reports it".into(),
-                    ))
-                }
-            },
-            Err(e) => return Err(err("set the timeout of", Some(e), String::new())),
-        };
-        if granted <= 0 {
-            return Err(err(
-                "set the timeout of",
-                None,
-                format!("the driver reports a timeout of {granted}s"),
-            ));
-        }
-        let timeout = Duration::from_secs(granted as u64);
-        if timeout != want.timeout {
-            notes.push(format!(
-                "asked for a {}s timeout, the driver granted {}s",
-                want.timeout.as_secs(),
-                granted
-            ));
-        }
-        if timeout < want.min_timeout {
-            return Err(err(
-                "set the timeout of",
-                None,
-                format!(
-                    "the driver granted {}, but the config needs at least {} (three pets per timeout): raise the interval's margin or pick a timeout the driver keeps",
-                    format_duration(timeout),
-                    format_duration(want.min_timeout)
-                ),
-            ));
-        }
-
-        let mut pretimeout = None;
+        // A mask of WDIOF_* bits: the same 32 bits, read unsigned.
+        let bootstatus = io
+            .get_bootstatus()
+            .ok()
+            .map(|b| u32::from_ne_bytes(b.to_ne_bytes()));
+        let granted = set_timeout(&mut io, want, &mut notes)
+            .map_err(|(errno, detail)| err("set the timeout of", errno, detail))?;
+        let timeout = check_granted(granted, want, &mut notes)
+            .map_err(|detail| err("set the timeout of", None, detail))?;
         if let Some(pre) = want.pretimeout {
             let secs = i32::try_from(pre.as_secs()).unwrap_or(i32::MAX);
-            match io.set_pretimeout(secs) {
-                Ok(_) => {
-                    pretimeout = io
-                        .get_pretimeout()
-                        .ok()
-                        .map(|p| Duration::from_secs(p.max(0) as u64))
-                        .or(Some(pre))
-                }
-                Err(e) => notes.push(format!("pretimeout {secs}s not set: {}", e.desc())),
+            if let Err(e) = io.set_pretimeout(secs) {
+                notes.push(format!("pretimeout {secs}s not set: {}", e.desc()));
             }
         }
 
@@ -178,9 +114,7 @@ impl<I: WatchdogIo> Watchdog<I> {
             path: path.to_path_buf(),
             io,
             identity: info.identity(),
-            options: info.options,
             timeout,
-            pretimeout,
             bootstatus,
             pets_by_write: false,
             notes,
@@ -212,11 +146,6 @@ impl<I: WatchdogIo> Watchdog<I> {
         self.io.write(b"\0")
     }
 
-    /// Seconds left before the device fires, where the driver tells.
-    pub fn time_left(&mut self) -> Option<u32> {
-        self.io.get_timeleft().ok().map(|t| t.max(0) as u32)
-    }
-
     /// Writes the magic `V` and closes: the watchdog stops, unless the driver was built or
     /// loaded with nowayout (then it fires anyway).
     pub fn disarm(mut self) -> Result<(), DeviceError> {
@@ -224,6 +153,67 @@ impl<I: WatchdogIo> Watchdog<I> {
             .write(b"V")
             .map_err(|e| DeviceError::new(&self.path, "disarm", Some(e), "the device stays armed"))
     }
+}
+
+/// Sets the timeout (clamped to what every driver takes) and reads back what the driver
+/// runs with: the granted seconds, or the errno and what to do.
+fn set_timeout<I: WatchdogIo>(
+    io: &mut I,
+    want: &Request,
+    notes: &mut Vec<String>,
+) -> Result<i32, (Option<Errno>, String)> {
+    let asked = i32::try_from(want.timeout.as_secs()).unwrap_or(i32::MAX);
+    let clamped = asked.min(MAX_TIMEOUT_SECS);
+    if clamped != asked {
+        notes.push(format!(
+            "timeout clamped from {asked}s to {clamped}s (IPMI BMCs wrap larger values)"
+        ));
+    }
+    match io.set_timeout(clamped) {
+        Ok(written_back) => Ok(io.get_timeout().unwrap_or(written_back)),
+        Err(Errno::EINVAL) => Err((
+            Some(Errno::EINVAL),
+            format!("the driver refuses {clamped}s; `wdfeed info` shows its min/max timeout: pick a timeout in that range"),
+        )),
+        Err(Errno::ENOTTY) | Err(Errno::EOPNOTSUPP) => match io.get_timeout() {
+            Ok(t) => {
+                notes.push(format!("the driver cannot change its timeout; it keeps {t}s"));
+                Ok(t)
+            }
+            Err(e) => Err((
+                Some(e),
+                "the driver can neither set nor report its timeout, so no fence bound can be stated; set it with the driver's module option and use a driver that reports it".into(),
+            )),
+        },
+        Err(e) => Err((Some(e), String::new())),
+    }
+}
+
+/// The granted timeout, if the rest of the config can live with it.
+fn check_granted(
+    granted: i32,
+    want: &Request,
+    notes: &mut Vec<String>,
+) -> Result<Duration, String> {
+    if granted <= 0 {
+        return Err(format!("the driver reports a timeout of {granted}s"));
+    }
+    let timeout = Duration::from_secs(granted.unsigned_abs().into());
+    if timeout != want.timeout {
+        notes.push(format!(
+            "asked for a {}s timeout, the driver granted {}s",
+            want.timeout.as_secs(),
+            granted
+        ));
+    }
+    if timeout < want.min_timeout {
+        return Err(format!(
+            "the driver granted {}, but the config needs at least {} (three pets per timeout): raise the interval's margin or pick a timeout the driver keeps",
+            format_duration(timeout),
+            format_duration(want.min_timeout)
+        ));
+    }
+    Ok(timeout)
 }
 
 #[cfg(test)]
@@ -298,11 +288,10 @@ mod tests {
 
     #[test]
     fn ipmi_like_drivers_work_through_fallbacks() {
-        // options=0, GETBOOTSTATUS and GETTIMELEFT ENOTTY, KEEPALIVE not supported.
+        // options=0, GETBOOTSTATUS ENOTTY, KEEPALIVE not supported.
         let script = Script {
             support: Ok(info("IPMI", 0)),
             bootstatus: Err(Errno::ENOTTY),
-            timeleft: Err(Errno::ENOTTY),
             keepalive: Err(Errno::EOPNOTSUPP),
             ..Script::default()
         };
@@ -310,7 +299,6 @@ mod tests {
         let mut dog = dog.unwrap();
         assert_eq!(dog.bootstatus, None);
         assert!(dog.pets_by_write);
-        assert_eq!(dog.time_left(), None);
         dog.pet().unwrap();
         let calls = io.calls();
         assert_eq!(

@@ -1,15 +1,18 @@
 //! Lease and latch logic with an injected clock and a fake device: nothing sleeps for real
 //! except where a real check thread is part of the test.
 
+use std::sync::atomic::Ordering;
 use std::sync::mpsc;
 use std::sync::Mutex;
 
 use super::*;
-use crate::clock::FakeClock;
 use crate::device::fake::{FakeIo, Script};
 use crate::device::{Request, Watchdog};
-use crate::health::runner::{Runner, Schedule};
+use crate::fence::Latch;
+use crate::health::runner::Runner;
+use crate::health::Schedule;
 use crate::health::{Check, Verdict};
+use crate::time::FakeClock;
 
 const S: fn(u64) -> Duration = Duration::from_secs;
 
@@ -32,6 +35,10 @@ struct Rig {
 }
 
 fn rig(checks: usize) -> Rig {
+    rig_every(checks, S(5))
+}
+
+fn rig_every(checks: usize, interval: Duration) -> Rig {
     let io = FakeIo::new(Script::default());
     let want = Request {
         timeout: S(30),
@@ -48,7 +55,7 @@ fn rig(checks: usize) -> Rig {
         Arc::clone(&fence) as Arc<dyn Fence>,
         Arc::new(crate::system::notify::Notifier::default()),
         Timing {
-            interval: S(5),
+            interval,
             stall_threshold: S(30),
             dry_run: false,
         },
@@ -240,49 +247,59 @@ fn a_hung_check_delays_no_pet_until_its_lease_runs_out_then_petting_stops_within
     drop(tx);
 }
 
-#[test]
-fn lateness_quantiles_are_upper_bounds() {
-    let l = Lateness::default();
-    for us in [10u64, 20, 30, 5000] {
-        l.record(Duration::from_micros(us));
-    }
-    assert_eq!(l.count(), 4);
-    assert_eq!(l.max(), Duration::from_micros(5000));
-    // The median (20 us) is known within one bucket: 20..=21 us.
-    assert!(l.quantile_upper(0.5) >= Duration::from_micros(20));
-    assert!(l.quantile_upper(0.5) <= Duration::from_micros(21));
-    assert_eq!(l.quantile_upper(1.0), Duration::from_micros(5000));
+/// A clock that reads as the boot clock does until the kernel refuses it: from read
+/// `fail_from` on, every reading fails.
+struct FailingClock {
+    time: FakeClock,
+    reads: std::sync::atomic::AtomicUsize,
+    fail_from: usize,
 }
 
-#[test]
-fn lateness_buckets_cover_every_value_within_an_eighth() {
-    for us in (0u32..70_000).chain([u32::MAX / 2, u32::MAX]) {
-        let b = bucket_of(us);
-        let upper = bucket_upper(b);
-        assert!(
-            u64::from(us) <= upper,
-            "{us} above its bucket's top {upper}"
-        );
-        if b > 0 {
-            assert!(
-                u64::from(us) > bucket_upper(b - 1),
-                "{us} belongs to a lower bucket"
-            );
-        }
-        assert!(
-            upper - u64::from(us) <= u64::from(us) / 8 + 1,
-            "{us}: bucket top {upper} too far"
-        );
+impl Clock for FailingClock {
+    fn now(&self) -> Duration {
+        let n = self.reads.fetch_add(1, Ordering::SeqCst) + 1;
+        let reading = if n >= self.fail_from {
+            Err(Errno::EINVAL)
+        } else {
+            Ok(nix::sys::time::TimeSpec::from(self.time.now()))
+        };
+        crate::time::or_stop(reading)
     }
 }
 
 #[test]
-fn the_stopper_wakes_a_sleeping_feeder() {
+fn a_clock_that_cannot_be_read_stops_the_pets() {
+    let r = rig_every(1, Duration::from_millis(10));
+    r.leases.renew(0, S(1000));
+    let before = r.io.pets();
+    // Read 1 starts the schedule; each tick reads twice (its time, then the time after it):
+    // reads 2-5 are two ticks, read 6 is the third tick's time, and it fails.
+    let clock = Arc::new(FailingClock {
+        time: FakeClock::new(S(100)),
+        reads: Default::default(),
+        fail_from: 6,
+    });
     let stop = Arc::new(Stopper::default());
-    let s2 = Arc::clone(&stop);
-    let h = std::thread::spawn(move || s2.sleep(S(60)));
-    std::thread::sleep(Duration::from_millis(20));
+    let mut feeder = r.feeder;
+    let h = {
+        let (clock, stop) = (Arc::clone(&clock), Arc::clone(&stop));
+        std::thread::spawn(move || feeder.run(clock.as_ref(), &stop))
+    };
+    for _ in 0..200 {
+        if h.is_finished() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let ended_by_itself = h.is_finished();
     stop.stop();
-    assert!(h.join().unwrap());
-    assert!(stop.is_stopped());
+    assert!(
+        h.join().is_err(),
+        "the feeder must not go on without a clock"
+    );
+    assert!(
+        ended_by_itself,
+        "the feeder kept running on a clock it cannot read"
+    );
+    assert_eq!(r.io.pets(), before + 2, "no pet on a failed reading");
 }

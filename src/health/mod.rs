@@ -1,38 +1,21 @@
-//! Health: what a check is ([`Check`], [`Verdict`]), the built-in checks ([`checks`]), the lease
-//! table the feeder reads ([`lease`]) and the threads that run checks and renew leases
-//! ([`runner`]).
+//! Health: what a check is ([`Check`]), what a run said and whether it counts ([`Verdict`],
+//! [`LastRun`]: the one pass rule), how a check is scheduled ([`Schedule`]), the built-in
+//! checks ([`checks`]), the lease table the feeder reads ([`lease`]) and the threads that
+//! run checks and renew leases ([`runner`]).
 //!
 //! A check never decides to pet or fence. It reports a verdict with evidence; a passing run
 //! renews its lease, and the feeder pets only while every lease is valid.
 
 pub mod checks;
-pub mod lease;
-pub mod runner;
+pub(crate) mod lease;
+pub(crate) mod runner;
+mod schedule;
+mod verdict;
 
 use std::time::Duration;
 
-/// The outcome of one run of a check, with the evidence an operator reads in `wdfeed check`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Verdict {
-    pub healthy: bool,
-    pub evidence: String,
-}
-
-impl Verdict {
-    pub fn healthy(evidence: impl Into<String>) -> Self {
-        Verdict {
-            healthy: true,
-            evidence: evidence.into(),
-        }
-    }
-
-    pub fn unhealthy(evidence: impl Into<String>) -> Self {
-        Verdict {
-            healthy: false,
-            evidence: evidence.into(),
-        }
-    }
-}
+pub use schedule::Schedule;
+pub use verdict::{LastRun, Verdict};
 
 /// One health check. `run` may block (on a dead disk it may never return): that is why each
 /// check runs on a thread of its own and only its lease depends on it.

@@ -9,63 +9,70 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
-use crate::clock::Clock;
 use crate::health::lease::LeaseTable;
-use crate::health::{Check, Verdict};
-
-/// How one check is scheduled.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Schedule {
-    pub every: Duration,
-    pub deadline: Duration,
-    /// Consecutive failed runs that still renew the lease.
-    pub tolerance: u32,
-}
-
-impl Schedule {
-    /// The longest a fault can go unseen by this check before its lease is gone:
-    /// each of the `tolerance + 1` runs that see it may take `every + deadline`.
-    pub fn worst_detection(&self) -> Duration {
-        (self.every + self.deadline) * (self.tolerance + 1)
-    }
-}
+use crate::health::{Check, LastRun, Schedule, Verdict};
+use crate::time::{millis, Clock};
 
 /// A check as the runner takes it: its name, its schedule, and the check itself.
 pub type NamedCheck = (String, Schedule, Box<dyn Check>);
 
-/// What the last run of a check said, for logs, `status` and the fence message.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct LastRun {
-    pub verdict: Verdict,
-    pub elapsed: Duration,
-    pub finished_at: Duration,
-    pub consecutive_failures: u32,
-}
-
-/// The lease a finished run earns: `Some(until)` to renew, `None` to withhold.
-///
-/// The lease is counted from the run's start: the next run starts `every` later and must
-/// finish within `deadline`, so a healthy check always renews before its lease runs out.
-pub fn lease_for(
-    schedule: &Schedule,
-    started: Duration,
-    elapsed: Duration,
-    healthy: bool,
-    consecutive_failures: u32,
-) -> Option<Duration> {
-    let passed = healthy && elapsed <= schedule.deadline;
-    if passed || consecutive_failures <= schedule.tolerance {
-        Some(started + schedule.every + schedule.deadline)
-    } else {
-        None
-    }
-}
-
-/// Shared view of one running check.
+/// Shared view of one running check: its name, schedule and last run. Its thread records
+/// each run; the status thread, the fence and the start-up wait read it.
 pub struct CheckHandle {
     pub name: String,
     pub schedule: Schedule,
-    pub last: Mutex<Option<LastRun>>,
+    last: Mutex<Option<LastRun>>,
+}
+
+/// The check's thread is recording a run at this very moment.
+#[derive(Debug)]
+pub struct Busy;
+
+impl CheckHandle {
+    pub fn new(name: String, schedule: Schedule) -> Self {
+        CheckHandle {
+            name,
+            schedule,
+            last: Mutex::new(None),
+        }
+    }
+
+    pub(crate) fn record(&self, run: LastRun) {
+        if let Ok(mut last) = self.last.lock() {
+            *last = Some(run);
+        }
+    }
+
+    /// The last run (`None` before the first finished), waiting for a run being recorded.
+    pub fn last(&self) -> Option<LastRun> {
+        self.last.lock().map(|g| g.clone()).unwrap_or(None)
+    }
+
+    /// The last run without ever waiting on the check's thread: for the feeder's fence and
+    /// the status thread.
+    pub fn peek(&self) -> Result<Option<LastRun>, Busy> {
+        self.last.try_lock().map(|g| g.clone()).map_err(|_| Busy)
+    }
+
+    /// Why this check holds no valid lease at `now`, for the fence line. Never waits.
+    pub fn why_expired(&self, now: Duration) -> String {
+        match self.peek() {
+            Err(Busy) => "evidence unavailable (the check is recording it right now)".into(),
+            Ok(None) => "never finished a run (hung from the start?)".into(),
+            Ok(Some(run)) if !run.verdict.healthy => run.verdict.evidence,
+            Ok(Some(run)) if !run.passed() => format!(
+                "last run took {} ms, over its {} ms deadline ({})",
+                run.elapsed.as_millis(),
+                self.schedule.deadline.as_millis(),
+                run.verdict.evidence
+            ),
+            Ok(Some(run)) => format!(
+                "no run has finished for {:.1} s (hung?); the last said: {}",
+                now.saturating_sub(run.finished_at).as_secs_f64(),
+                run.verdict.evidence
+            ),
+        }
+    }
 }
 
 /// The check threads. Dropping it asks them to stop after their current run; a hung thread
@@ -87,11 +94,7 @@ impl Runner {
         let stop = Arc::new(AtomicBool::new(false));
         let mut handles = Vec::with_capacity(checks.len());
         for (index, (name, schedule, check)) in checks.into_iter().enumerate() {
-            let handle = Arc::new(CheckHandle {
-                name: name.clone(),
-                schedule,
-                last: Mutex::new(None),
-            });
+            let handle = Arc::new(CheckHandle::new(name, schedule));
             let ctx = Loop {
                 index,
                 handle: Arc::clone(&handle),
@@ -117,10 +120,7 @@ impl Runner {
     pub fn snapshot(&self) -> Vec<(String, Option<LastRun>)> {
         self.handles
             .iter()
-            .map(|h| {
-                let last = h.last.lock().map(|g| g.clone()).unwrap_or(None);
-                (h.name.clone(), last)
-            })
+            .map(|h| (h.name.clone(), h.last()))
             .collect()
     }
 }
@@ -148,33 +148,14 @@ impl Loop {
             let started = self.clock.now();
             let verdict = check.run(started);
             let finished = self.clock.now();
-            let elapsed = finished.saturating_sub(started);
-            let passed = verdict.healthy && elapsed <= schedule.deadline;
-            failures = if passed {
-                0
-            } else {
-                failures.saturating_add(1)
-            };
-            if let Some(until) = lease_for(&schedule, started, elapsed, verdict.healthy, failures) {
+            let run = LastRun::judge(verdict, started, finished, schedule.deadline, failures);
+            failures = run.consecutive_failures;
+            if let Some(until) = run.lease(&schedule, started) {
                 self.leases.renew(self.index, until);
             }
-            log_transition(
-                &self.handle.name,
-                was_healthy,
-                passed,
-                &verdict,
-                elapsed,
-                &schedule,
-            );
-            was_healthy = Some(passed);
-            if let Ok(mut last) = self.handle.last.lock() {
-                *last = Some(LastRun {
-                    verdict,
-                    elapsed,
-                    finished_at: finished,
-                    consecutive_failures: failures,
-                });
-            }
+            log_transition(&self.handle.name, was_healthy, &run, &schedule);
+            was_healthy = Some(run.passed());
+            self.handle.record(run);
             let next = started + schedule.every;
             let now = self.clock.now();
             if next > now {
@@ -184,17 +165,12 @@ impl Loop {
     }
 }
 
-fn log_transition(
-    name: &str,
-    was: Option<bool>,
-    passed: bool,
-    verdict: &Verdict,
-    elapsed: Duration,
-    schedule: &Schedule,
-) {
+fn log_transition(name: &str, was: Option<bool>, run: &LastRun, schedule: &Schedule) {
+    let passed = run.passed();
     if was == Some(passed) {
         return;
     }
+    let (verdict, elapsed) = (&run.verdict, run.elapsed);
     let evidence = verdict.evidence.as_str();
     if passed {
         if was.is_some() {
@@ -203,8 +179,8 @@ fn log_transition(
             tracing::debug!(check = %name, %evidence, "check passed");
         }
     } else if verdict.healthy {
-        tracing::warn!(check = %name, elapsed_ms = elapsed.as_millis() as u64,
-            deadline_ms = schedule.deadline.as_millis() as u64, "check missed its deadline");
+        tracing::warn!(check = %name, elapsed_ms = millis(elapsed),
+            deadline_ms = millis(schedule.deadline), "check missed its deadline");
     } else {
         tracing::warn!(check = %name, %evidence, "check failed");
     }
@@ -271,38 +247,6 @@ mod tests {
     use super::*;
 
     const S: fn(u64) -> Duration = Duration::from_secs;
-
-    fn sched(tolerance: u32) -> Schedule {
-        Schedule {
-            every: S(5),
-            deadline: S(10),
-            tolerance,
-        }
-    }
-
-    #[test]
-    fn a_passing_run_renews_from_its_start() {
-        assert_eq!(lease_for(&sched(0), S(100), S(1), true, 0), Some(S(115)));
-    }
-
-    #[test]
-    fn a_failing_or_late_run_renews_nothing_without_tolerance() {
-        assert_eq!(lease_for(&sched(0), S(100), S(1), false, 1), None);
-        assert_eq!(lease_for(&sched(0), S(100), S(11), true, 1), None);
-    }
-
-    #[test]
-    fn tolerance_covers_that_many_consecutive_failures_and_no_more() {
-        let s = sched(1);
-        assert_eq!(lease_for(&s, S(100), S(1), false, 1), Some(S(115)));
-        assert_eq!(lease_for(&s, S(105), S(1), false, 2), None);
-    }
-
-    #[test]
-    fn worst_detection_grows_with_tolerance() {
-        assert_eq!(sched(0).worst_detection(), S(15));
-        assert_eq!(sched(1).worst_detection(), S(30));
-    }
 
     struct Hangs;
     impl Check for Hangs {

@@ -128,17 +128,6 @@ fn parse_counters(fields: &[&str]) -> Result<DiskStat, String> {
     })
 }
 
-/// Parses `/sys/block/<dev>/stat`: 11, 15 or 17 counters on one line.
-pub fn parse_sys_stat(name: &str, text: &str) -> Result<DiskStat, String> {
-    let fields: Vec<&str> = text.split_whitespace().collect();
-    if fields.len() < 11 {
-        return Err(format!("{} fields, expected 11, 15 or 17", fields.len()));
-    }
-    let mut stat = parse_counters(&fields)?;
-    stat.name = name.to_string();
-    Ok(stat)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -178,14 +167,6 @@ mod tests {
     fn fields_a_future_kernel_appends_are_ignored() {
         let d = parse(" 254 0 vda 1 0 0 0 2 0 0 0 0 0 0 3 0 0 0 4 0 9 9 9\n").unwrap();
         assert_eq!(d[0].completed(), 10);
-    }
-
-    #[test]
-    fn sys_block_stat_has_no_leading_fields() {
-        let s = parse_sys_stat("vda", "   34548     6727  4157338    14251     5460    10917  2270712     3632        0     4124    18198     4508       53   251872      293      716       20\n").unwrap();
-        assert_eq!(s.reads_completed, 34548);
-        assert_eq!(s.flushes_completed, Some(716));
-        assert!(parse_sys_stat("vda", "1 2 3").is_err());
     }
 
     #[test]

@@ -36,10 +36,6 @@ impl MountEntry {
     pub fn super_read_only(&self) -> bool {
         has_opt(&self.super_opts, "ro")
     }
-
-    pub fn read_only(&self) -> bool {
-        self.mount_read_only() || self.super_read_only()
-    }
 }
 
 fn has_opt(opts: &str, want: &str) -> bool {
@@ -117,16 +113,6 @@ pub fn top<'a>(table: &'a [MountEntry], mount_point: &Path) -> Option<&'a MountE
         .find(|e| Path::new(&e.mount_point) == mount_point)
 }
 
-/// The mount that holds `path`: the deepest mount point on its way, the last one stacked.
-pub fn holding<'a>(table: &'a [MountEntry], path: &Path) -> Option<&'a MountEntry> {
-    table
-        .iter()
-        .enumerate()
-        .filter(|(_, e)| path.starts_with(&e.mount_point))
-        .max_by_key(|(i, e)| (Path::new(&e.mount_point).components().count(), *i))
-        .map(|(_, e)| e)
-}
-
 /// mountinfo escapes space, tab, newline and backslash as three octal digits (`\040`).
 pub fn unescape(s: &str) -> String {
     let b = s.as_bytes();
@@ -175,7 +161,7 @@ mod tests {
         assert_eq!((root.major, root.minor), (254, 1));
         assert_eq!(root.fs_type, "ext4");
         assert_eq!(root.source, "/dev/vda1");
-        assert!(!root.read_only());
+        assert!(!root.mount_read_only() && !root.super_read_only());
         assert_eq!(t[4].super_opts, "rw");
         assert_eq!(t[5].mount_point, "/srv/data dir");
         assert!(t[6].mount_read_only());
@@ -189,16 +175,6 @@ mod tests {
                 .unwrap();
         assert_eq!(top(&t, Path::new("/x")).unwrap().source, "/dev/b");
         assert!(top(&t, Path::new("/y")).is_none());
-    }
-
-    #[test]
-    fn holding_finds_the_deepest_mount_point_by_component() {
-        let t = parse(REAL).unwrap();
-        let m = |p: &str| holding(&t, Path::new(p)).unwrap().mount_point.clone();
-        assert_eq!(m("/.wdfeed-probe"), "/");
-        assert_eq!(m("/srv/old/x"), "/srv/old");
-        assert_eq!(m("/srv/oldish/x"), "/");
-        assert_eq!(m("/proc/1"), "/proc");
     }
 
     #[test]

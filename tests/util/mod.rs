@@ -141,7 +141,7 @@ impl Daemon {
 
     pub fn signal(&self, sig: i32) {
         nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(self.child.id() as i32),
+            nix::unistd::Pid::from_raw(i32::try_from(self.child.id()).unwrap()),
             nix::sys::signal::Signal::try_from(sig).unwrap(),
         )
         .unwrap();
@@ -181,8 +181,44 @@ pub fn fast_config(extra_checks: &str) -> String {
     )
 }
 
+/// The config of a fixture case: `tests/fixtures/base.yaml` with the case's `override.yaml`
+/// laid over it. The override's top-level keys replace the base's, except `checks`, whose
+/// entries are appended to the base's.
+pub fn fixture_config(case_dir: &Path) -> String {
+    let read = |p: &Path| -> serde_yaml::Mapping {
+        let text = std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+        match serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", p.display())) {
+            serde_yaml::Value::Mapping(m) => m,
+            serde_yaml::Value::Null => serde_yaml::Mapping::new(),
+            other => panic!("{}: not a mapping: {other:?}", p.display()),
+        }
+    };
+    let base_path = case_dir.parent().unwrap().join("base.yaml");
+    let mut config = read(&base_path);
+    let over = case_dir.join("override.yaml");
+    let over = if over.exists() {
+        read(&over)
+    } else {
+        serde_yaml::Mapping::new()
+    };
+    for (key, value) in over {
+        match (key.as_str(), config.get_mut(&key), value) {
+            (
+                Some("checks"),
+                Some(serde_yaml::Value::Sequence(base)),
+                serde_yaml::Value::Sequence(more),
+            ) => base.extend(more),
+            (_, _, value) => {
+                config.insert(key, value);
+            }
+        }
+    }
+    serde_yaml::to_string(&config).unwrap()
+}
+
 /// Every fixture case under tests/fixtures (a directory with an `expect` file), copied to a
-/// temporary directory so that start-up (probe files) never writes into the source tree.
+/// temporary directory so that start-up (probe files) never writes into the source tree,
+/// with its config (base plus override) written there as `watchdog.yaml`.
 pub fn fixture_cases() -> Vec<(String, String, tempfile::TempDir)> {
     let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
     let mut cases = Vec::new();
@@ -199,6 +235,7 @@ pub fn fixture_cases() -> Vec<(String, String, tempfile::TempDir)> {
             .status()
             .unwrap();
         assert!(status.success(), "copy {}", dir.display());
+        std::fs::write(copy.path().join("watchdog.yaml"), fixture_config(&dir)).unwrap();
         let name = dir.file_name().unwrap().to_string_lossy().into_owned();
         cases.push((name, expect.trim().to_string(), copy));
     }

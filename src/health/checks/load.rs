@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::KeyProblem;
+use super::{CheckKind, KeyProblem};
 use crate::health::{Check, Verdict};
 use crate::system::{loadavg, Root};
 
@@ -33,8 +33,12 @@ impl Settings {
             ("max-load-15", self.max_load_15),
         ]
     }
+}
 
-    pub fn label(&self) -> String {
+impl CheckKind for Settings {
+    const KIND: &'static str = "load";
+
+    fn label(&self) -> String {
         let set: Vec<String> = self
             .limits()
             .iter()
@@ -43,7 +47,7 @@ impl Settings {
         format!("load {}", set.join(", "))
     }
 
-    pub fn problems(&self) -> Vec<KeyProblem> {
+    fn problems(&self) -> Vec<KeyProblem> {
         let mut out = Vec::new();
         if self.limits().iter().all(|(_, v)| v.is_none()) {
             out.push(KeyProblem::new(
@@ -60,6 +64,10 @@ impl Settings {
             }
         }
         out
+    }
+
+    fn build(&self, root: &Root) -> Result<Box<dyn Check>, String> {
+        Ok(Box::new(Load::new(self.clone(), root)?))
     }
 }
 

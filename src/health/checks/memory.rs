@@ -9,10 +9,10 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::size::{format_size, HumanSize};
-use super::KeyProblem;
+use super::{CheckKind, KeyProblem};
 use crate::health::{Check, Verdict};
 use crate::system::{meminfo, Root};
+use crate::units::{format_size, HumanSize};
 
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -21,17 +21,23 @@ pub struct Settings {
     pub min_available: HumanSize,
 }
 
-impl Settings {
-    pub fn label(&self) -> String {
+impl CheckKind for Settings {
+    const KIND: &'static str = "memory";
+
+    fn label(&self) -> String {
         format!("memory min-available {}", self.min_available)
     }
 
-    pub fn problems(&self) -> Vec<KeyProblem> {
+    fn problems(&self) -> Vec<KeyProblem> {
         if self.min_available.bytes() == 0 {
             vec![KeyProblem::new("min-available", "must be more than 0B")]
         } else {
             Vec::new()
         }
+    }
+
+    fn build(&self, root: &Root) -> Result<Box<dyn Check>, String> {
+        Ok(Box::new(Memory::new(self.clone(), root)?))
     }
 }
 

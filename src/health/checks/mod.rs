@@ -2,20 +2,25 @@
 //! `watchdog.yaml` into settings (strict: an unknown key is an error) and settings into a
 //! running [`Check`].
 //!
-//! Every check module has the same shape: a `Settings` struct (serde mirror of its keys, with
-//! `label()` and `problems()` for static rules) and a check type built from it at start-up.
-//! Adding a check is adding a module and one arm to each match below.
+//! Every check module has the same shape: a `Settings` struct (the serde mirror of its keys)
+//! that implements [`CheckKind`], and a check type built from it at start-up. Adding a check
+//! kind is adding a module and one line to the registry at the foot of this file.
 //!
-//! The keys every check shares (`kind`, `every`, `deadline`, `tolerance`) are taken out by
-//! the config layer before [`parse_settings`] sees the rest.
+//! The keys every check shares (`kind`, `label`, `every`, `deadline`, `tolerance`) are taken
+//! out by the config layer before [`parse_settings`] sees the rest. This is the one place
+//! that reads a check's raw YAML: each kind only ever sees its own typed `Settings`.
 
 pub mod block_io;
 pub mod command;
 pub mod load;
 pub mod memory;
 pub mod process;
-pub mod size;
 pub mod writable;
+
+use std::fmt::Debug;
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
 
 use crate::health::Check;
 use crate::system::Root;
@@ -37,48 +42,42 @@ impl KeyProblem {
     }
 }
 
-/// Every kind of check `watchdog.yaml` may name.
-pub const KINDS: &[&str] = &[
-    "writable", "block-io", "process", "load", "memory", "command",
-];
+/// One kind of check, as its settings know it.
+pub trait CheckKind: DeserializeOwned + Clone + Debug + PartialEq {
+    /// The kind as written in `watchdog.yaml`.
+    const KIND: &'static str;
 
-/// The validated settings of one check, by kind.
-#[derive(Clone, Debug, PartialEq)]
-pub enum CheckSettings {
-    Writable(writable::Settings),
-    BlockIo(block_io::Settings),
-    Process(process::Settings),
-    Load(load::Settings),
-    Memory(memory::Settings),
-    Command(command::Settings),
-}
+    /// A short name for tables and logs, e.g. `writable /,/var`.
+    fn label(&self) -> String;
 
-/// Reads the kind-specific keys of one check. Unknown keys and wrong types are errors that
-/// name the key. A check with no keys of its own may come as YAML null.
-pub fn parse_settings(kind: &str, keys: serde_yaml::Value) -> Result<CheckSettings, KeyProblem> {
-    let keys = match keys {
-        serde_yaml::Value::Null => serde_yaml::Value::Mapping(serde_yaml::Mapping::new()),
-        other => other,
-    };
-    match kind {
-        "writable" => strict(keys).map(CheckSettings::Writable),
-        "block-io" => strict(keys).map(CheckSettings::BlockIo),
-        "process" => strict(keys).map(CheckSettings::Process),
-        "load" => strict(keys).map(CheckSettings::Load),
-        "memory" => strict(keys).map(CheckSettings::Memory),
-        "command" => strict(keys).map(CheckSettings::Command),
-        other => Err(KeyProblem::new(
-            "kind",
-            format!(
-                "unknown check kind `{other}`; known kinds: {}",
-                KINDS.join(", ")
-            ),
-        )),
+    /// Rules that need no running system (paths absolute, values in range). Never touches a
+    /// device.
+    fn problems(&self) -> Vec<KeyProblem>;
+
+    /// Prepares the check to run on the node seen through `root`: opens what it must open at
+    /// start-up (probe files), so that a run later needs no new file.
+    fn build(&self, root: &Root) -> Result<Box<dyn Check>, String>;
+
+    /// Consecutive failures tolerated before the lease is withheld, when the config says none.
+    fn default_tolerance(&self) -> u32 {
+        0
+    }
+
+    /// How long a fault can exist before a run of this check can see it at all (a disk is
+    /// stuck only after `stuck-after` without completions). Part of the fence bound.
+    fn time_to_see(&self) -> Duration {
+        Duration::ZERO
+    }
+
+    /// A time limit the check enforces itself, with its key: it must fit within the check's
+    /// `deadline` (`command`'s `timeout`).
+    fn own_time_limit(&self) -> Option<(&'static str, Duration)> {
+        None
     }
 }
 
 /// Deserializes with the path of the failing key kept, so the config layer can locate it.
-fn strict<T: serde::de::DeserializeOwned>(keys: serde_yaml::Value) -> Result<T, KeyProblem> {
+fn strict<T: DeserializeOwned>(keys: serde_yaml::Value) -> Result<T, KeyProblem> {
     serde_path_to_error::deserialize(keys).map_err(|e| {
         let path = e.path().to_string();
         let key = if path == "." { String::new() } else { path };
@@ -86,92 +85,130 @@ fn strict<T: serde::de::DeserializeOwned>(keys: serde_yaml::Value) -> Result<T, 
     })
 }
 
+/// Builds [`CheckSettings`], [`KINDS`] and [`parse_settings`] from one line per kind.
+macro_rules! registry {
+    ($($variant:ident => $settings:ty),+ $(,)?) => {
+        /// The validated settings of one check, by kind.
+        #[derive(Clone, Debug, PartialEq)]
+        pub enum CheckSettings {
+            $($variant($settings),)+
+        }
+
+        /// Every kind of check `watchdog.yaml` may name.
+        pub const KINDS: &[&str] = &[$(<$settings as CheckKind>::KIND,)+];
+
+        /// Reads the kind-specific keys of one check. Unknown keys and wrong types are errors
+        /// that name the key. A check with no keys of its own may come as YAML null.
+        pub fn parse_settings(
+            kind: &str,
+            keys: serde_yaml::Value,
+        ) -> Result<CheckSettings, KeyProblem> {
+            let keys = match keys {
+                serde_yaml::Value::Null => serde_yaml::Value::Mapping(serde_yaml::Mapping::new()),
+                other => other,
+            };
+            $(
+                if kind == <$settings as CheckKind>::KIND {
+                    return strict(keys).map(CheckSettings::$variant);
+                }
+            )+
+            Err(KeyProblem::new(
+                "kind",
+                format!("unknown check kind `{kind}`; known kinds: {}", KINDS.join(", ")),
+            ))
+        }
+
+        impl CheckSettings {
+            /// The settings of whichever kind this is.
+            fn kind_settings(&self) -> &dyn DynKind {
+                match self {
+                    $(CheckSettings::$variant(s) => s,)+
+                }
+            }
+        }
+    };
+}
+
+/// [`CheckKind`] as a trait object, for dispatch over [`CheckSettings`].
+trait DynKind {
+    fn kind(&self) -> &'static str;
+    fn label(&self) -> String;
+    fn problems(&self) -> Vec<KeyProblem>;
+    fn build(&self, root: &Root) -> Result<Box<dyn Check>, String>;
+    fn default_tolerance(&self) -> u32;
+    fn time_to_see(&self) -> Duration;
+    fn own_time_limit(&self) -> Option<(&'static str, Duration)>;
+}
+
+impl<K: CheckKind> DynKind for K {
+    fn kind(&self) -> &'static str {
+        K::KIND
+    }
+    fn label(&self) -> String {
+        CheckKind::label(self)
+    }
+    fn problems(&self) -> Vec<KeyProblem> {
+        CheckKind::problems(self)
+    }
+    fn build(&self, root: &Root) -> Result<Box<dyn Check>, String> {
+        CheckKind::build(self, root)
+    }
+    fn default_tolerance(&self) -> u32 {
+        CheckKind::default_tolerance(self)
+    }
+    fn time_to_see(&self) -> Duration {
+        CheckKind::time_to_see(self)
+    }
+    fn own_time_limit(&self) -> Option<(&'static str, Duration)> {
+        CheckKind::own_time_limit(self)
+    }
+}
+
 impl CheckSettings {
     /// The kind as written in `watchdog.yaml`.
     pub fn kind(&self) -> &'static str {
-        match self {
-            CheckSettings::Writable(_) => "writable",
-            CheckSettings::BlockIo(_) => "block-io",
-            CheckSettings::Process(_) => "process",
-            CheckSettings::Load(_) => "load",
-            CheckSettings::Memory(_) => "memory",
-            CheckSettings::Command(_) => "command",
-        }
+        self.kind_settings().kind()
     }
 
     /// Consecutive failures tolerated before the lease is withheld, when the config says none.
-    /// `block-io` tolerates one: a disk may pass a single sample mid-failover of its path.
     pub fn default_tolerance(&self) -> u32 {
-        match self {
-            CheckSettings::BlockIo(_) => 1,
-            CheckSettings::Writable(_)
-            | CheckSettings::Process(_)
-            | CheckSettings::Load(_)
-            | CheckSettings::Memory(_)
-            | CheckSettings::Command(_) => 0,
-        }
+        self.kind_settings().default_tolerance()
     }
 
     /// A short name for tables and logs, e.g. `writable /,/var`.
     pub fn label(&self) -> String {
-        match self {
-            CheckSettings::Writable(s) => s.label(),
-            CheckSettings::BlockIo(s) => s.label(),
-            CheckSettings::Process(s) => s.label(),
-            CheckSettings::Load(s) => s.label(),
-            CheckSettings::Memory(s) => s.label(),
-            CheckSettings::Command(s) => s.label(),
-        }
+        self.kind_settings().label()
     }
 
-    /// Rules that need no running system (paths absolute, values in range). Never touches a device.
+    /// Rules that need no running system (paths absolute, values in range).
     pub fn problems(&self) -> Vec<KeyProblem> {
-        match self {
-            CheckSettings::Writable(s) => s.problems(),
-            CheckSettings::BlockIo(s) => s.problems(),
-            CheckSettings::Process(s) => s.problems(),
-            CheckSettings::Load(s) => s.problems(),
-            CheckSettings::Memory(s) => s.problems(),
-            CheckSettings::Command(s) => s.problems(),
-        }
+        self.kind_settings().problems()
     }
 
-    /// A time limit the check enforces itself and that must fit within the check's
-    /// `deadline` (the config layer should require `limit < deadline`): `command`'s `timeout`.
-    /// How long a fault can exist before a run of this check can see it at all: a disk is
-    /// stuck only after `stuck-after` without completions, a process in D state fails only
-    /// after `max-uninterruptible`, a stale file only after `max-age`. Part of the fence bound.
-    pub fn time_to_see(&self) -> std::time::Duration {
-        match self {
-            CheckSettings::BlockIo(s) => s.stuck_after.get(),
-            CheckSettings::Process(s) => {
-                let d_state = s.max_uninterruptible.get();
-                s.max_age.map_or(d_state, |a| d_state.max(a.get()))
-            }
-            _ => std::time::Duration::ZERO,
-        }
+    /// How long a fault can exist before a run of this check can see it at all.
+    pub fn time_to_see(&self) -> Duration {
+        self.kind_settings().time_to_see()
     }
 
-    pub fn own_time_limit(&self) -> Option<std::time::Duration> {
-        match self {
-            CheckSettings::Command(s) => Some(s.timeout.get()),
-            _ => None,
-        }
+    /// A time limit the check enforces itself, with the key that sets it.
+    pub fn own_time_limit(&self) -> Option<(&'static str, Duration)> {
+        self.kind_settings().own_time_limit()
     }
 
-    /// Prepares the check to run on the node seen through `root`: opens what it must open at
-    /// start-up (probe files), so that a run later needs no new file.
+    /// Prepares the check to run on the node seen through `root`.
     pub fn build(&self, root: &Root) -> Result<Box<dyn Check>, String> {
-        Ok(match self {
-            CheckSettings::Writable(s) => Box::new(writable::Writable::new(s.clone(), root)?),
-            CheckSettings::BlockIo(s) => Box::new(block_io::BlockIo::new(s.clone(), root)?),
-            CheckSettings::Process(s) => Box::new(process::Process::new(s.clone(), root)?),
-            CheckSettings::Load(s) => Box::new(load::Load::new(s.clone(), root)?),
-            CheckSettings::Memory(s) => Box::new(memory::Memory::new(s.clone(), root)?),
-            // Runs on this machine whatever the root: a command is not a file to read.
-            CheckSettings::Command(s) => Box::new(command::CommandCheck::new(s.clone())?),
-        })
+        self.kind_settings().build(root)
     }
+}
+
+// The registry: one line per kind.
+registry! {
+    Writable => writable::Settings,
+    BlockIo => block_io::Settings,
+    Process => process::Settings,
+    Load => load::Settings,
+    Memory => memory::Settings,
+    Command => command::Settings,
 }
 
 #[cfg(test)]

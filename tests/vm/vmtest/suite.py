@@ -19,8 +19,7 @@ from .qemu import Guest
 BOOT_TIMEOUT_S = 180      # boot, modules, mount and arming, on a loaded TCG host
 ARM_TIMEOUT_S = 60        # inside the guest: from starting wdfeed to its "armed" line
 APPEND = "console=ttyS0 panic=0 quiet rdinit=/init"
-# wdfeed's fence log line (not its advice on the peer's "fencing delay")
-FENCE_LINE = r"fencing check=.*"
+SAYS = cases.WDFEED_SAYS
 BASE_MODULE_SET = [m for m, _ in cases.BASE_MODULES] + [
     m for d in cases.DRIVERS.values() for m, _ in d.modules] + [
     m for s in cases.SCENARIOS.values() for m, _ in s.modules]
@@ -31,7 +30,7 @@ class Result:
     driver: str
     scenario: str
     ok: bool = False
-    skipped: str = ""      # why the case could not run at all with this wdfeed
+    skipped: str = ""      # why the case means nothing with this petter
     outcome: str = "none"
     after: float = float("nan")
     bound: float = float("nan")
@@ -56,7 +55,6 @@ class Context:
         self.base = None
         self.mods = None
         self.wdfeed = None
-        self.unsupported = {}   # feature -> wdfeed's own words
         self.prebuilt = None
 
 
@@ -90,8 +88,6 @@ def prepare(ctx):
         assets.log("building the base initramfs")
         assets.build_base_initramfs(ctx.base, ctx.moddir, BASE_MODULE_SET, binaries, guest_files)
     ctx.mods = assets.Modules(ctx.moddir)
-    if ctx.wdfeed:
-        probe_features(ctx)
 
 
 def validate(ctx, text, name):
@@ -101,25 +97,6 @@ def validate(ctx, text, name):
         f.write(text)
     r = subprocess.run([ctx.wdfeed, "validate", path], capture_output=True, text=True)
     return r.returncode, (r.stdout + r.stderr).strip()
-
-
-def probe_features(ctx):
-    """Which of the suite's daemon features this wdfeed has: the checks are landing one by
-    one, and a case that needs a missing one is reported as SKIP with wdfeed's own words."""
-    any_driver = next(iter(cases.DRIVERS.values()))
-    healthy = cases.SCENARIOS["healthy"]
-    for feature in cases.FEATURES:
-        with_it = ("writable", feature) if feature == "write-probe" else (feature,)
-        rc, out = validate(ctx, cases.config_yaml(any_driver, healthy, with_it), f"probe-{feature}.yaml")
-        if rc != 0:
-            words = [ln for ln in out.splitlines() if re.search(r"unknown (check kind|field)", ln)]
-            if not words:
-                raise assets.SetupError(f"wdfeed validate rejects the suite's {feature} config:\n{out}")
-            # "wdfeed: FILE:LINE:COL: `key`: message": keep the key and the message
-            ctx.unsupported[feature] = words[0].split(": ", 2)[-1]
-    if ctx.unsupported:
-        assets.log("this wdfeed lacks " + ", ".join(ctx.unsupported)
-                   + ": cases that need them are SKIPped, the others run without them")
 
 
 def case_archive(ctx, driver, scen, config, path):
@@ -150,14 +127,7 @@ def run_case(ctx, driver, scen):
     if ctx.petter == "standin" and not scen.standin_ok:
         res.skipped = "not meaningful with the busybox stand-in (it runs no checks)"
         return res
-    missing = [need for need in scen.needs if need in ctx.unsupported]
-    if missing:
-        res.skipped = "unsupported by this wdfeed: " + "; ".join(ctx.unsupported[m] for m in missing)
-        return res
-    config = cases.config_yaml(driver, scen, [f for f in cases.FEATURES if f not in ctx.unsupported])
-    if ctx.unsupported:
-        res.notes.append("config leaves out what this wdfeed does not support: "
-                         + ", ".join(ctx.unsupported))
+    config = cases.config_yaml(driver, scen)
     if ctx.wdfeed:
         rc, out = validate(ctx, config, f"{driver.name}-{scen.name}.yaml")
         if rc != 0:
@@ -298,29 +268,29 @@ def ended_early(guest, res):
 
 
 def guest_bound(guest):
-    m = guest.first_line(r"fence_bound_s=([0-9.]+)")
+    m = guest.first_line(SAYS["bound"])
     if m is None:
-        m = guest.first_line(r"fence bound: ([0-9.]+) s")
+        m = guest.first_line(SAYS["bound-table"])
     return float(m[1].group(1)) if m else float("nan")
 
 
 def note_daemon_lines(guest, t0, res):
-    fencing = guest.first_line(FENCE_LINE, after=t0)
+    fencing = guest.first_line(SAYS["fencing"], after=t0)
     if fencing:
         res.notes.append(f"wdfeed fenced {fencing[0] - t0:.2f}s after the fault: {fencing[1].group(0)[:200]}")
     soft = guest.first_line(r"softdog: Initiating system (reboot|poweroff)", after=t0)
     if soft:
         res.notes.append(f"softdog fired {soft[0] - t0:.2f}s after the fault")
-    kmsg = guest.first_line(r"wdfeed: FENCE.*", after=t0)
+    kmsg = guest.first_line(SAYS["fence-kmsg"], after=t0)
     if kmsg:
         res.notes.append(f"kernel log: {kmsg[1].group(0)[:160]}")
-    failed = guest.matching(r"check failed", after=t0)
+    failed = guest.matching(SAYS["check-failed"], after=t0)
     if failed and not fencing:
         res.notes.append(f"{len(failed)} 'check failed' lines without a fence, the first: "
                          + failed[0][1].string.strip()[:200])
     if guest.exited_at is None:
-        guest.wait_line(r"feeder wake-up lateness", 3 if res.outcome == "up" else 0)
-    late = guest.first_line(r"feeder wake-up lateness.*", after=t0)
+        guest.wait_line(SAYS["lateness"], 3 if res.outcome == "up" else 0)
+    late = guest.first_line(SAYS["lateness"], after=t0)
     if late:
         res.notes.append(late[1].group(0))
 
@@ -332,98 +302,169 @@ def res_last_load(guest):
 
 
 def judge(guest, driver, scen, res, t0, r_hw):
-    bound = res.bound
-    sl = cases.slack(bound)
-    for pattern in scen.log_must:
-        seen = guest.first_line(pattern)
+    """The verdict on a case, from the scenario's fields alone: what wdfeed must have said,
+    then the outcome and its timing, then what the fence must have done."""
+    for name in scen.log_must:
+        seen = guest.first_line(SAYS[name])
         if seen is None:
-            res.reason = f"no serial line matches /{pattern}/"
+            res.reason = f"no serial line matches /{SAYS[name]}/ ({name})"
             return
         res.notes.append(f"seen: {seen[1].string.strip()[:200]}")
-    if scen.expect == "up":
-        if res.outcome != "up":
-            res.reason = f"expected the VM to stay up, got {res.outcome} {res.after:.2f}s after the fault"
+    steps = UP_STEPS if scen.expect == "up" else RESET_STEPS
+    for applies, step in steps:
+        if applies(scen) and not step(guest, driver, scen, res, t0, r_hw):
             return
-        if scen.timing == "stay-up" and res.after < cases.up_for(driver):
-            res.reason = f"observed only {res.after:.2f}s"
-            return
-        if scen.name == "clean-stop" or scen.restart:
-            ex = guest.first_line(r"VMTEST: exited wdfeed rc=(\d+)", after=t0)
-            if ex is None or ex[1].group(1) != "0":
-                res.reason = f"wdfeed did not exit 0 on SIGTERM ({ex[1].group(0) if ex else 'still running'})"
-                return
-        if scen.restart and not judge_restart(guest, driver, res, t0, ex[0]):
-            return
-        if scen.timing == "busy":
-            holder = guest.first_line(r"VMTEST: holder pid=(\d+)")
-            ex = guest.first_line(r"VMTEST: exited wdfeed rc=(\d+)", after=t0)
-            if ex is None:
-                res.reason = "wdfeed run did not exit while another process held the device"
-                return
-            if ex[1].group(1) == "0":
-                res.reason = "wdfeed run exited 0 while another process held the device"
-                return
-            want = f"held by pid {holder[1].group(1)}" if holder else "held by pid"
-            named = guest.first_line(re.escape(want), after=t0)
-            if named is None:
-                res.reason = f"wdfeed's error does not say '{want}'"
-                return
-            res.after = ex[0] - t0
-            res.notes.append(f"wdfeed exited rc={ex[1].group(1)}: {named[1].string.strip()[:200]}")
-        load = guest.first_line(r"VMTEST: load .*", after=res_last_load(guest))
-        if load:
-            res.notes.append("last load sample: " + load[1].group(0)[len("VMTEST: load "):])
-        res.ok = True
-        return
+    res.ok = True
+
+
+def judge_stayed_up(guest, driver, scen, res, t0, r_hw):
+    if res.outcome != "up":
+        res.reason = f"expected the VM to stay up, got {res.outcome} {res.after:.2f}s after the fault"
+        return False
+    if scen.timing == "stay-up" and res.after < cases.up_for(driver):
+        res.reason = f"observed only {res.after:.2f}s"
+        return False
+    return True
+
+
+def exited(guest, t0):
+    """wdfeed's first exit after the fault: (host time, match) or None."""
+    return guest.first_line(r"VMTEST: exited wdfeed rc=(\d+)", after=t0)
+
+
+def judge_exit_clean(guest, driver, scen, res, t0, r_hw):
+    ex = exited(guest, t0)
+    if ex is None or ex[1].group(1) != "0":
+        res.reason = f"wdfeed did not exit 0 on SIGTERM ({ex[1].group(0) if ex else 'still running'})"
+        return False
+    return True
+
+
+def judge_refused_busy(guest, driver, scen, res, t0, r_hw):
+    """busy-device: wdfeed run must fail, naming the process that holds the device."""
+    holder = guest.first_line(r"VMTEST: holder pid=(\d+)")
+    ex = exited(guest, t0)
+    if ex is None:
+        res.reason = "wdfeed run did not exit while another process held the device"
+        return False
+    if ex[1].group(1) == "0":
+        res.reason = "wdfeed run exited 0 while another process held the device"
+        return False
+    want = SAYS["held-by"] + (f" {holder[1].group(1)}" if holder else "")
+    named = guest.first_line(want, after=t0)
+    if named is None:
+        res.reason = f"wdfeed's error does not say '{want}'"
+        return False
+    res.after = ex[0] - t0
+    res.notes.append(f"wdfeed exited rc={ex[1].group(1)}: {named[1].string.strip()[:200]}")
+    return True
+
+
+def note_last_load(guest, driver, scen, res, t0, r_hw):
+    load = guest.first_line(r"VMTEST: load .*", after=res_last_load(guest))
+    if load:
+        res.notes.append("last load sample: " + load[1].group(0)[len("VMTEST: load "):])
+    return True
+
+
+def judge_was_reset(guest, driver, scen, res, t0, r_hw):
     if res.outcome != "reset":
         res.reason = f"expected a reset, got {res.outcome}"
-        return
-    if scen.timing == "from-load" and not judge_from_load(guest, res, t0, r_hw, sl):
-        return
-    if scen.boot_running and not judge_boot_running(guest, res, r_hw):
-        return
-    if scen.timing == "bound":
-        limit = bound + sl
-        if res.after > limit:
-            res.reason = f"reset after {res.after:.2f}s > bound {bound:.2f}s + slack {sl:.2f}s"
-            return
-    elif scen.timing == "reset-time":
-        if abs(res.after - r_hw) > sl:
-            res.reason = (f"reset after {res.after:.2f}s, expected {r_hw:.2f}s +- {sl:.2f}s "
-                          f"(one reset time after the petting stopped)")
-            return
-    if scen.fences:
-        t_end = t0 + res.after
-        fencing = guest.first_line(FENCE_LINE, after=t0)
-        if fencing is None or fencing[0] > t_end:
-            res.reason = "wdfeed never logged 'fencing': the reset came from elsewhere"
-            return
-        for name in ("fakehb", "fakerm"):
-            killed = guest.first_line(rf"VMTEST: exited {name} rc=(\d+)", after=t0)
-            if killed is None or killed[1].group(1) != "137" or killed[0] > t_end:
-                res.reason = f"{name} (fence.kill) was not SIGKILLed before the reset"
-                return
-            res.notes.append(f"{name} SIGKILLed {killed[0] - t0:.2f}s after the fault")
-        if scen.evidence and not re.search(scen.evidence, fencing[1].string):
-            res.reason = f"the fence's evidence does not match /{scen.evidence}/: {fencing[1].string.strip()}"
-            return
+        return False
+    return True
+
+
+def judge_within_bound(guest, driver, scen, res, t0, r_hw):
+    bound, sl = res.bound, cases.slack(res.bound)
+    if res.after > bound + sl:
+        res.reason = f"reset after {res.after:.2f}s > bound {bound:.2f}s + slack {sl:.2f}s"
+        return False
+    return True
+
+
+def judge_reset_time(guest, driver, scen, res, t0, r_hw):
+    sl = cases.slack(res.bound)
+    if abs(res.after - r_hw) > sl:
+        res.reason = (f"reset after {res.after:.2f}s, expected {r_hw:.2f}s +- {sl:.2f}s "
+                      f"(one reset time after the petting stopped)")
+        return False
+    return True
+
+
+def judge_fenced(guest, driver, scen, res, t0, r_hw):
+    """wdfeed logged its fence, SIGKILLed the kill list before the reset, with the
+    scenario's evidence."""
+    t_end = t0 + res.after
+    fencing = guest.first_line(SAYS["fencing"], after=t0)
+    if fencing is None or fencing[0] > t_end:
+        res.reason = "wdfeed never logged 'fencing': the reset came from elsewhere"
+        return False
+    for name in ("fakehb", "fakerm"):
+        killed = guest.first_line(rf"VMTEST: exited {name} rc=(\d+)", after=t0)
+        if killed is None or killed[1].group(1) != "137" or killed[0] > t_end:
+            res.reason = f"{name} (fence.kill) was not SIGKILLed before the reset"
+            return False
+        res.notes.append(f"{name} SIGKILLed {killed[0] - t0:.2f}s after the fault")
+    if scen.evidence and not re.search(scen.evidence, fencing[1].string):
+        res.reason = f"the fence's evidence does not match /{scen.evidence}/: {fencing[1].string.strip()}"
+        return False
+    return True
+
+
+def note_scsi_states(guest, driver, scen, res, t0, r_hw):
     for t, m in guest.matching(r"VMTEST: scsi-state (\S+)", after=t0):
         res.notes.append(f"SCSI device state {m.group(1)} at +{t - t0:.2f}s"
                          + (f", {t0 + res.after - t:.2f}s before the reset" if res.outcome == "reset" else ""))
-    if scen.host_fault == "freeze-vm":
-        fencing = guest.first_line(FENCE_LINE, after=t0)
-        soft = guest.first_line(r"softdog: Initiating", after=t0)
-        acted = [(t, who) for t, who in [(fencing[0] if fencing else None, "wdfeed"),
-                                         (soft[0] if soft else None, "softdog")] if t is not None]
-        res.notes.append("acted: " + (", ".join(f"{who} at +{t - t0:.2f}s" for t, who in sorted(acted))
-                                      or "hardware only (no fence line)"))
-    res.ok = True
+    return True
+
+
+def note_who_acted(guest, driver, scen, res, t0, r_hw):
+    fencing = guest.first_line(SAYS["fencing"], after=t0)
+    soft = guest.first_line(r"softdog: Initiating", after=t0)
+    acted = [(t, who) for t, who in [(fencing[0] if fencing else None, "wdfeed"),
+                                     (soft[0] if soft else None, "softdog")] if t is not None]
+    res.notes.append("acted: " + (", ".join(f"{who} at +{t - t0:.2f}s" for t, who in sorted(acted))
+                                  or "hardware only (no fence line)"))
+    return True
+
+
+def judge_restart_step(guest, driver, scen, res, t0, r_hw):
+    return judge_restart(guest, driver, res, t0, exited(guest, t0)[0])
+
+
+def judge_from_load_step(guest, driver, scen, res, t0, r_hw):
+    return judge_from_load(guest, res, t0, r_hw, cases.slack(res.bound))
+
+
+def judge_boot_running_step(guest, driver, scen, res, t0, r_hw):
+    return judge_boot_running(guest, res, r_hw)
+
+
+# What each kind of scenario must show, in order: (does it apply to the scenario, the step).
+# A step returns False with res.reason set when the case fails.
+UP_STEPS = [
+    (lambda s: True, judge_stayed_up),
+    (lambda s: s.exits_clean, judge_exit_clean),
+    (lambda s: s.restart, judge_restart_step),
+    (lambda s: s.timing == "busy", judge_refused_busy),
+    (lambda s: True, note_last_load),
+]
+RESET_STEPS = [
+    (lambda s: True, judge_was_reset),
+    (lambda s: s.timing == "from-load", judge_from_load_step),
+    (lambda s: s.boot_running, judge_boot_running_step),
+    (lambda s: s.timing == "bound", judge_within_bound),
+    (lambda s: s.timing == "reset-time", judge_reset_time),
+    (lambda s: s.fences, judge_fenced),
+    (lambda s: True, note_scsi_states),
+    (lambda s: s.host_fault == "freeze-vm", note_who_acted),
+]
 
 
 def judge_restart(guest, driver, res, t0, t_exit):
     """keep-armed-restart: the second wdfeed armed again, and how long the device went
     unfed: from the first wdfeed's exit to the second one's first pet (its armed line)."""
-    again = guest.first_line(r"fence_bound_s=", after=t_exit)
+    again = guest.first_line(SAYS["armed"], after=t_exit)
     if again is None:
         res.reason = "the restarted wdfeed never armed"
         return False
@@ -431,7 +472,7 @@ def judge_restart(guest, driver, res, t0, t_exit):
     res.notes.append(f"restart: the first wdfeed exited {t_exit - t0:.2f}s after SIGTERM; the "
                      f"second armed {gap:.2f}s after that exit, {again[0] - t0:.2f}s after "
                      f"SIGTERM (reset time R={driver.reset_after_last_pet():.1f}s)")
-    took = guest.first_line(r"already running before wdfeed opened it", after=t_exit)
+    took = guest.first_line(SAYS["took-over"], after=t_exit)
     if took:
         res.notes.append("the second wdfeed saw the device still running (sysfs state active)")
     return True
@@ -447,16 +488,16 @@ def judge_boot_running(guest, res, r_hw):
     """boot-takeover: wdfeed armed a device that had been running since the driver loaded
     before that running timer could fire."""
     loaded = since_load(guest)
-    armed = guest.first_line(r"fence_bound_s=")
+    armed = guest.first_line(SAYS["armed"])
     if loaded is None or armed is None:
         res.reason = "no modules-loaded marker or no armed line to time the takeover"
         return False
     took = armed[0] - loaded
-    state = guest.first_line(r"state=(\S+) before anyone opened it")
+    state = guest.first_line(SAYS["state-before"])
     res.notes.append(f"wdfeed armed {took:.2f}s after the driver loaded (sysfs state before: "
                      f"{state[1].group(1) if state else 'unknown'}); a timer running since then "
                      f"fires at R={r_hw:.1f}s")
-    seen = guest.first_line(r"already running before wdfeed opened it")
+    seen = guest.first_line(SAYS["took-over"])
     if seen:
         res.notes.append("wdfeed logged that it took over a running device")
     if took >= r_hw:
@@ -469,7 +510,7 @@ def judge_from_load(guest, res, t0, r_hw, sl):
     """boot-unhealthy: wdfeed never armed, and the device's own running timer reset the VM
     one reset time after the driver loaded."""
     loaded = since_load(guest)
-    armed = guest.first_line(r"fence_bound_s=|VMTEST: armed")
+    armed = guest.first_line(SAYS["armed"] + "|VMTEST: armed")
     if armed is not None:
         res.reason = f"wdfeed armed on an unhealthy node: {armed[1].string.strip()}"
         return False
@@ -478,7 +519,7 @@ def judge_from_load(guest, res, t0, r_hw, sl):
         return False
     since = t0 + res.after - loaded
     res.notes.append(f"reset {since:.2f}s after the driver loaded (R={r_hw:.1f}s, slack={sl:.2f}s)")
-    waiting = guest.first_line(r"not arming.*")
+    waiting = guest.first_line(SAYS["not-arming"])
     if waiting:
         res.notes.append(f"wdfeed said: {waiting[1].group(0)[:200]}")
     if since > r_hw + sl:

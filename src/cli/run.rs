@@ -1,0 +1,21 @@
+//! `wdfeed run`: the daemon (src/daemon/), with what the command line asked of it.
+
+use std::path::PathBuf;
+
+use crate::daemon::{self, Options};
+use crate::system::Root;
+use crate::Failure;
+
+pub fn run(
+    root: Root,
+    config: Option<PathBuf>,
+    dry_run: bool,
+    status_file: PathBuf,
+) -> Result<(), Failure> {
+    daemon::run(Options {
+        root,
+        config,
+        dry_run,
+        status_file,
+    })
+}

@@ -1,0 +1,129 @@
+//! Arming and disarming: what sysfs says of each device before wdfeed opens it, opening and
+//! programming every device (or, in a dry run, only reading sysfs), the fence bound with
+//! the timeouts the drivers granted, and the exit sequence that disarms or leaves armed.
+
+use std::time::Duration;
+
+use super::Options;
+use crate::config::bound::{self, Bound};
+use crate::config::{Config, OnExit};
+use crate::device::flags::describe_bootstatus;
+use crate::device::io::KernelIo;
+use crate::device::{open, sysfs, takeover, Armed, Request, Watchdog};
+use crate::system::Root;
+use crate::Failure;
+
+/// What sysfs says of each device before wdfeed opens it: a watchdog already running is
+/// taken over; one that stops on every close cannot stay armed across a restart.
+pub(super) fn note_device_states(config: &Config, root: &Root) {
+    for d in &config.devices {
+        let Some(seen) = sysfs::find(root, &d.path) else {
+            continue;
+        };
+        for note in takeover::notes(&seen, config.on_exit) {
+            match note {
+                takeover::Note::Running => {
+                    tracing::info!(device = %d.path.display(), state = "active", "{}", note.text())
+                }
+                takeover::Note::StopsOnClose => {
+                    tracing::warn!(device = %d.path.display(), "{}", note.text())
+                }
+            }
+        }
+    }
+}
+
+/// Arms every device and states the fence bound with what the drivers granted.
+pub(super) fn arm_and_state_bound(
+    config: &Config,
+    opts: &Options,
+) -> Result<(Vec<Box<dyn Armed>>, Bound), Failure> {
+    let (devices, identities, granted) = arm(config, opts)?;
+    let bound = bound::compute(
+        config,
+        &identities,
+        (!opts.dry_run).then_some(granted.as_slice()),
+    );
+    for line in bound.to_string().lines().skip(1) {
+        tracing::info!("{}", line.trim());
+    }
+    if opts.dry_run {
+        tracing::info!(fence_bound_s = %bound.seconds(), "dry run: no device opened (would arm)");
+    } else {
+        tracing::info!(fence_bound_s = %bound.seconds(), devices = devices.len(), "armed");
+    }
+    Ok((devices, bound))
+}
+
+type Armament = (Vec<Box<dyn Armed>>, Vec<Option<String>>, Vec<Duration>);
+
+/// Opens and programs every device (or, in a dry run, reads what sysfs says of them). A
+/// failure disarms the devices already armed: bad input leaves nothing armed.
+fn arm(config: &Config, opts: &Options) -> Result<Armament, Failure> {
+    let mut devices: Vec<Box<dyn Armed>> = Vec::new();
+    let mut identities = Vec::new();
+    let mut granted = Vec::new();
+    for d in &config.devices {
+        if opts.dry_run {
+            identities.push(sysfs::find(&opts.root, &d.path).and_then(|w| w.identity));
+            granted.push(d.timeout);
+            continue;
+        }
+        let want = Request {
+            timeout: d.timeout,
+            pretimeout: d.pretimeout,
+            min_timeout: config.interval * 3,
+        };
+        let programmed = open::open_device(&opts.root, &d.path)
+            .and_then(|file| Watchdog::program(&d.path, KernelIo::new(file), &want));
+        match programmed {
+            Ok(dog) => {
+                for note in &dog.notes {
+                    tracing::warn!(device = %d.path.display(), "{note}");
+                }
+                if let Some(b) = dog.bootstatus {
+                    tracing::info!(device = %d.path.display(), bootstatus = b, "{}", describe_bootstatus(b));
+                }
+                tracing::info!(device = %d.path.display(), identity = %dog.identity, timeout_s = dog.timeout.as_secs(), "device programmed");
+                identities.push(Some(dog.identity.clone()));
+                granted.push(dog.timeout);
+                devices.push(Box::new(dog));
+            }
+            Err(e) => {
+                for armed in devices {
+                    let _ = armed.disarm();
+                }
+                return Err(Failure::device(e));
+            }
+        }
+    }
+    Ok((devices, identities, granted))
+}
+
+/// The exit sequence: after a fence, never disarm; otherwise as `on-exit` says.
+pub(super) fn leave(devices: Vec<Box<dyn Armed>>, fenced: bool, on_exit: OnExit, dry_run: bool) {
+    if dry_run {
+        tracing::info!("dry run: nothing to disarm");
+        return;
+    }
+    if fenced {
+        tracing::warn!("fenced: leaving every device armed; the hardware resets the node");
+        return;
+    }
+    match on_exit {
+        OnExit::Disarm => {
+            for d in devices {
+                let path = d.path().display().to_string();
+                match d.disarm() {
+                    Ok(()) => tracing::info!(device = %path, "disarmed"),
+                    Err(e) => tracing::error!(error = %e, "disarm failed"),
+                }
+            }
+        }
+        OnExit::KeepArmed => {
+            for d in &devices {
+                tracing::warn!(device = %d.path().display(), "left armed (on-exit: keep-armed): the node resets unless wdfeed is back within the timeout");
+            }
+        }
+    }
+}

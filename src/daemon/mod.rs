@@ -1,0 +1,252 @@
+//! `wdfeed run`: start-up, the steady state and the exit sequence.
+//!
+//! Start-up order matters: signals are blocked before any thread exists (one thread waits
+//! for them); checks start first and the devices are opened only once every check has
+//! passed, so a node that boots unhealthy is never armed by wdfeed (and its cluster stack,
+//! ordered after wdfeed, never starts). Everything the fence path needs is opened before the
+//! first pet.
+//!
+//! The parts: [`signals`] (the signal thread, SIGHUP), [`startup`] (checks, the wait until
+//! healthy), [`arm`] (devices in, the bound, devices out), [`threads`] (feeder, kill list).
+
+mod arm;
+mod signals;
+mod startup;
+mod threads;
+
+use std::path::PathBuf;
+use std::sync::mpsc::{self, Receiver};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use nix::sys::signal::Signal;
+
+pub use signals::prepare_process;
+
+use crate::config::{self, Config};
+use crate::device::DeviceError;
+use crate::feeder::{Exit, Feeder, Timing};
+use crate::fence::{Fence, Fencer, KernelLog, KillList, Latch, Plan};
+use crate::health::runner::Runner;
+use crate::status::{self, Reporter};
+use crate::system::hardening;
+use crate::system::notify::{self, Notifier};
+use crate::system::Root;
+use crate::time::{micros, BootClock, Clock, Stopper};
+use crate::Failure;
+
+/// What `wdfeed run` was asked to do.
+pub struct Options {
+    pub root: Root,
+    pub config: Option<PathBuf>,
+    pub dry_run: bool,
+    /// Where the status thread keeps the state `wdfeed status` reads.
+    pub status_file: PathBuf,
+}
+
+enum Event {
+    Signal(Signal),
+    FeederDone(Exit),
+}
+
+/// The sleeps to cut short on the way out. The feeder sleeps on a Stopper of its own: a
+/// lock it shared with the non-realtime threads (status, kill-list refresher) could be held
+/// by one of them, preempted under load, when the feeder wakes (priority inversion:
+/// measured as 30-40 ms late wake-ups).
+#[derive(Default)]
+struct Stoppers {
+    feeder: Arc<Stopper>,
+    others: Arc<Stopper>,
+}
+
+impl Stoppers {
+    fn stop(&self) {
+        self.feeder.stop();
+        self.others.stop();
+    }
+}
+
+/// Runs the daemon until SIGTERM/SIGINT, or until a device is lost.
+pub fn run(opts: Options) -> Result<(), Failure> {
+    let config = load(&opts)?;
+    hardening::lock_memory();
+    hardening::protect_from_oom(&opts.root);
+
+    let (events_tx, events) = mpsc::channel();
+    signals::start_signal_thread(events_tx.clone())?;
+
+    arm::note_device_states(&config, &opts.root);
+    let clock: Arc<dyn Clock> = Arc::new(BootClock);
+    let (runner, leases) = startup::start_checks(&config, &opts.root, &clock)?;
+    if !startup::wait_until_healthy(&leases, &runner, clock.as_ref(), &events) {
+        tracing::info!("stopped before arming; no device was opened");
+        return Ok(());
+    }
+
+    // Everything the fence path needs is ready before the first pet.
+    let kill = Arc::new(KillList::new(config.fence.kill.clone(), opts.root.clone()));
+    kill.refresh();
+    let kernel_log = KernelLog::prepare(&opts.root, opts.dry_run);
+    let (devices, bound) = arm::arm_and_state_bound(&config, &opts)?;
+
+    let notifier = Arc::new(Notifier::from_env());
+    warn_if_systemd_watchdog_is_short(&config);
+    let stoppers = Stoppers::default();
+    threads::start_kill_list_refresher(
+        Arc::clone(&kill),
+        Arc::clone(&stoppers.others),
+        config.interval,
+    )?;
+    let plan = Plan {
+        mode: config.fence.mode,
+        dry_run: opts.dry_run,
+        bound: bound.seconds(),
+    };
+    let fencer = Arc::new(Fencer::new(plan, kill, kernel_log, runner.handles.clone()));
+    let latch = Arc::new(Latch::new());
+    let feeder = Feeder::new(
+        devices,
+        Arc::clone(&leases),
+        Arc::clone(&latch),
+        Arc::clone(&fencer) as Arc<dyn Fence>,
+        Arc::clone(&notifier),
+        Timing {
+            interval: config.interval,
+            stall_threshold: config.fence.stall_threshold,
+            dry_run: opts.dry_run,
+        },
+    );
+    let reporter = Reporter {
+        path: opts.status_file.clone(),
+        dry_run: opts.dry_run,
+        interval: config.interval,
+        bound,
+        checks: runner.handles.clone(),
+        leases,
+        feeder: Arc::clone(&feeder.shared),
+        fencer,
+        notifier: Arc::clone(&notifier),
+        clock: Arc::clone(&clock),
+    };
+    let feeder_thread =
+        threads::start_feeder(feeder, clock, Arc::clone(&stoppers.feeder), events_tx)?;
+    notifier.send("READY=1");
+    status::start(reporter, Arc::clone(&stoppers.others))
+        .map_err(|e| Failure::runtime(format!("cannot start the status thread: {e}")))?;
+
+    let exit = steady(&events, &config, &opts, &latch, &stoppers);
+    stoppers.stop();
+    finish(
+        exit,
+        feeder_thread,
+        runner,
+        &notifier,
+        &config,
+        opts.dry_run,
+    )
+}
+
+/// Reads the config and says which one is used.
+fn load(opts: &Options) -> Result<Config, Failure> {
+    let loaded = config::load(opts.config.as_deref()).map_err(Failure::config)?;
+    for w in &loaded.warnings {
+        tracing::warn!("{w}");
+    }
+    tracing::info!(config = %loaded.origin.name(), dry_run = opts.dry_run, root = %opts.root.base().display(), "starting");
+    Ok(loaded.config)
+}
+
+fn warn_if_systemd_watchdog_is_short(config: &Config) {
+    if let Some(w) = notify::watchdog_interval() {
+        if w <= config.interval * 2 {
+            tracing::warn!(watchdog_sec = w.as_secs_f64(), interval_s = config.interval.as_secs_f64(), "systemd's WatchdogSec= is under twice the interval: systemd may kill a healthy wdfeed; raise it");
+        }
+    }
+}
+
+/// The steady state: signals in, until a stop that is obeyed or the feeder ends.
+fn steady(
+    events: &Receiver<Event>,
+    config: &Config,
+    opts: &Options,
+    latch: &Latch,
+    stoppers: &Stoppers,
+) -> Exit {
+    loop {
+        match events.recv() {
+            Ok(Event::Signal(Signal::SIGHUP)) => signals::reload(config, opts.config.as_deref()),
+            Ok(Event::Signal(sig)) if !obeys_stop(latch.is_closed(), opts.dry_run) => {
+                tracing::warn!(signal = %sig, "fenced: not stopping (a restarted wdfeed could pet a node that must reset); the hardware resets the node")
+            }
+            Ok(Event::Signal(sig)) => {
+                tracing::info!(signal = %sig, "stopping");
+                stoppers.stop();
+                return Exit::Stopped;
+            }
+            Ok(Event::FeederDone(exit)) => return exit,
+            Err(_) => return Exit::Stopped,
+        }
+    }
+}
+
+/// The exit sequence: the feeder is joined, its lateness reported, and the devices left as
+/// the fence state and `on-exit` say.
+fn finish(
+    exit: Exit,
+    feeder_thread: JoinHandle<Feeder>,
+    runner: Runner,
+    notifier: &Notifier,
+    config: &Config,
+    dry_run: bool,
+) -> Result<(), Failure> {
+    let feeder = feeder_thread
+        .join()
+        .map_err(|_| Failure::runtime("the feeder thread died".into()))?;
+    let lateness = &feeder.shared.lateness;
+    tracing::info!(
+        wakeups = lateness.count(),
+        p99_us = micros(lateness.quantile_upper(0.99)),
+        max_us = micros(lateness.max()),
+        "feeder wake-up lateness"
+    );
+    notifier.send("STOPPING=1");
+    let fenced = feeder.is_fenced();
+    let devices = feeder.into_devices();
+    drop(runner);
+    match exit {
+        Exit::DeviceLost { path, errno } => {
+            // The other devices stay armed: with a watchdog gone, a reset is the safe outcome.
+            Err(Failure::device(DeviceError::new(
+                &path,
+                "pet",
+                Some(errno),
+                "the device went away (driver unloaded?); wdfeed stops and leaves every other device armed",
+            )))
+        }
+        Exit::Stopped => {
+            arm::leave(devices, fenced, config.on_exit, dry_run);
+            Ok(())
+        }
+    }
+}
+
+/// Whether SIGTERM or SIGINT stops wdfeed. After a real fence it does not: wdfeed holds the
+/// devices unfed until the hardware resets the node, because a restart (systemd's
+/// `Restart=`, an operator's `systemctl restart`) would start a process that pets again as
+/// soon as its checks pass. A dry run fences nothing and stops as asked.
+fn obeys_stop(fenced: bool, dry_run: bool) -> bool {
+    !fenced || dry_run
+}
+
+#[cfg(test)]
+mod tests {
+    use super::obeys_stop;
+
+    #[test]
+    fn a_fenced_daemon_ignores_stop_signals_unless_dry() {
+        assert!(obeys_stop(false, false));
+        assert!(!obeys_stop(true, false));
+        assert!(obeys_stop(true, true));
+        assert!(obeys_stop(false, true));
+    }
+}

@@ -1,0 +1,63 @@
+//! Signals: blocked in every thread before any exists, and taken by one thread of their own
+//! that turns them into events for the daemon's main loop. SIGHUP re-reads the config.
+
+use std::path::Path;
+use std::sync::mpsc::Sender;
+use std::thread;
+use std::time::Duration;
+
+use nix::sys::signal::{SigSet, Signal};
+
+use super::Event;
+use crate::config::{self, Config};
+use crate::system::hardening::{self, THREAD_STACK};
+use crate::Failure;
+
+/// The signals the daemon handles on a thread of its own.
+fn handled_signals() -> SigSet {
+    let mut set = SigSet::empty();
+    for s in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
+        set.add(s);
+    }
+    set
+}
+
+/// What must happen before the process starts any thread (the log writer included): the
+/// handled signals are blocked, so every thread inherits the mask and only the signal
+/// thread receives them; and glibc is held to one malloc arena, so mlockall locks little.
+pub fn prepare_process() -> Result<(), String> {
+    hardening::limit_malloc_arenas();
+    handled_signals()
+        .thread_block()
+        .map_err(|e| format!("cannot block signals: {}", e.desc()))
+}
+
+pub(super) fn start_signal_thread(tx: Sender<Event>) -> Result<(), Failure> {
+    let set = handled_signals();
+    thread::Builder::new()
+        .name("signals".into())
+        .stack_size(THREAD_STACK)
+        .spawn(move || loop {
+            match set.wait() {
+                Ok(sig) => {
+                    if tx.send(Event::Signal(sig)).is_err() {
+                        return;
+                    }
+                }
+                Err(_) => thread::sleep(Duration::from_millis(100)),
+            }
+        })
+        .map(drop)
+        .map_err(|e| Failure::runtime(format!("cannot start the signal thread: {e}")))
+}
+
+/// SIGHUP: re-read the config. An invalid one is rejected with its error and the running
+/// config stays; a valid one that differs is applied at the next start (a live swap of
+/// devices or checks under an armed watchdog is a risk wdfeed does not take).
+pub(super) fn reload(running: &Config, path: Option<&Path>) {
+    match config::load(path) {
+        Err(e) => tracing::error!(error = %e, "SIGHUP: new config rejected; the running config stays"),
+        Ok(l) if &l.config == running => tracing::info!("SIGHUP: config unchanged"),
+        Ok(_) => tracing::warn!("SIGHUP: the new config is valid and takes effect at the next start (restart wdfeed; with on-exit: keep-armed the watchdog stays armed across the restart)"),
+    }
+}

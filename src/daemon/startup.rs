@@ -1,0 +1,102 @@
+//! Start-up before arming: the checks start, and wdfeed waits until every one has passed
+//! once. A node that boots unhealthy is never armed by wdfeed.
+
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+
+use super::Event;
+use crate::config::Config;
+use crate::health::lease::LeaseTable;
+use crate::health::runner::{NamedCheck, Runner};
+use crate::system::hardening::{self, THREAD_STACK};
+use crate::system::Root;
+use crate::time::Clock;
+use crate::Failure;
+
+/// Builds every check and starts its thread; check `i` renews lease `i`.
+pub(super) fn start_checks(
+    config: &Config,
+    root: &Root,
+    clock: &Arc<dyn Clock>,
+) -> Result<(Runner, Arc<LeaseTable>), Failure> {
+    let checks = build_checks(config, root)?;
+    let leases = Arc::new(LeaseTable::new(checks.len()));
+    let runner = Runner::start(
+        checks,
+        Arc::clone(&leases),
+        Arc::clone(clock),
+        THREAD_STACK,
+        Some(hardening::CHECK_PRIORITY),
+    )
+    .map_err(|e| Failure::runtime(format!("cannot start the check threads: {e}")))?;
+    Ok((runner, leases))
+}
+
+fn build_checks(config: &Config, root: &Root) -> Result<Vec<NamedCheck>, Failure> {
+    config
+        .checks
+        .iter()
+        .map(|c| {
+            let check = c
+                .settings
+                .build(root)
+                .map_err(|e| Failure::runtime(format!("cannot prepare check `{}`: {e}", c.name)))?;
+            Ok((c.name.clone(), c.schedule, check))
+        })
+        .collect()
+}
+
+/// Waits until every check holds a valid lease; false if told to stop first.
+pub(super) fn wait_until_healthy(
+    leases: &LeaseTable,
+    runner: &Runner,
+    clock: &dyn Clock,
+    events: &Receiver<Event>,
+) -> bool {
+    let started = Instant::now();
+    let mut last_report: Option<Instant> = None;
+    let patience = runner
+        .handles
+        .iter()
+        .map(|h| h.schedule.deadline)
+        .max()
+        .unwrap_or(Duration::ZERO);
+    loop {
+        if leases.all_valid(clock.now()) {
+            return true;
+        }
+        match events.recv_timeout(Duration::from_millis(50)) {
+            Ok(Event::Signal(Signal::SIGHUP)) => {
+                tracing::warn!("SIGHUP before arming: restart wdfeed to use a new config")
+            }
+            Ok(Event::Signal(_)) | Err(RecvTimeoutError::Disconnected) => return false,
+            Ok(Event::FeederDone(_)) | Err(RecvTimeoutError::Timeout) => {}
+        }
+        let due = match last_report {
+            None => started.elapsed() > patience,
+            Some(t) => t.elapsed() > Duration::from_secs(30),
+        };
+        if due {
+            last_report = Some(Instant::now());
+            report_not_arming(runner);
+        }
+    }
+}
+
+/// Says which checks keep wdfeed from arming.
+fn report_not_arming(runner: &Runner) {
+    for (name, last) in runner.snapshot() {
+        match last {
+            Some(run) if !run.verdict.healthy => {
+                tracing::warn!(check = %name, evidence = %run.verdict.evidence, "not arming: check failing")
+            }
+            None => {
+                tracing::warn!(check = %name, "not arming: check has not finished a run")
+            }
+            Some(_) => {}
+        }
+    }
+}

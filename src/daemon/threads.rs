@@ -1,0 +1,65 @@
+//! The daemon's long-lived threads besides the checks (health) and the status thread
+//! (status): the feeder, at the highest realtime priority, and the kill-list refresher.
+
+use std::sync::mpsc::Sender;
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
+
+use super::Event;
+use crate::feeder::Feeder;
+use crate::fence::KillList;
+use crate::system::hardening::{self, THREAD_STACK};
+use crate::time::{Clock, Stopper};
+use crate::Failure;
+
+/// Starts the feeder; it hands itself back when it ends, and says so on `events`.
+pub(super) fn start_feeder(
+    feeder: Feeder,
+    clock: Arc<dyn Clock>,
+    stop: Arc<Stopper>,
+    events: Sender<Event>,
+) -> Result<JoinHandle<Feeder>, Failure> {
+    thread::Builder::new()
+        .name("feeder".into())
+        .stack_size(THREAD_STACK)
+        .spawn(move || {
+            hardening::realtime("feeder", hardening::FEEDER_PRIORITY);
+            tracing::info!(
+                priority = hardening::FEEDER_PRIORITY,
+                "feeder thread started"
+            );
+            let mut feeder = feeder;
+            let exit = feeder.run(clock.as_ref(), &stop);
+            let _ = events.send(Event::FeederDone(exit));
+            feeder
+        })
+        .map_err(|e| Failure::runtime(format!("cannot start the feeder thread: {e}")))
+}
+
+/// The kill list's pidfds are refreshed every interval, but not more often than this.
+const KILL_LIST_REFRESH_MIN: Duration = Duration::from_secs(5);
+
+/// Keeps the kill list's pidfds fresh while the node is healthy (none without a kill list).
+pub(super) fn start_kill_list_refresher(
+    kill: Arc<KillList>,
+    stop: Arc<Stopper>,
+    every: Duration,
+) -> Result<(), Failure> {
+    if kill.is_empty() {
+        return Ok(());
+    }
+    thread::Builder::new()
+        .name("kill-list".into())
+        .stack_size(THREAD_STACK)
+        .spawn(move || {
+            // A scan reads every process; the fence scans afresh anyway, so a process
+            // started since the last refresh is still killed.
+            let every = every.max(KILL_LIST_REFRESH_MIN);
+            while !stop.sleep(every) {
+                kill.refresh();
+            }
+        })
+        .map(drop)
+        .map_err(|e| Failure::runtime(format!("cannot start the kill-list thread: {e}")))
+}

@@ -1,0 +1,185 @@
+//! The kill list: the processes named in `fence.kill`, held by pidfd while the node is
+//! healthy, so the fence SIGKILLs exactly them (no reused PID is ever hit).
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::Mutex;
+
+use crate::ffi;
+use crate::system::{process_table, Root};
+
+/// A process of the kill list, held by pidfd.
+struct Held {
+    pid: i32,
+    name: String,
+    fd: OwnedFd,
+}
+
+/// The processes named in `fence.kill`, held as pidfds and refreshed while the node is
+/// healthy by a thread that is not the feeder.
+pub struct KillList {
+    names: Vec<String>,
+    root: Root,
+    held: Mutex<Vec<Held>>,
+}
+
+impl KillList {
+    pub fn new(names: Vec<String>, root: Root) -> Self {
+        KillList {
+            names,
+            root,
+            held: Mutex::new(Vec::new()),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+
+    /// Finds the named processes now and holds a pidfd on each.
+    pub fn refresh(&self) {
+        let fresh = self.scan();
+        if let Ok(mut held) = self.held.lock() {
+            *held = fresh;
+        }
+    }
+
+    fn scan(&self) -> Vec<Held> {
+        let me = nix::unistd::getpid().as_raw();
+        let mut out = Vec::new();
+        for name in &self.names {
+            for p in process_table::find_by_name(&self.root, name) {
+                // Never ourselves; never init (killing it panics the kernel instead of fencing).
+                if p.pid == me || p.pid == 1 || !self.root.is_host() {
+                    continue;
+                }
+                if let Ok(fd) = ffi::pidfd_open(p.pid) {
+                    out.push(Held {
+                        pid: p.pid,
+                        name: name.clone(),
+                        fd,
+                    });
+                }
+            }
+        }
+        out
+    }
+
+    /// SIGKILLs every held process, then any that appeared since the last refresh.
+    /// Returns one line per process, for the log. With `dry_run`, kills nothing.
+    pub fn kill_all(&self, dry_run: bool) -> Vec<String> {
+        let mut lines = Vec::new();
+        let mut killed = Vec::new();
+        let mut send = |h: &Held, lines: &mut Vec<String>| {
+            if killed.contains(&h.pid) {
+                return;
+            }
+            killed.push(h.pid);
+            if dry_run {
+                lines.push(format!("would kill pid {} ({})", h.pid, h.name));
+                return;
+            }
+            match ffi::pidfd_send_signal(h.fd.as_fd(), libc::SIGKILL) {
+                Ok(()) => lines.push(format!("killed pid {} ({})", h.pid, h.name)),
+                Err(e) if e.raw_os_error() == Some(libc::ESRCH) => {}
+                Err(e) => lines.push(format!("cannot kill pid {} ({}): {e}", h.pid, h.name)),
+            }
+        };
+        // A refresh in progress holds the lock only to swap the list; a poisoned lock still
+        // holds valid descriptors.
+        let held = match self.held.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        for h in held.iter() {
+            send(h, &mut lines);
+        }
+        drop(held);
+        for h in self.scan() {
+            send(&h, &mut lines);
+        }
+        lines
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::{Child, Command};
+    use std::time::Duration;
+
+    /// A victim of our own, under a name nothing else on the machine has.
+    fn victim(tag: &str) -> (Child, String, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let name = format!("wdv{}{tag}", std::process::id() % 100_000);
+        let exe = dir.path().join(&name);
+        std::fs::copy("/bin/sleep", &exe).unwrap();
+        let child = Command::new(&exe).arg("60").spawn().unwrap();
+        // Wait until /proc shows the new name (exec has happened).
+        for _ in 0..200 {
+            if process_table::stat(&Root::host(), i32::try_from(child.id()).unwrap())
+                .is_some_and(|s| s.comm == name)
+            {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        (child, name, dir)
+    }
+
+    #[test]
+    fn kills_exactly_the_named_processes() {
+        let (mut a, name_a, _da) = victim("a");
+        let (mut b, _name_b, _db) = victim("b");
+        let list = KillList::new(vec![name_a.clone()], Root::host());
+        list.refresh();
+        let lines = list.kill_all(false);
+        assert_eq!(lines, vec![format!("killed pid {} ({name_a})", a.id())]);
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(a.wait().unwrap().signal(), Some(libc::SIGKILL));
+        assert!(
+            b.try_wait().unwrap().is_none(),
+            "the other victim must live"
+        );
+        b.kill().unwrap();
+        b.wait().unwrap();
+    }
+
+    #[test]
+    fn a_process_started_after_the_refresh_is_killed_too() {
+        let (mut a, name, _d) = victim("late");
+        let list = KillList::new(vec![name], Root::host());
+        // No refresh: the fence's own scan must find it.
+        let lines = list.kill_all(false);
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(a.wait().is_ok());
+    }
+
+    #[test]
+    fn dry_run_kills_nothing() {
+        let (mut a, name, _d) = victim("dry");
+        let list = KillList::new(vec![name.clone()], Root::host());
+        list.refresh();
+        assert_eq!(
+            list.kill_all(true),
+            vec![format!("would kill pid {} ({name})", a.id())]
+        );
+        assert!(a.try_wait().unwrap().is_none());
+        a.kill().unwrap();
+        a.wait().unwrap();
+    }
+
+    #[test]
+    fn a_fixture_root_never_kills_host_processes() {
+        let (mut a, name, _d) = victim("fx");
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join(format!("proc/{}", a.id()));
+        std::fs::create_dir_all(&p).unwrap();
+        std::fs::write(p.join("stat"), format!("{} ({name}) S 1 1 1", a.id())).unwrap();
+        let list = KillList::new(vec![name], Root::at(dir.path()));
+        list.refresh();
+        assert!(list.kill_all(false).is_empty());
+        assert!(a.try_wait().unwrap().is_none());
+        a.kill().unwrap();
+        a.wait().unwrap();
+    }
+}

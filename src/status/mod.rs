@@ -1,0 +1,198 @@
+//! The daemon's state for operators: `wdfeed status` reads a JSON file that a status thread
+//! (never the feeder) rewrites every interval under /run, and the same summary goes to
+//! systemd as STATUS=.
+//!
+//! The file's format and its reading and writing are here; [`report`] gathers the state
+//! from the daemon's parts without ever waiting on the feeder, the fence or a check; and
+//! [`publish`] is the thread that writes it.
+
+mod publish;
+mod report;
+
+pub use publish::start;
+pub use report::Reporter;
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// Where the status file lives unless `--status-file` says otherwise.
+pub const DEFAULT_STATUS_FILE: &str = "/run/wdfeed/status.json";
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Status {
+    pub pid: u32,
+    /// CLOCK_BOOTTIME when this was written, in seconds.
+    pub written_at_s: f64,
+    pub interval_s: f64,
+    pub dry_run: bool,
+    /// `armed` (or `dry-run`), or `fenced`.
+    pub state: String,
+    pub fence: Option<FenceStatus>,
+    pub bound_s: f64,
+    pub last_pet_age_s: Option<f64>,
+    pub devices: Vec<DeviceStatus>,
+    pub checks: Vec<CheckStatus>,
+    pub lateness: LatenessStatus,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FenceStatus {
+    pub check: String,
+    pub evidence: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DeviceStatus {
+    pub path: PathBuf,
+    pub identity: Option<String>,
+    pub timeout_s: f64,
+    /// The reset time after the last pet, less the time since it: an estimate, not the
+    /// driver's GETTIMELEFT (the device belongs to the feeder alone).
+    pub time_left_s: Option<f64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CheckStatus {
+    pub name: String,
+    pub healthy: Option<bool>,
+    pub evidence: Option<String>,
+    pub elapsed_ms: Option<f64>,
+    /// Seconds until the lease runs out (negative: expired).
+    pub lease_left_s: Option<f64>,
+    pub last_run_age_s: Option<f64>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct LatenessStatus {
+    pub wakeups: u64,
+    pub p50_us: u64,
+    pub p99_us: u64,
+    pub p999_us: u64,
+    pub max_us: u64,
+}
+
+impl Status {
+    /// One line for systemd's STATUS= and the logs.
+    pub fn summary(&self) -> String {
+        if let Some(f) = &self.fence {
+            return format!("FENCED by {}: {}", f.check, f.evidence);
+        }
+        let healthy = self
+            .checks
+            .iter()
+            .filter(|c| c.healthy == Some(true))
+            .count();
+        let pet = self
+            .last_pet_age_s
+            .map(|a| format!("last pet {a:.1} s ago"))
+            .unwrap_or_else(|| "not petted yet".into());
+        format!(
+            "{}: {healthy}/{} checks healthy, {pet}, fence bound {:.1} s",
+            self.state,
+            self.checks.len(),
+            self.bound_s
+        )
+    }
+}
+
+/// Writes `status` to `path` atomically (a temporary file renamed over it).
+pub fn write(path: &Path, status: &Status) -> io::Result<()> {
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir)?;
+    }
+    let text = serde_json::to_vec_pretty(status).map_err(io::Error::other)?;
+    let tmp = path.with_extension("json.tmp");
+    fs::write(&tmp, text)?;
+    fs::rename(&tmp, path)
+}
+
+/// Reads a status file.
+pub fn read(path: &Path) -> Result<Status, String> {
+    let text = fs::read_to_string(path).map_err(|e| match e.kind() {
+        io::ErrorKind::NotFound => format!(
+            "no status at {}: wdfeed is not running (or runs with another --status-file)",
+            path.display()
+        ),
+        _ => format!("cannot read {}: {e}", path.display()),
+    })?;
+    serde_json::from_str(&text)
+        .map_err(|e| format!("{} is not a wdfeed status file: {e}", path.display()))
+}
+
+/// Seconds with millisecond precision, for the file.
+pub fn secs(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1000.0).round() / 1000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Status {
+        Status {
+            pid: 42,
+            written_at_s: 100.0,
+            interval_s: 5.0,
+            dry_run: false,
+            state: "armed".into(),
+            fence: None,
+            bound_s: 45.0,
+            last_pet_age_s: Some(1.25),
+            devices: vec![],
+            checks: vec![
+                CheckStatus {
+                    name: "writable /".into(),
+                    healthy: Some(true),
+                    evidence: None,
+                    elapsed_ms: None,
+                    lease_left_s: Some(10.0),
+                    last_run_age_s: None,
+                },
+                CheckStatus {
+                    name: "block-io".into(),
+                    healthy: Some(false),
+                    evidence: None,
+                    elapsed_ms: None,
+                    lease_left_s: Some(2.0),
+                    last_run_age_s: None,
+                },
+            ],
+            lateness: LatenessStatus::default(),
+        }
+    }
+
+    #[test]
+    fn writes_and_reads_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("run/wdfeed/status.json");
+        write(&p, &sample()).unwrap();
+        assert_eq!(read(&p).unwrap(), sample());
+    }
+
+    #[test]
+    fn summary_says_what_an_operator_needs() {
+        assert_eq!(
+            sample().summary(),
+            "armed: 1/2 checks healthy, last pet 1.2 s ago, fence bound 45.0 s"
+        );
+        let mut s = sample();
+        s.fence = Some(FenceStatus {
+            check: "writable /".into(),
+            evidence: "/ read-only".into(),
+        });
+        assert_eq!(s.summary(), "FENCED by writable /: / read-only");
+    }
+
+    #[test]
+    fn a_missing_or_broken_file_is_explained() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("status.json");
+        assert!(read(&p).unwrap_err().contains("not running"));
+        fs::write(&p, "{").unwrap();
+        assert!(read(&p).unwrap_err().contains("not a wdfeed status file"));
+    }
+}

@@ -1,0 +1,109 @@
+//! What the status thread reads, and the [`Status`] it makes of it. Every read is lock-free
+//! or a `try_lock`: the status thread never waits on the feeder, the fence or a check.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{secs, CheckStatus, DeviceStatus, FenceStatus, LatenessStatus, Status};
+use crate::config::bound::Bound;
+use crate::feeder::FeederShared;
+use crate::fence::Fencer;
+use crate::health::lease::LeaseTable;
+use crate::health::runner::CheckHandle;
+use crate::system::notify::Notifier;
+use crate::time::{micros, Clock};
+
+/// Everything the status thread reads; none of it is the feeder's to wait on.
+pub struct Reporter {
+    pub path: PathBuf,
+    pub dry_run: bool,
+    pub interval: Duration,
+    pub bound: Bound,
+    pub checks: Vec<Arc<CheckHandle>>,
+    pub leases: Arc<LeaseTable>,
+    pub feeder: Arc<FeederShared>,
+    pub fencer: Arc<Fencer>,
+    pub notifier: Arc<Notifier>,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Reporter {
+    pub fn collect(&self) -> Status {
+        let now = self.clock.now();
+        let age = |t: Duration| secs(now.saturating_sub(t));
+        let last_pet = self.feeder.last_pet();
+        let fence = self
+            .fencer
+            .fenced_by()
+            .map(|(check, evidence)| FenceStatus { check, evidence });
+        let state = match (&fence, self.dry_run) {
+            (Some(_), _) => "fenced",
+            (None, true) => "dry-run",
+            (None, false) => "armed",
+        };
+        let l = &self.feeder.lateness;
+        Status {
+            pid: std::process::id(),
+            written_at_s: secs(now),
+            interval_s: secs(self.interval),
+            dry_run: self.dry_run,
+            state: state.into(),
+            fence,
+            bound_s: secs(self.bound.total),
+            last_pet_age_s: last_pet.map(age),
+            devices: self.devices(now, last_pet),
+            checks: self.checks(now),
+            lateness: LatenessStatus {
+                wakeups: l.count(),
+                p50_us: micros(l.quantile_upper(0.5)),
+                p99_us: micros(l.quantile_upper(0.99)),
+                p999_us: micros(l.quantile_upper(0.999)),
+                max_us: micros(l.max()),
+            },
+        }
+    }
+
+    fn checks(&self, now: Duration) -> Vec<CheckStatus> {
+        self.checks
+            .iter()
+            .enumerate()
+            .map(|(i, h)| {
+                let last = h.peek().ok().flatten();
+                CheckStatus {
+                    name: h.name.clone(),
+                    healthy: last.as_ref().map(|l| l.passed()),
+                    evidence: last.as_ref().map(|l| l.verdict.evidence.clone()),
+                    elapsed_ms: last
+                        .as_ref()
+                        .map(|l| (l.elapsed.as_secs_f64() * 1e6).round() / 1e3),
+                    lease_left_s: self
+                        .leases
+                        .expiry(i)
+                        .map(|e| secs(e.saturating_sub(now)) - secs(now.saturating_sub(e))),
+                    last_run_age_s: last
+                        .as_ref()
+                        .map(|l| secs(now.saturating_sub(l.finished_at))),
+                }
+            })
+            .collect()
+    }
+
+    fn devices(&self, now: Duration, last_pet: Option<Duration>) -> Vec<DeviceStatus> {
+        self.bound
+            .devices
+            .iter()
+            .map(|d| DeviceStatus {
+                path: d.path.clone(),
+                identity: d.identity.clone(),
+                timeout_s: secs(d.timeout),
+                time_left_s: match (self.dry_run, last_pet) {
+                    (false, Some(p)) => {
+                        Some(secs(d.reset_after.saturating_sub(now.saturating_sub(p))))
+                    }
+                    _ => None,
+                },
+            })
+            .collect()
+    }
+}
