@@ -3,6 +3,7 @@
 //! Every problem is collected, not just the first, and each names `file:line:col`, the key,
 //! and what to do.
 
+pub mod advice;
 pub mod duration;
 pub mod locate;
 pub mod raw;
