@@ -19,6 +19,9 @@ _wdfeed() {
             wdfeed,check)
                 cmd="wdfeed__subcmd__check"
                 ;;
+            wdfeed,doctor)
+                cmd="wdfeed__subcmd__doctor"
+                ;;
             wdfeed,help)
                 cmd="wdfeed__subcmd__help"
                 ;;
@@ -36,6 +39,9 @@ _wdfeed() {
                 ;;
             wdfeed__subcmd__help,check)
                 cmd="wdfeed__subcmd__help__subcmd__check"
+                ;;
+            wdfeed__subcmd__help,doctor)
+                cmd="wdfeed__subcmd__help__subcmd__doctor"
                 ;;
             wdfeed__subcmd__help,help)
                 cmd="wdfeed__subcmd__help__subcmd__help"
@@ -59,7 +65,7 @@ _wdfeed() {
 
     case "${cmd}" in
         wdfeed)
-            opts="-h -V --root --log-level --help --version run status check info validate help"
+            opts="-h -V --root --log-level --help --version run status check info doctor validate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -110,8 +116,38 @@ _wdfeed() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        wdfeed__subcmd__doctor)
+            opts="-c -h -V --config --root --log-level --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --root)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-level)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         wdfeed__subcmd__help)
-            opts="run status check info validate help"
+            opts="run status check info doctor validate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -125,6 +161,20 @@ _wdfeed() {
             return 0
             ;;
         wdfeed__subcmd__help__subcmd__check)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        wdfeed__subcmd__help__subcmd__doctor)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

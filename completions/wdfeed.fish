@@ -32,6 +32,7 @@ complete -c wdfeed -n "__fish_wdfeed_needs_command" -f -a "run" -d 'Run the daem
 complete -c wdfeed -n "__fish_wdfeed_needs_command" -f -a "status" -d 'Show the running daemon\'s state: checks, leases, last pet, fence state, bound'
 complete -c wdfeed -n "__fish_wdfeed_needs_command" -f -a "check" -d 'Run every check once and print a table; exit 0 if healthy, 1 if not'
 complete -c wdfeed -n "__fish_wdfeed_needs_command" -f -a "info" -d 'Describe the watchdog devices from sysfs without opening them (opening arms them), and the fence bound of the config'
+complete -c wdfeed -n "__fish_wdfeed_needs_command" -f -a "doctor" -d 'Find sbd, Pacemaker, corosync, systemd\'s runtime watchdog, keepalived and any other watchdog user on this node, and say what conflicts with the config and how to fix it'
 complete -c wdfeed -n "__fish_wdfeed_needs_command" -f -a "validate" -d 'Check a config: print every problem, or "config looks good" and its fence bound'
 complete -c wdfeed -n "__fish_wdfeed_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c wdfeed -n "__fish_wdfeed_using_subcommand run" -s c -l config -d 'The config file (default: /etc/wdfeed/watchdog.yaml, else the embedded default)' -r -F
@@ -59,14 +60,20 @@ complete -c wdfeed -n "__fish_wdfeed_using_subcommand info" -l log-level -d 'err
 complete -c wdfeed -n "__fish_wdfeed_using_subcommand info" -l json -d 'Print JSON instead of a table'
 complete -c wdfeed -n "__fish_wdfeed_using_subcommand info" -s h -l help -d 'Print help'
 complete -c wdfeed -n "__fish_wdfeed_using_subcommand info" -s V -l version -d 'Print version'
+complete -c wdfeed -n "__fish_wdfeed_using_subcommand doctor" -s c -l config -d 'The config file (default: as `run`)' -r -F
+complete -c wdfeed -n "__fish_wdfeed_using_subcommand doctor" -l root -d 'Read every /proc, /sys and /dev path under DIR (a fixture tree, or the host\'s root mounted in a container, e.g. /host)' -r -F
+complete -c wdfeed -n "__fish_wdfeed_using_subcommand doctor" -l log-level -d 'error, warn, info, debug or trace' -r
+complete -c wdfeed -n "__fish_wdfeed_using_subcommand doctor" -s h -l help -d 'Print help'
+complete -c wdfeed -n "__fish_wdfeed_using_subcommand doctor" -s V -l version -d 'Print version'
 complete -c wdfeed -n "__fish_wdfeed_using_subcommand validate" -l root -d 'Read every /proc, /sys and /dev path under DIR (a fixture tree, or the host\'s root mounted in a container, e.g. /host)' -r -F
 complete -c wdfeed -n "__fish_wdfeed_using_subcommand validate" -l log-level -d 'error, warn, info, debug or trace' -r
 complete -c wdfeed -n "__fish_wdfeed_using_subcommand validate" -l print-default -d 'Print the embedded default config and exit'
 complete -c wdfeed -n "__fish_wdfeed_using_subcommand validate" -s h -l help -d 'Print help'
 complete -c wdfeed -n "__fish_wdfeed_using_subcommand validate" -s V -l version -d 'Print version'
-complete -c wdfeed -n "__fish_wdfeed_using_subcommand help; and not __fish_seen_subcommand_from run status check info validate help" -f -a "run" -d 'Run the daemon: pet every device while every check passes; fence when one fails'
-complete -c wdfeed -n "__fish_wdfeed_using_subcommand help; and not __fish_seen_subcommand_from run status check info validate help" -f -a "status" -d 'Show the running daemon\'s state: checks, leases, last pet, fence state, bound'
-complete -c wdfeed -n "__fish_wdfeed_using_subcommand help; and not __fish_seen_subcommand_from run status check info validate help" -f -a "check" -d 'Run every check once and print a table; exit 0 if healthy, 1 if not'
-complete -c wdfeed -n "__fish_wdfeed_using_subcommand help; and not __fish_seen_subcommand_from run status check info validate help" -f -a "info" -d 'Describe the watchdog devices from sysfs without opening them (opening arms them), and the fence bound of the config'
-complete -c wdfeed -n "__fish_wdfeed_using_subcommand help; and not __fish_seen_subcommand_from run status check info validate help" -f -a "validate" -d 'Check a config: print every problem, or "config looks good" and its fence bound'
-complete -c wdfeed -n "__fish_wdfeed_using_subcommand help; and not __fish_seen_subcommand_from run status check info validate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c wdfeed -n "__fish_wdfeed_using_subcommand help; and not __fish_seen_subcommand_from run status check info doctor validate help" -f -a "run" -d 'Run the daemon: pet every device while every check passes; fence when one fails'
+complete -c wdfeed -n "__fish_wdfeed_using_subcommand help; and not __fish_seen_subcommand_from run status check info doctor validate help" -f -a "status" -d 'Show the running daemon\'s state: checks, leases, last pet, fence state, bound'
+complete -c wdfeed -n "__fish_wdfeed_using_subcommand help; and not __fish_seen_subcommand_from run status check info doctor validate help" -f -a "check" -d 'Run every check once and print a table; exit 0 if healthy, 1 if not'
+complete -c wdfeed -n "__fish_wdfeed_using_subcommand help; and not __fish_seen_subcommand_from run status check info doctor validate help" -f -a "info" -d 'Describe the watchdog devices from sysfs without opening them (opening arms them), and the fence bound of the config'
+complete -c wdfeed -n "__fish_wdfeed_using_subcommand help; and not __fish_seen_subcommand_from run status check info doctor validate help" -f -a "doctor" -d 'Find sbd, Pacemaker, corosync, systemd\'s runtime watchdog, keepalived and any other watchdog user on this node, and say what conflicts with the config and how to fix it'
+complete -c wdfeed -n "__fish_wdfeed_using_subcommand help; and not __fish_seen_subcommand_from run status check info doctor validate help" -f -a "validate" -d 'Check a config: print every problem, or "config looks good" and its fence bound'
+complete -c wdfeed -n "__fish_wdfeed_using_subcommand help; and not __fish_seen_subcommand_from run status check info doctor validate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

@@ -1,8 +1,9 @@
-//! The command line: `run`, `status`, `check`, `info`, `validate`. Parsing is clap's; each
-//! command lives in a module of its own and returns a [`Failure`] or success, and [`main`]
+//! The command line: `run`, `status`, `check`, `info`, `validate`, `doctor`. Parsing is clap's;
+//! each command lives in a module of its own and returns a [`Failure`] or success, and [`main`]
 //! turns that into the exit code and prints the error once.
 
 mod check;
+mod doctor;
 mod info;
 mod run;
 mod status;
@@ -86,6 +87,13 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Find sbd, Pacemaker, corosync, systemd's runtime watchdog, keepalived and any other
+    /// watchdog user on this node, and say what conflicts with the config and how to fix it.
+    Doctor {
+        /// The config file (default: as `run`).
+        #[arg(short, long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
     /// Check a config: print every problem, or "config looks good" and its fence bound.
     Validate {
         /// The config file (default: /etc/wdfeed/watchdog.yaml, else the embedded default).
@@ -130,6 +138,7 @@ pub fn main() -> ExitCode {
             file,
             print_default,
         } => validate::run(&root, file.as_deref(), print_default),
+        Command::Doctor { config } => doctor::run(&root, config.as_deref()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -173,8 +173,8 @@ impl fmt::Display for Bound {
         }
         write!(
             f,
-            "  set the peer's fencing delay (e.g. Pacemaker's stonith-watchdog-timeout) above {} s",
-            self.seconds()
+            "  {}",
+            crate::config::advice::pacemaker(self.total).line()
         )
     }
 }

@@ -3,6 +3,7 @@
 //! Every problem is collected, not just the first, and each names `file:line:col`, the key,
 //! and what to do.
 
+pub(crate) mod advice;
 pub(crate) mod bound;
 mod check_keys;
 mod locate;

@@ -113,7 +113,17 @@ mod tests {
         let name = format!("wdv{}{tag}", std::process::id() % 100_000);
         let exe = dir.path().join(&name);
         std::fs::copy("/bin/sleep", &exe).unwrap();
-        let child = Command::new(&exe).arg("60").spawn().unwrap();
+        // Another test thread may be forking while this copy's descriptor was open, so the
+        // kernel can still see the file as open for writing for a moment (ETXTBSY).
+        let child = (0..100)
+            .find_map(|_| match Command::new(&exe).arg("60").spawn() {
+                Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) => {
+                    std::thread::sleep(Duration::from_millis(10));
+                    None
+                }
+                other => Some(other.unwrap()),
+            })
+            .expect("the victim's copy of sleep stayed busy");
         // Wait until /proc shows the new name (exec has happened).
         for _ in 0..200 {
             if process_table::stat(&Root::host(), i32::try_from(child.id()).unwrap())
