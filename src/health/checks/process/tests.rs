@@ -339,7 +339,7 @@ fn live_stopped_process_of_nobody_does_not_fence() {
     }
     let kids = Kids(vec![spawn(None), spawn(Some(65534))]);
     let their_id = kids.0[1].id();
-    let their_pid = nix::unistd::Pid::from_raw(their_id as i32);
+    let their_pid = nix::unistd::Pid::from_raw(i32::try_from(their_id).unwrap());
     nix::sys::signal::kill(their_pid, nix::sys::signal::Signal::SIGSTOP).unwrap();
     let root = Root::host();
     let mut c = by_name(&root, &name);
