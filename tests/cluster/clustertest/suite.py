@@ -222,9 +222,9 @@ def run_case(ctx, scen, with_wdfeed):
         res.skipped = "unsupported by this wdfeed: " + ctx.unsupported[scen.softdog]
         return res
     if with_wdfeed and scen.softdog in ctx.rejected:
-        res.reason = ("wdfeed validate rejects the suite's config (" + ("with" if scen.softdog else "without")
-                      + " softdog):\n" + ctx.rejected[scen.softdog])
-        return res
+        # the host is not the guest (no eth0, no /mnt/data there): the guest's wdfeed decides
+        res.notes.append("wdfeed validate on the host rejected the config (the guest's wdfeed "
+                         "decides): " + ctx.rejected[scen.softdog].replace("\n", " | ")[:300])
     net = netns.Network(ctx.janitor, ctx.next_index())
     guests, obs = [], None
     try:
@@ -503,8 +503,8 @@ def run_all(ctx, args, selection, t_suite):
         assets.log(f"this wdfeed lacks what the suite's config ({'with' if softdog else 'without'} "
                    f"softdog) needs: {why}: the cases with wdfeed are SKIPped")
     for softdog, why in ctx.rejected.items():
-        assets.log(f"wdfeed rejects the suite's config ({'with' if softdog else 'without'} softdog): "
-                   + (why.splitlines()[0] if why else ""))
+        assets.log(f"wdfeed validate on the host rejects the suite's config ({'with' if softdog else 'without'} "
+                   "softdog); the cases run, and the guests' wdfeed decides: " + (why.splitlines()[0] if why else ""))
     assets.log(f"{len(selection)} cases, {args.jobs} at a time, logs in {ctx.outdir}")
     order = sorted(selection, key=lambda c: -c[0].estimate_s(c[1]))
     lock = threading.Lock()
