@@ -208,7 +208,7 @@ fn evidence_reads_as_documented() {
     );
     assert_eq!(
         evidence("heartbeat-missing", "process"),
-        "no process named heartbeat | pid 812 from /run/heartbeat.pid is not running"
+        "no process named heartbeat of uid 0 | pid 812 from /run/heartbeat.pid is not running"
     );
     assert!(evidence("pidfile-missing", "process")
         .starts_with("pidfile /run/heartbeat.pid: No such file"));

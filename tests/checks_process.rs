@@ -120,5 +120,8 @@ fn by_pidfile_until_the_process_is_gone() {
 fn a_name_nobody_has_is_absent() {
     let name = format!("wdf{}none", std::process::id() % 100_000);
     let v = check(&format!("name: {name}")).run(Duration::ZERO);
-    assert_eq!(v, Verdict::unhealthy(format!("no process named {name}")));
+    assert_eq!(
+        v,
+        Verdict::unhealthy(format!("no process named {name} of uid 0"))
+    );
 }

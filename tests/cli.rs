@@ -355,3 +355,36 @@ fn the_command_line_is_public_for_man_pages_and_has_six_commands() {
         ["check", "doctor", "info", "run", "status", "validate"]
     );
 }
+
+/// A config path that is a FIFO or a character device ends in a clear error at once (it used
+/// to hang, or to read /dev/zero into gigabytes).
+#[test]
+fn validate_refuses_a_fifo_or_device_config_without_hanging() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("watchdog.yaml");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    for path in [fifo.to_str().unwrap(), "/dev/zero"] {
+        let mut child = wdfeed()
+            .args(["validate", path])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let until = std::time::Instant::now() + Duration::from_secs(20);
+        while child.try_wait().unwrap().is_none() {
+            if std::time::Instant::now() > until {
+                child.kill().unwrap();
+                child.wait().unwrap();
+                panic!("wdfeed validate {path} hung");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let o = child.wait_with_output().unwrap();
+        assert!(!o.status.success(), "{path}: {o:?}");
+        assert!(
+            stderr(&o).contains("not a regular file"),
+            "{path}: {}",
+            stderr(&o)
+        );
+    }
+}

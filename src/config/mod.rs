@@ -177,24 +177,89 @@ pub fn load(path: Option<&Path>) -> Result<Loaded, ConfigError> {
     })
 }
 
+/// The largest config file read: a real one is a few KiB.
+pub const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
+
 fn read(path: &Path) -> Result<String, ConfigError> {
-    std::fs::read_to_string(path).map_err(|e| {
-        let hint = match e.kind() {
-            std::io::ErrorKind::NotFound => {
-                " (check the path; without -c wdfeed uses /etc/wdfeed/watchdog.yaml or its embedded default)"
-            }
-            std::io::ErrorKind::PermissionDenied => " (run as root or make the file readable)",
-            _ => "",
-        };
-        ConfigError {
-            source: path.display().to_string(),
-            problems: vec![Problem {
-                key: String::new(),
-                message: format!("cannot read the config: {e}{hint}"),
-                location: None,
-            }],
-        }
+    read_regular_file(path).map_err(|message| ConfigError {
+        source: path.display().to_string(),
+        problems: vec![Problem {
+            key: String::new(),
+            message,
+            location: None,
+        }],
     })
+}
+
+/// Reads the config: a regular file only (a FIFO or device would hang or never end), opened
+/// without blocking, at most [`MAX_CONFIG_BYTES`].
+fn read_regular_file(path: &Path) -> Result<String, String> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .map_err(|e| {
+            let hint = match e.kind() {
+                std::io::ErrorKind::NotFound => {
+                    " (check the path; without -c wdfeed uses /etc/wdfeed/watchdog.yaml or its embedded default)"
+                }
+                std::io::ErrorKind::PermissionDenied => " (run as root or make the file readable)",
+                _ => "",
+            };
+            format!("cannot read the config: {e}{hint}")
+        })?;
+    let meta = file
+        .metadata()
+        .map_err(|e| format!("cannot read the config: {e}"))?;
+    if !meta.is_file() {
+        return Err(
+            "the config is not a regular file (a FIFO, device or directory): give the path of a YAML file"
+                .into(),
+        );
+    }
+    if meta.len() > MAX_CONFIG_BYTES {
+        return Err(format!(
+            "the config is {} bytes, over the limit of {MAX_CONFIG_BYTES}: give the path of a watchdog.yaml",
+            meta.len()
+        ));
+    }
+    let mut text = String::new();
+    file.take(MAX_CONFIG_BYTES + 1)
+        .read_to_string(&mut text)
+        .map_err(|e| format!("cannot read the config: {e}"))?;
+    if text.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(format!(
+            "the config grew over the limit of {MAX_CONFIG_BYTES} bytes while being read"
+        ));
+    }
+    Ok(text)
+}
+
+#[cfg(test)]
+mod read_tests {
+    use super::read_regular_file;
+
+    #[test]
+    fn fifo_device_directory_and_huge_files_are_refused_without_hanging() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo.yaml");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let e = read_regular_file(&fifo).unwrap_err();
+        assert!(e.contains("not a regular file"), "{e}");
+        let e = read_regular_file(std::path::Path::new("/dev/zero")).unwrap_err();
+        assert!(e.contains("not a regular file"), "{e}");
+        let e = read_regular_file(dir.path()).unwrap_err();
+        assert!(e.contains("not a regular file"), "{e}");
+        let big = dir.path().join("big.yaml");
+        std::fs::write(&big, vec![b'#'; 1024 * 1024 + 1]).unwrap();
+        let e = read_regular_file(&big).unwrap_err();
+        assert!(e.contains("over the limit"), "{e}");
+        let ok = dir.path().join("ok.yaml");
+        std::fs::write(&ok, "interval: 1s\n").unwrap();
+        assert_eq!(read_regular_file(&ok).unwrap(), "interval: 1s\n");
+    }
 }
 
 /// A config that others may write can be turned into a reset switch by them.

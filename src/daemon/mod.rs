@@ -70,6 +70,7 @@ impl Stoppers {
 pub fn run(opts: Options) -> Result<(), Failure> {
     let config = load(&opts)?;
     hardening::lock_memory();
+    hardening::raise_fd_limit();
     hardening::protect_from_oom(&opts.root);
 
     let (events_tx, events) = mpsc::channel();

@@ -1,11 +1,19 @@
 //! The kill list: the processes named in `fence.kill`, held by pidfd while the node is
 //! healthy, so the fence SIGKILLs exactly them (no reused PID is ever hit).
+//!
+//! Only processes of the expected owner (root; real uid from the kernel) are held or killed:
+//! a same-named process of another user is neither, so no number of them can use up
+//! wdfeed's descriptors. At most [`MAX_HELD_PER_NAME`] are held per name; more are logged
+//! and still found by the fence's own last scan (within the same cap).
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Mutex;
 
 use crate::ffi;
 use crate::system::{process_table, Root};
+
+/// At most this many pidfds are held per name of the kill list.
+pub const MAX_HELD_PER_NAME: usize = 64;
 
 /// A process of the kill list, held by pidfd.
 struct Held {
@@ -20,6 +28,10 @@ pub struct KillList {
     names: Vec<String>,
     root: Root,
     held: Mutex<Vec<Held>>,
+    /// The real uid a process must have to be held or killed.
+    owner: u32,
+    /// Pidfds held per name at most.
+    cap: usize,
 }
 
 impl KillList {
@@ -28,7 +40,17 @@ impl KillList {
             names,
             root,
             held: Mutex::new(Vec::new()),
+            owner: 0,
+            cap: MAX_HELD_PER_NAME,
         }
+    }
+
+    /// The same list for processes of `owner` (a uid), holding at most `cap` per name.
+    #[cfg(test)]
+    pub fn owned_by(mut self, owner: u32, cap: usize) -> Self {
+        self.owner = owner;
+        self.cap = cap;
+        self
     }
 
     pub fn is_empty(&self) -> bool {
@@ -47,18 +69,36 @@ impl KillList {
         let me = nix::unistd::getpid().as_raw();
         let mut out = Vec::new();
         for name in &self.names {
+            let mut held = 0usize;
+            let mut over = 0usize;
             for p in process_table::find_by_name(&self.root, name) {
                 // Never ourselves; never init (killing it panics the kernel instead of fencing).
                 if p.pid == me || p.pid == 1 || !self.root.is_host() {
                     continue;
                 }
+                if process_table::real_uid(&self.root, p.pid) != Some(self.owner) {
+                    continue;
+                }
+                if held >= self.cap {
+                    over += 1;
+                    continue;
+                }
                 if let Ok(fd) = ffi::pidfd_open(p.pid) {
+                    held += 1;
                     out.push(Held {
                         pid: p.pid,
                         name: name.clone(),
                         fd,
                     });
                 }
+            }
+            if over > 0 {
+                tracing::warn!(
+                    name = %name,
+                    held,
+                    not_held = over,
+                    "fence.kill: more processes of this name than wdfeed holds; the rest are not killed by the fence"
+                );
             }
         }
         out
@@ -109,19 +149,37 @@ mod tests {
 
     /// A victim of our own, under a name nothing else on the machine has.
     fn victim(tag: &str) -> (Child, String, tempfile::TempDir) {
+        victim_as(tag, None)
+    }
+
+    /// The same, started as `uid` (needs root).
+    fn victim_as(tag: &str, uid: Option<u32>) -> (Child, String, tempfile::TempDir) {
+        use std::os::unix::process::CommandExt;
         let dir = tempfile::tempdir().unwrap();
         let name = format!("wdv{}{tag}", std::process::id() % 100_000);
         let exe = dir.path().join(&name);
         std::fs::copy("/bin/sleep", &exe).unwrap();
+        std::fs::set_permissions(
+            dir.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
         // Another test thread may be forking while this copy's descriptor was open, so the
         // kernel can still see the file as open for writing for a moment (ETXTBSY).
         let child = (0..100)
-            .find_map(|_| match Command::new(&exe).arg("60").spawn() {
-                Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) => {
-                    std::thread::sleep(Duration::from_millis(10));
-                    None
+            .find_map(|_| {
+                let mut cmd = Command::new(&exe);
+                cmd.arg("60");
+                if let Some(u) = uid {
+                    cmd.uid(u).gid(u);
                 }
-                other => Some(other.unwrap()),
+                match cmd.spawn() {
+                    Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) => {
+                        std::thread::sleep(Duration::from_millis(10));
+                        None
+                    }
+                    other => Some(other.unwrap()),
+                }
             })
             .expect("the victim's copy of sleep stayed busy");
         // Wait until /proc shows the new name (exec has happened).
@@ -191,5 +249,54 @@ mod tests {
         assert!(a.try_wait().unwrap().is_none());
         a.kill().unwrap();
         a.wait().unwrap();
+    }
+
+    fn is_root() -> bool {
+        std::os::unix::fs::MetadataExt::uid(&std::fs::metadata("/proc/self").unwrap()) == 0
+    }
+
+    #[test]
+    fn a_same_named_process_of_another_user_is_neither_held_nor_killed() {
+        if !is_root() {
+            eprintln!(
+                "SKIP a_same_named_process_of_another_user_is_neither_held_nor_killed: needs root"
+            );
+            return;
+        }
+        let (mut theirs, name, _d) = victim_as("nb", Some(65534));
+        let list = KillList::new(vec![name.clone()], Root::host());
+        list.refresh();
+        assert_eq!(list.held.lock().unwrap().len(), 0);
+        assert!(list.kill_all(false).is_empty());
+        assert!(
+            theirs.try_wait().unwrap().is_none(),
+            "nobody's process must live"
+        );
+        // Watched as nobody's, it is the one killed.
+        let list = KillList::new(vec![name.clone()], Root::host()).owned_by(65534, 64);
+        assert_eq!(
+            list.kill_all(false),
+            vec![format!("killed pid {} ({name})", theirs.id())]
+        );
+        assert!(theirs.wait().is_ok());
+    }
+
+    #[test]
+    fn holds_at_most_the_cap_per_name() {
+        let me = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata("/proc/self").unwrap());
+        let (mut a, name, d) = victim("cap");
+        let exe = d.path().join(&name);
+        let mut more: Vec<Child> = (0..2)
+            .map(|_| Command::new(&exe).arg("60").spawn().unwrap())
+            .collect();
+        std::thread::sleep(Duration::from_millis(100));
+        let list = KillList::new(vec![name], Root::host()).owned_by(me, 2);
+        list.refresh();
+        assert_eq!(list.held.lock().unwrap().len(), 2);
+        assert_eq!(list.kill_all(false).len(), 2);
+        for c in more.iter_mut().chain(std::iter::once(&mut a)) {
+            let _ = c.kill();
+            c.wait().unwrap();
+        }
     }
 }

@@ -27,6 +27,22 @@ pub fn lock_memory() {
     }
 }
 
+/// Raises the soft limit of open descriptors to the hard one (the unit sets
+/// `LimitNOFILE=`), so that wdfeed's own files, sockets and held pidfds never meet EMFILE.
+pub fn raise_fd_limit() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard => match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+            Ok(()) => tracing::info!(from = soft, to = hard, "open file limit raised"),
+            Err(e) => {
+                tracing::warn!(error = %e.desc(), "cannot raise the open file limit; set LimitNOFILE= in the unit")
+            }
+        },
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e.desc(), "cannot read the open file limit"),
+    }
+}
+
 /// oom_score_adj -1000: the OOM killer never picks wdfeed.
 pub fn protect_from_oom(root: &Root) {
     if !root.is_host() {
@@ -55,5 +71,16 @@ pub fn realtime(what: &str, priority: i32) {
         Err(e) => {
             tracing::warn!(thread = what, error = %e, "realtime scheduling refused; running at normal priority: run as root, and under cgroup v1 RT group scheduling give the service an RT budget (CPURTRuntime)")
         }
+    }
+}
+
+#[cfg(test)]
+mod fd_limit_tests {
+    #[test]
+    fn the_soft_limit_is_raised_to_the_hard_one() {
+        use nix::sys::resource::{getrlimit, Resource};
+        super::raise_fd_limit();
+        let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap();
+        assert_eq!(soft, hard);
     }
 }

@@ -12,5 +12,6 @@ pub(crate) mod notify;
 pub mod process_table;
 pub(crate) mod root;
 pub(crate) mod sysfile;
+pub(crate) mod users;
 
 pub use root::Root;

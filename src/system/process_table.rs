@@ -67,6 +67,35 @@ pub fn exe_name(root: &Root, pid: i32) -> Option<String> {
     Some(name.trim_end_matches(" (deleted)").to_string())
 }
 
+/// The full path of `<root>/proc/<pid>/exe` (without a ` (deleted)` suffix), when it can
+/// be read.
+pub fn exe_path(root: &Root, pid: i32) -> Option<PathBuf> {
+    let target = fs::read_link(root.proc(format!("{pid}/exe"))).ok()?;
+    let text = target.to_string_lossy();
+    Some(PathBuf::from(
+        text.strip_suffix(" (deleted)").unwrap_or(&text),
+    ))
+}
+
+/// The real uid of a process, from the `Uid:` line of `<root>/proc/<pid>/status`. Not the
+/// owner of `/proc/<pid>`: a process that makes itself non-dumpable shows root there. The
+/// real uid is what an unprivileged user cannot change.
+pub fn real_uid(root: &Root, pid: i32) -> Option<u32> {
+    let path = root.proc(format!("{pid}/status"));
+    parse_real_uid(&sysfile::read_capped(root, &path, sysfile::SMALL).ok()?)
+}
+
+/// The first number of the `Uid:` line (real, effective, saved, filesystem).
+pub fn parse_real_uid(status: &str) -> Option<u32> {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
 /// Processes whose comm or executable basename is `name` (comm is cut to 15 bytes by the
 /// kernel, so a longer name matches on its first 15 bytes too).
 pub fn find_by_name(root: &Root, name: &str) -> Vec<ProcStat> {
@@ -214,6 +243,19 @@ mod tests {
         );
         let huge = format!("1 ({}) S {}", ")".repeat(100_000), "1 ".repeat(100_000));
         assert_eq!(parse_detail(&huge).map(|d| d.ppid), Some(1));
+    }
+
+    #[test]
+    fn real_uid_is_the_first_of_the_uid_line() {
+        let status = "Name:\tsleep\nUmask:\t0022\nState:\tS (sleeping)\nUid:\t65534\t0\t0\t0\nGid:\t65534\t65534\t65534\t65534\n";
+        assert_eq!(parse_real_uid(status), Some(65534));
+        for bad in ["", "Uid:\n", "Uid:\tx\t0", "Gid:\t0\t0"] {
+            assert_eq!(parse_real_uid(bad), None, "{bad:?}");
+        }
+        let me = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata("/proc/self").unwrap());
+        let pid = i32::try_from(std::process::id()).unwrap();
+        assert_eq!(real_uid(&Root::host(), pid), Some(me));
+        assert!(exe_path(&Root::host(), pid).is_some_and(|p| p.is_absolute()));
     }
 
     #[test]

@@ -6,6 +6,11 @@
 //! the `now` each run is given. Optionally a file the cluster stack touches must be fresher
 //! than `max-age` (stat only).
 //!
+//! Only processes of the expected owner count: `user` (default root), compared with the real
+//! uid the kernel reports, and, when `exe` is given, the executable's full path. A process
+//! of another user with the same name is ignored, whatever its state, and the evidence says
+//! how many were ignored and why. A pidfile must name a process of that owner too.
+//!
 //! By name, only the top of each tree of same-named processes is judged: a daemon's worker
 //! that exits and waits a moment to be reaped is a zombie too, and must not fence the node.
 //!
@@ -14,7 +19,7 @@
 //! run's interval (it is sampled, not traced).
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use serde::Deserialize;
@@ -22,7 +27,7 @@ use serde::Deserialize;
 use super::{CheckKind, KeyProblem};
 use crate::health::{Check, Verdict};
 use crate::system::process_table::{self, ProcDetail};
-use crate::system::Root;
+use crate::system::{sysfile, users, Root};
 use crate::units::HumanDuration;
 
 #[derive(Clone, Debug, PartialEq, Deserialize)]
@@ -35,6 +40,14 @@ pub struct Settings {
     /// A file holding the process's pid, e.g. `/run/heartbeat.pid`.
     #[serde(default)]
     pub pidfile: Option<PathBuf>,
+    /// The owner of the process: a user name (looked up in `/etc/passwd` under the root at
+    /// start-up) or a numeric uid. Default root. Matched against the real uid.
+    #[serde(default)]
+    pub user: Option<String>,
+    /// The executable's absolute path, e.g. `/usr/sbin/corosync`: when given, a process
+    /// matches only if its `/proc/<pid>/exe` is this path.
+    #[serde(default)]
+    pub exe: Option<PathBuf>,
     /// How long the process may stay in D state.
     #[serde(default = "default_max_uninterruptible")]
     pub max_uninterruptible: HumanDuration,
@@ -81,7 +94,19 @@ impl CheckKind for Settings {
                 ));
             }
         }
-        for (key, path) in [("pidfile", &self.pidfile), ("fresh-file", &self.fresh_file)] {
+        if let Some(u) = self.user.as_deref().filter(|u| {
+            u.is_empty() || u.contains(|c: char| c == ':' || c == '/' || c.is_control())
+        }) {
+            out.push(KeyProblem::new(
+                "user",
+                format!("`{}` is not a user name or uid", u.escape_debug()),
+            ));
+        }
+        for (key, path) in [
+            ("pidfile", &self.pidfile),
+            ("fresh-file", &self.fresh_file),
+            ("exe", &self.exe),
+        ] {
             if let Some(p) = path.as_ref().filter(|p| !p.is_absolute()) {
                 out.push(KeyProblem::new(
                     key,
@@ -118,9 +143,14 @@ impl CheckKind for Settings {
     }
 }
 
+/// At most this many ignored pids are named in the evidence.
+const IGNORED_SHOWN: usize = 3;
+
 pub struct Process {
     root: Root,
     settings: Settings,
+    /// The uid `user` names, resolved at start-up.
+    uid: u32,
     /// Since when each process (pid, start time) has been seen in D state.
     in_d_since: HashMap<(i32, u64), Duration>,
     /// After a run: how much longer the process seen in D state may stay there (`None`: none
@@ -130,7 +160,19 @@ pub struct Process {
 
 impl Process {
     pub fn new(settings: Settings, root: &Root) -> Result<Self, String> {
+        let uid = match settings.user.as_deref() {
+            None => 0,
+            Some(u) => users::resolve_uid(root, u)?,
+        };
+        if let Some(w) = settings
+            .pidfile
+            .as_deref()
+            .and_then(|p| pidfile_warning(root, p, uid))
+        {
+            tracing::warn!("{w}");
+        }
         Ok(Process {
+            uid,
             root: root.clone(),
             undecided: Some(settings.max_uninterruptible.get()),
             settings,
@@ -138,27 +180,117 @@ impl Process {
         })
     }
 
-    /// The processes to judge, or why there are none.
-    fn find(&self) -> Result<Vec<ProcDetail>, String> {
+    /// Why the process `pid` is not one this check watches, or `None` when it is.
+    fn foreign(&self, pid: i32) -> Option<String> {
+        match process_table::real_uid(&self.root, pid) {
+            None => return Some("owner unreadable".into()),
+            Some(u) if u != self.uid => return Some(format!("uid {u}")),
+            Some(_) => {}
+        }
+        let want = self.settings.exe.as_deref()?;
+        match process_table::exe_path(&self.root, pid) {
+            Some(p) if p == want => None,
+            Some(p) => Some(format!("exe {}", sysfile::shorten(&p.to_string_lossy()))),
+            None => Some("exe unreadable".into()),
+        }
+    }
+
+    /// Who the check expects, for the evidence.
+    fn owner(&self) -> String {
+        match &self.settings.exe {
+            Some(e) => format!("uid {} exe {}", self.uid, e.display()),
+            None => format!("uid {}", self.uid),
+        }
+    }
+
+    /// The processes to judge (with a note on the ignored ones), or why there are none.
+    fn find(&self) -> Result<(Vec<ProcDetail>, Option<String>), String> {
         if let Some(pidfile) = &self.settings.pidfile {
             let pid = process_table::read_pidfile(&self.root, pidfile)
                 .map_err(|e| format!("pidfile {e}"))?;
             let d = process_table::detail(&self.root, pid)
                 .ok_or_else(|| format!("pid {pid} from {} is not running", pidfile.display()))?;
-            return Ok(vec![d]);
+            if let Some(why) = self.foreign(pid) {
+                return Err(format!(
+                    "pid {pid} from {} is not the expected process ({why}; expected {})",
+                    pidfile.display(),
+                    self.owner()
+                ));
+            }
+            let warning = pidfile_warning(&self.root, pidfile, self.uid);
+            return Ok((vec![d], warning));
         }
         let name = self.settings.name.as_deref().unwrap_or_default();
-        let all = process_table::find_details_by_name(&self.root, name);
+        let mut all = Vec::new();
+        let mut ignored = Vec::new();
+        for d in process_table::find_details_by_name(&self.root, name) {
+            match self.foreign(d.stat.pid) {
+                None => all.push(d),
+                Some(why) => ignored.push(format!("pid {} {why}", d.stat.pid)),
+            }
+        }
+        let note = (!ignored.is_empty()).then(|| {
+            let more = ignored.len().saturating_sub(IGNORED_SHOWN);
+            let mut shown = ignored[..ignored.len().min(IGNORED_SHOWN)].join(", ");
+            if more > 0 {
+                shown.push_str(&format!(", {more} more"));
+            }
+            format!(
+                "ignored {} same-named process(es) not of {}: {shown}",
+                ignored.len(),
+                self.owner()
+            )
+        });
         if all.is_empty() {
-            return Err(format!("no process named {name}"));
+            let mut e = format!("no process named {name} of {}", self.owner());
+            if let Some(n) = note {
+                e.push_str(&format!(" ({n})"));
+            }
+            return Err(e);
         }
         let tops = all
             .iter()
             .filter(|d| !all.iter().any(|p| p.stat.pid == d.ppid))
             .cloned()
             .collect();
-        Ok(tops)
+        Ok((tops, note))
     }
+}
+
+/// A warning when the pidfile or its directory can be written by someone other than root
+/// and `uid` (another owner, or group/world write): whoever can write it chooses the pid
+/// this check looks at. `None` when both are safe or cannot be read (the run reports that).
+pub fn pidfile_warning(root: &Root, pidfile: &Path, uid: u32) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let file = root.resolve(pidfile);
+    let dir = file.parent()?.to_path_buf();
+    let shown_dir = pidfile.parent().unwrap_or(pidfile);
+    let mut out = Vec::new();
+    for (what, path, shown) in [("pidfile", &file, pidfile), ("directory", &dir, shown_dir)] {
+        let Ok(m) = std::fs::symlink_metadata(path) else {
+            continue;
+        };
+        if m.uid() != 0 && m.uid() != uid {
+            out.push(format!(
+                "{what} {} is owned by uid {}",
+                shown.display(),
+                m.uid()
+            ));
+        }
+        if m.mode() & 0o022 != 0 {
+            out.push(format!(
+                "{what} {} is writable by group or others (mode {:o})",
+                shown.display(),
+                m.mode() & 0o7777
+            ));
+        }
+    }
+    (!out.is_empty()).then(|| {
+        format!(
+            "warning: {}: another user could point this check at a process of their choosing",
+            out.join(", ")
+        )
+    })
 }
 
 impl Check for Process {
@@ -170,7 +302,7 @@ impl Check for Process {
 
     fn run(&mut self, now: Duration) -> Verdict {
         self.undecided = None;
-        let found = match self.find() {
+        let (found, note) = match self.find() {
             Ok(f) => f,
             Err(e) => {
                 self.in_d_since.clear();
@@ -213,8 +345,10 @@ impl Check for Process {
             Err(e) => bad.push(e),
         }
         if bad.is_empty() {
+            fine.extend(note);
             Verdict::healthy(fine.join("; "))
         } else {
+            bad.extend(note);
             Verdict::unhealthy(bad.join("; "))
         }
     }

@@ -38,17 +38,31 @@ fn static_rules() {
     );
 }
 
-/// A fixture node with processes (pid, comm, state, ppid).
+/// A fixture node with processes (pid, comm, state, ppid), all of root.
 fn node(procs: &[(i32, &str, char, i32)]) -> (tempfile::TempDir, Root) {
+    let owned: Vec<_> = procs
+        .iter()
+        .map(|&(p, c, s, pp)| (p, c, s, pp, 0))
+        .collect();
+    node_owned(&owned)
+}
+
+/// A fixture node with processes (pid, comm, state, ppid, real uid).
+fn node_owned(procs: &[(i32, &str, char, i32, u32)]) -> (tempfile::TempDir, Root) {
     let dir = tempfile::tempdir().unwrap();
     let root = Root::at(dir.path());
-    for (pid, comm, state, ppid) in procs {
+    for (pid, comm, state, ppid, uid) in procs {
         let p = root.proc(pid.to_string());
         std::fs::create_dir_all(&p).unwrap();
         // The line of a Debian 12 heartbeat, with pid, comm, state and ppid set.
         std::fs::write(
             p.join("stat"),
             format!("{pid} ({comm}) {state} {ppid} 812 812 0 -1 4194560 1541 0 0 0 3 5 0 0 -2 0 1 0 1432 9715712 1960 18446744073709551615 1 1 0 0 0 0 0 4096 1 0 0 0 17 0 1 1 0 0 0 0 0 0 0 0 0 0 0\n"),
+        )
+        .unwrap();
+        std::fs::write(
+            p.join("status"),
+            format!("Name:\t{comm}\nUid:\t{uid}\t{uid}\t{uid}\t{uid}\n"),
         )
         .unwrap();
     }
@@ -84,7 +98,7 @@ fn zombie_stopped_and_absent() {
     );
     assert_eq!(
         by_name(&root, "heartbeat").run(S(0)),
-        Verdict::unhealthy("no process named heartbeat")
+        Verdict::unhealthy("no process named heartbeat of uid 0")
     );
 }
 
@@ -161,4 +175,192 @@ fn fresh_file_age() {
             .contains("fresh-file /run/hb.stamp last modified 75 s ago (max-age 30s)"),
         "{v:?}"
     );
+}
+
+#[test]
+fn a_same_named_process_of_another_user_cannot_fail_the_check() {
+    // A user starts a `heartbeat` and stops it (or leaves a zombie): it is not root's.
+    let (_d, root) = node_owned(&[
+        (812, "heartbeat", 'S', 1, 0),
+        (900, "heartbeat", 'T', 1, 1000),
+        (901, "heartbeat", 'Z', 1, 1000),
+    ]);
+    assert_eq!(
+        by_name(&root, "heartbeat").run(S(0)),
+        Verdict::healthy(
+            "heartbeat pid 812 running (S); ignored 2 same-named process(es) not of uid 0: pid 900 uid 1000, pid 901 uid 1000"
+        )
+    );
+}
+
+#[test]
+fn a_same_named_process_of_another_user_cannot_stand_in_for_a_dead_heartbeat() {
+    let procs: Vec<_> = (900..906).map(|p| (p, "heartbeat", 'S', 1, 1000)).collect();
+    let (_d, root) = node_owned(&procs);
+    assert_eq!(
+        by_name(&root, "heartbeat").run(S(0)),
+        Verdict::unhealthy(
+            "no process named heartbeat of uid 0 (ignored 6 same-named process(es) not of uid 0: pid 900 uid 1000, pid 901 uid 1000, pid 902 uid 1000, 3 more)"
+        )
+    );
+    // Unreadable owner: not counted (fails closed).
+    std::fs::remove_file(root.proc("900/status")).unwrap();
+    let mut c = Process::new(settings("name: heartbeat\nuser: '1000'"), &root).unwrap();
+    let v = c.run(S(0));
+    assert!(v.healthy, "{v:?}");
+    assert!(v.evidence.contains("pid 900 owner unreadable"), "{v:?}");
+}
+
+#[test]
+fn user_names_resolve_under_the_root_and_unknown_ones_are_refused() {
+    let (dir, root) = node_owned(&[(812, "corosync", 'S', 1, 189)]);
+    let e = Process::new(settings("name: corosync\nuser: hacluster"), &root)
+        .err()
+        .unwrap();
+    assert!(e.contains("user `hacluster`"), "{e}");
+    std::fs::create_dir_all(dir.path().join("etc")).unwrap();
+    std::fs::write(
+        dir.path().join("etc/passwd"),
+        "hacluster:x:189:189::/:/bin/false\n",
+    )
+    .unwrap();
+    let mut c = Process::new(settings("name: corosync\nuser: hacluster"), &root).unwrap();
+    assert_eq!(
+        c.run(S(0)),
+        Verdict::healthy("corosync pid 812 running (S)")
+    );
+    assert!(!by_name(&root, "corosync").run(S(0)).healthy);
+    assert_eq!(keys("name: x\nuser: 'a:b'"), ["user"]);
+    assert_eq!(keys("name: x\nexe: sbin/x"), ["exe"]);
+}
+
+#[test]
+fn exe_must_match_when_given() {
+    let (dir, root) = node(&[(812, "corosync", 'S', 1), (813, "corosync", 'S', 1)]);
+    std::os::unix::fs::symlink("/usr/sbin/corosync", root.proc("812/exe")).unwrap();
+    std::os::unix::fs::symlink("/home/u/corosync", root.proc("813/exe")).unwrap();
+    let mut c = Process::new(settings("name: corosync\nexe: /usr/sbin/corosync"), &root).unwrap();
+    assert_eq!(
+        c.run(S(0)),
+        Verdict::healthy("corosync pid 812 running (S); ignored 1 same-named process(es) not of uid 0 exe /usr/sbin/corosync: pid 813 exe /home/u/corosync")
+    );
+    drop(dir);
+}
+
+#[test]
+fn a_pidfile_naming_another_users_process_fails() {
+    use std::os::unix::fs::PermissionsExt;
+    let (dir, root) = node_owned(&[(812, "heartbeat", 'S', 1, 0), (900, "sh", 'S', 1, 1000)]);
+    let run = dir.path().join("run");
+    std::fs::create_dir_all(&run).unwrap();
+    std::fs::set_permissions(&run, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::write(run.join("hb.pid"), "900\n").unwrap();
+    std::fs::set_permissions(run.join("hb.pid"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    let mut c = Process::new(settings("pidfile: /run/hb.pid"), &root).unwrap();
+    assert_eq!(
+        c.run(S(0)),
+        Verdict::unhealthy(
+            "pid 900 from /run/hb.pid is not the expected process (uid 1000; expected uid 0)"
+        )
+    );
+    std::fs::write(run.join("hb.pid"), "812\n").unwrap();
+    let me = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata("/proc/self").unwrap());
+    let mut c = Process::new(
+        settings(&format!("pidfile: /run/hb.pid\nuser: '{me}'")),
+        &root,
+    )
+    .unwrap();
+    if me != 0 {
+        assert!(!c.run(S(0)).healthy);
+    }
+    let mut c = Process::new(settings("pidfile: /run/hb.pid"), &root).unwrap();
+    let v = c.run(S(0));
+    if me == 0 {
+        assert_eq!(v, Verdict::healthy("heartbeat pid 812 running (S)"));
+    } else {
+        // The fixture is owned by the test's user, not root: that is warned about.
+        assert!(v.evidence.contains("is owned by uid"), "{v:?}");
+    }
+    std::fs::set_permissions(&run, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let v = c.run(S(0));
+    assert!(v.healthy, "{v:?}");
+    assert!(
+        v.evidence
+            .contains("warning: directory /run is writable by group or others (mode 777)"),
+        "{v:?}"
+    );
+}
+
+/// A live process of an unprivileged user (nobody), named like the watched daemon and
+/// stopped, beside a running one of root: the check stays healthy. Needs root to start a
+/// process as another user; skipped (visibly) otherwise.
+#[test]
+fn live_stopped_process_of_nobody_does_not_fence() {
+    use std::os::unix::process::CommandExt;
+    use std::process::Command;
+    if std::os::unix::fs::MetadataExt::uid(&std::fs::metadata("/proc/self").unwrap()) != 0 {
+        eprintln!("SKIP live_stopped_process_of_nobody_does_not_fence: needs root");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let name = format!("wdhb{}", std::process::id() % 100_000);
+    let exe = dir.path().join(&name);
+    std::fs::copy("/bin/sleep", &exe).unwrap();
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let spawn = |uid: Option<u32>| {
+        for _ in 0..100 {
+            let mut cmd = Command::new(&exe);
+            cmd.arg("60");
+            if let Some(u) = uid {
+                cmd.uid(u).gid(u);
+            }
+            match cmd.spawn() {
+                Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) => {
+                    std::thread::sleep(Duration::from_millis(10))
+                }
+                other => return other.unwrap(),
+            }
+        }
+        panic!("the copy of sleep stayed busy");
+    };
+    /// Kills and reaps the victims even when an assertion fails.
+    struct Kids(Vec<std::process::Child>);
+    impl Drop for Kids {
+        fn drop(&mut self) {
+            for c in &mut self.0 {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+    }
+    let kids = Kids(vec![spawn(None), spawn(Some(65534))]);
+    let their_id = kids.0[1].id();
+    let their_pid = nix::unistd::Pid::from_raw(i32::try_from(their_id).unwrap());
+    nix::sys::signal::kill(their_pid, nix::sys::signal::Signal::SIGSTOP).unwrap();
+    let root = Root::host();
+    let mut c = by_name(&root, &name);
+    let mut v = c.run(S(0));
+    for _ in 0..200 {
+        if v.evidence.contains("ignored 1") && v.evidence.contains("running") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+        v = c.run(S(0));
+    }
+    let mut c65534 =
+        Process::new(settings(&format!("name: {name}\nuser: '65534'")), &root).unwrap();
+    let theirs_v = c65534.run(S(0));
+    drop(kids);
+    assert!(v.healthy, "{v:?}");
+    assert!(
+        v.evidence.contains(&format!("pid {their_id} uid 65534")),
+        "{v:?}"
+    );
+    // Watched as nobody's, the same process is seen stopped.
+    assert!(!theirs_v.healthy, "{theirs_v:?}");
+    assert!(theirs_v.evidence.contains("stopped (T)"), "{theirs_v:?}");
 }
