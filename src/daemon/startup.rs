@@ -49,6 +49,11 @@ fn build_checks(config: &Config, root: &Root) -> Result<Vec<NamedCheck>, Failure
         .collect()
 }
 
+/// How often start-up looks at the leases: a lease renewed by a first pass is seen at most
+/// this late, and every millisecond here delays the first pet (measured on the host: exec
+/// to arming 57.6 ms with a 50 ms poll).
+const HEALTH_POLL: Duration = Duration::from_millis(2);
+
 /// Waits until every check holds a valid lease; false if told to stop first.
 pub(super) fn wait_until_healthy(
     leases: &LeaseTable,
@@ -68,7 +73,7 @@ pub(super) fn wait_until_healthy(
         if leases.all_valid(clock.now()) {
             return true;
         }
-        match events.recv_timeout(Duration::from_millis(50)) {
+        match events.recv_timeout(HEALTH_POLL) {
             Ok(Event::Signal(Signal::SIGHUP)) => {
                 tracing::warn!("SIGHUP before arming: restart wdfeed to use a new config")
             }
