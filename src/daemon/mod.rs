@@ -18,6 +18,7 @@ use std::path::PathBuf;
 use std::sync::mpsc::{self, Receiver};
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use nix::sys::signal::Signal;
 
@@ -140,11 +141,12 @@ pub fn run(opts: Options) -> Result<(), Failure> {
     let feeder_thread =
         threads::start_feeder(feeder, clock, Arc::clone(&stoppers.feeder), events_tx)?;
     notifier.send("READY=1");
-    status::start(reporter, Arc::clone(&stoppers.others))
+    let status_thread = status::start(reporter, Arc::clone(&stoppers.others))
         .map_err(|e| Failure::runtime(format!("cannot start the status thread: {e}")))?;
 
     let exit = steady(&events, &config, &opts, &latch, &stoppers);
     stoppers.stop();
+    status_thread.wait_stopped(Duration::from_secs(1));
     finish(
         exit,
         feeder_thread,

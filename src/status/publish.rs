@@ -1,20 +1,39 @@
 //! The status thread: every interval, the state to the status file and, when its summary
 //! changed, to systemd as STATUS=. Off the pet path: a stuck /run stalls only this thread.
 
+use std::sync::mpsc::{self, Receiver};
 use std::sync::Arc;
 use std::thread;
+use std::time::Duration;
 
 use super::{write, Reporter};
 use crate::system::hardening::THREAD_STACK;
 use crate::time::Stopper;
 
+/// The running status thread, to wait for its last act (removing the status file) at exit.
+pub struct StatusThread {
+    done: Receiver<()>,
+}
+
+impl StatusThread {
+    /// Waits at most `max` for the thread to finish after its stopper was stopped: a status
+    /// file on a stuck /run must not hold up the exit.
+    pub fn wait_stopped(&self, max: Duration) {
+        let _ = self.done.recv_timeout(max);
+    }
+}
+
 /// Starts the status thread; it removes the status file when `stop` is stopped.
-pub fn start(reporter: Reporter, stop: Arc<Stopper>) -> std::io::Result<()> {
+pub fn start(reporter: Reporter, stop: Arc<Stopper>) -> std::io::Result<StatusThread> {
+    let (tx, done) = mpsc::channel();
     thread::Builder::new()
         .name("status".into())
         .stack_size(THREAD_STACK)
-        .spawn(move || publish(&reporter, &stop))
-        .map(drop)
+        .spawn(move || {
+            publish(&reporter, &stop);
+            let _ = tx.send(());
+        })?;
+    Ok(StatusThread { done })
 }
 
 fn publish(reporter: &Reporter, stop: &Stopper) {
