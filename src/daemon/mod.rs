@@ -57,12 +57,15 @@ enum Event {
 struct Stoppers {
     feeder: Arc<Stopper>,
     others: Arc<Stopper>,
+    /// The status thread's: a check that revokes its lease nudges it.
+    status: Arc<Stopper>,
 }
 
 impl Stoppers {
     fn stop(&self) {
         self.feeder.stop();
         self.others.stop();
+        self.status.stop();
     }
 }
 
@@ -77,7 +80,9 @@ pub fn run(opts: Options) -> Result<(), Failure> {
 
     arm::note_device_states(&config, &opts.root);
     let clock: Arc<dyn Clock> = Arc::new(BootClock);
-    let (runner, leases) = startup::start_checks(&config, &opts.root, &clock)?;
+    let stoppers = Stoppers::default();
+    let (runner, leases) =
+        startup::start_checks(&config, &opts.root, &clock, Arc::clone(&stoppers.status))?;
     if !startup::wait_until_healthy(&leases, &runner, clock.as_ref(), &events) {
         tracing::info!("stopped before arming; no device was opened");
         return Ok(());
@@ -88,10 +93,12 @@ pub fn run(opts: Options) -> Result<(), Failure> {
     kill.refresh();
     let kernel_log = KernelLog::prepare(&opts.root, opts.dry_run);
     let (devices, bound) = arm::arm_and_state_bound(&config, &opts)?;
+    // Once armed, a check that fails with its tolerance used up revokes its
+    // lease at once: the feeder fences at its next tick, not when the lease runs out.
+    leases.allow_revocation();
 
     let notifier = Arc::new(Notifier::from_env());
     warn_if_systemd_watchdog_is_short(&config);
-    let stoppers = Stoppers::default();
     threads::start_kill_list_refresher(
         Arc::clone(&kill),
         Arc::clone(&stoppers.others),
@@ -131,7 +138,7 @@ pub fn run(opts: Options) -> Result<(), Failure> {
     let feeder_thread =
         threads::start_feeder(feeder, clock, Arc::clone(&stoppers.feeder), events_tx)?;
     notifier.send("READY=1");
-    status::start(reporter, Arc::clone(&stoppers.others))
+    status::start(reporter, Arc::clone(&stoppers.status))
         .map_err(|e| Failure::runtime(format!("cannot start the status thread: {e}")))?;
 
     let exit = steady(&events, &config, &opts, &latch, &stoppers);
