@@ -50,6 +50,8 @@ pub struct FenceConfig {
     pub mode: FenceMode,
     pub kill: Vec<String>,
     pub stall_threshold: Duration,
+    /// Interfaces the fence takes down, in order.
+    pub isolate: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq)]

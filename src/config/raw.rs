@@ -39,6 +39,8 @@ pub struct RawFence {
     #[serde(default)]
     pub kill: Vec<String>,
     pub stall_threshold: Option<HumanDuration>,
+    #[serde(default)]
+    pub isolate: Vec<String>,
 }
 
 /// The keys every check has, whatever its kind.

@@ -154,10 +154,47 @@ fn fence(
         }
     }
 
+    let mut seen = HashSet::new();
+    for (i, name) in raw.isolate.iter().enumerate() {
+        if let Some(why) = bad_interface_name(name) {
+            problem(
+                format!("fence.isolate[{i}]"),
+                format!(
+                    "`{}` is not an interface name: {why}; give it as `ip -br link` shows it",
+                    name.escape_debug()
+                ),
+            );
+        } else if !seen.insert(name.as_str()) {
+            problem(
+                format!("fence.isolate[{i}]"),
+                format!("`{name}` is listed twice"),
+            );
+        }
+    }
+
     FenceConfig {
         mode: raw.mode.unwrap_or(FenceMode::Watchdog),
         kill: raw.kill,
         stall_threshold,
+        isolate: raw.isolate,
+    }
+}
+
+/// Why the kernel would refuse `name` as an interface name (dev_valid_name), if it would.
+fn bad_interface_name(name: &str) -> Option<&'static str> {
+    if name.is_empty() {
+        Some("it is empty")
+    } else if name.len() > 15 {
+        Some("longer than 15 bytes (IFNAMSIZ - 1)")
+    } else if name == "." || name == ".." {
+        Some("`.` and `..` are not allowed")
+    } else if name
+        .chars()
+        .any(|c| c == '/' || c == ':' || c == '\0' || c.is_whitespace())
+    {
+        Some("it holds `/`, `:`, whitespace or NUL")
+    } else {
+        None
     }
 }
 

@@ -26,7 +26,7 @@ pub use signals::prepare_process;
 use crate::config::{self, Config};
 use crate::device::DeviceError;
 use crate::feeder::{Exit, Feeder, Timing};
-use crate::fence::{Fence, Fencer, KernelLog, KillList, Latch, Plan};
+use crate::fence::{Fence, Fencer, Isolator, KernelLog, KillList, Latch, Plan};
 use crate::health::runner::Runner;
 use crate::status::{self, Reporter};
 use crate::system::hardening;
@@ -72,6 +72,8 @@ impl Stoppers {
 /// Runs the daemon until SIGTERM/SIGINT, or until a device is lost.
 pub fn run(opts: Options) -> Result<(), Failure> {
     let config = load(&opts)?;
+    // Every interface to isolate must exist before anything starts: nothing is armed.
+    let isolator = Isolator::prepare(&config.fence.isolate).map_err(Failure::runtime)?;
     hardening::lock_memory();
     hardening::protect_from_oom(&opts.root);
 
@@ -109,7 +111,9 @@ pub fn run(opts: Options) -> Result<(), Failure> {
         dry_run: opts.dry_run,
         bound: bound.seconds(),
     };
-    let fencer = Arc::new(Fencer::new(plan, kill, kernel_log, runner.handles.clone()));
+    let fencer = Arc::new(
+        Fencer::new(plan, kill, kernel_log, runner.handles.clone()).with_isolation(isolator),
+    );
     let latch = Arc::new(Latch::new());
     let feeder = Feeder::new(
         devices,
