@@ -52,6 +52,8 @@ pub struct FenceConfig {
     pub stall_threshold: Duration,
     /// Interfaces the fence takes down, in order.
     pub isolate: Vec<String>,
+    /// The file the status thread keeps at 0 (healthy) or 1 (handing over, fenced).
+    pub handover_file: Option<PathBuf>,
 }
 
 #[derive(Clone, Debug, PartialEq)]

@@ -41,6 +41,7 @@ pub struct RawFence {
     pub stall_threshold: Option<HumanDuration>,
     #[serde(default)]
     pub isolate: Vec<String>,
+    pub handover_file: Option<PathBuf>,
 }
 
 /// The keys every check has, whatever its kind.

@@ -172,11 +172,26 @@ fn fence(
         }
     }
 
+    if let Some(p) = &raw.handover_file {
+        let text = p.to_string_lossy();
+        if text.contains('\0') {
+            problem("fence.handover-file".into(), format!("`{}` holds a NUL byte; write a plain absolute path on tmpfs, e.g. /run/wdfeed/handover", text.escape_debug()));
+        } else if !p.is_absolute() {
+            problem(
+                "fence.handover-file".into(),
+                format!(
+                    "`{text}` is not an absolute path; write e.g. /run/wdfeed/handover (on tmpfs)"
+                ),
+            );
+        }
+    }
+
     FenceConfig {
         mode: raw.mode.unwrap_or(FenceMode::Watchdog),
         kill: raw.kill,
         stall_threshold,
         isolate: raw.isolate,
+        handover_file: raw.handover_file,
     }
 }
 

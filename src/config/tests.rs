@@ -371,3 +371,35 @@ fn isolate_names_are_interface_names_listed_once_with_their_position() {
     .unwrap();
     assert_eq!(ok.fence.isolate, ["eth0", "bond0.100"]);
 }
+
+#[test]
+fn the_handover_file_is_an_absolute_path_without_nul() {
+    for (bad, why) in [
+        ("run/handover", "not an absolute path"),
+        ("\"/run/a\\0b\"", "NUL"),
+    ] {
+        let p = one_problem(&good_with(
+            "kill: [heartbeat]",
+            &format!("kill: [heartbeat]\n  handover-file: {bad}"),
+        ));
+        assert_eq!(p.key, "fence.handover-file", "{bad}");
+        assert!(p.message.contains(why), "{bad}: {}", p.message);
+        assert_eq!(
+            p.location.map(|l| (l.line, l.column)),
+            Some((9, 3)),
+            "{bad}"
+        );
+    }
+    let ok = parse(
+        &good_with(
+            "kill: [heartbeat]",
+            "kill: [heartbeat]\n  handover-file: /run/wdfeed/handover",
+        ),
+        "w.yaml",
+    )
+    .unwrap();
+    assert_eq!(
+        ok.fence.handover_file.as_deref(),
+        Some(std::path::Path::new("/run/wdfeed/handover"))
+    );
+}

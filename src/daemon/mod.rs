@@ -28,7 +28,7 @@ use crate::device::DeviceError;
 use crate::feeder::{Exit, Feeder, Timing};
 use crate::fence::{Fence, Fencer, Isolator, KernelLog, KillList, Latch, Plan};
 use crate::health::runner::Runner;
-use crate::status::{self, Reporter};
+use crate::status::{self, HandoverFile, Reporter};
 use crate::system::hardening;
 use crate::system::notify::{self, Notifier};
 use crate::system::Root;
@@ -74,6 +74,7 @@ pub fn run(opts: Options) -> Result<(), Failure> {
     let config = load(&opts)?;
     // Every interface to isolate must exist before anything starts: nothing is armed.
     let isolator = Isolator::prepare(&config.fence.isolate).map_err(Failure::runtime)?;
+    let handover = prepare_handover(&config, opts.dry_run)?;
     hardening::lock_memory();
     hardening::protect_from_oom(&opts.root);
 
@@ -138,6 +139,8 @@ pub fn run(opts: Options) -> Result<(), Failure> {
         fencer,
         notifier: Arc::clone(&notifier),
         clock: Arc::clone(&clock),
+        latch: Arc::clone(&latch),
+        handover: handover.clone(),
     };
     let feeder_thread =
         threads::start_feeder(feeder, clock, Arc::clone(&stoppers.feeder), events_tx)?;
@@ -147,6 +150,12 @@ pub fn run(opts: Options) -> Result<(), Failure> {
 
     let exit = steady(&events, &config, &opts, &latch, &stoppers);
     stoppers.stop();
+    // A disarming exit hands the service over for good; keep-armed leaves the file as it is.
+    if let Some(h) = &handover {
+        if config.on_exit == config::OnExit::Disarm || latch.is_closed() {
+            let _ = h.seal();
+        }
+    }
     finish(
         exit,
         feeder_thread,
@@ -155,6 +164,24 @@ pub fn run(opts: Options) -> Result<(), Failure> {
         &config,
         opts.dry_run,
     )
+}
+
+/// Creates `fence.handover-file` saying `1` (no all-pass round yet); none in a dry run,
+/// which must not make the HA engine give the service away.
+fn prepare_handover(config: &Config, dry_run: bool) -> Result<Option<Arc<HandoverFile>>, Failure> {
+    let Some(path) = &config.fence.handover_file else {
+        return Ok(None);
+    };
+    if dry_run {
+        tracing::info!(file = %path.display(), "dry run: would keep the handover file");
+        return Ok(None);
+    }
+    HandoverFile::prepare(path).map(|h| Some(Arc::new(h))).map_err(|e| {
+        Failure::runtime(format!(
+            "fence.handover-file: cannot create {}: {e}; give a path on tmpfs whose directory exists (e.g. /run/wdfeed/handover with RuntimeDirectory=wdfeed)",
+            path.display()
+        ))
+    })
 }
 
 /// Reads the config and says which one is used.

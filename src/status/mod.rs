@@ -6,9 +6,11 @@
 //! from the daemon's parts without ever waiting on the feeder, the fence or a check; and
 //! [`publish`] is the thread that writes it.
 
+mod handover;
 mod publish;
 mod report;
 
+pub use handover::HandoverFile;
 pub use publish::start;
 pub use report::Reporter;
 
