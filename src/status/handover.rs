@@ -55,13 +55,26 @@ impl HandoverFile {
         Ok(())
     }
 
-    /// Makes the file say `1` (fault) or `0`; nothing once sealed, nothing if unchanged
-    /// (a failed write is tried again next time).
+    /// What the file says now, as two bytes.
+    fn reads(&self) -> Option<[u8; 2]> {
+        let mut buf = [0u8; 3];
+        let f = File::open(&self.path).ok()?;
+        let n = f.read_at(&mut buf, 0).ok()?;
+        (n == 2).then(|| [buf[0], buf[1]])
+    }
+
+    /// Makes the file say `1` (fault) or `0`; once sealed, `1` whatever is asked. Unchanged, it is left
+    /// alone unless someone else changed it (keepalived's `init_file ... overwrite` writes
+    /// `1` when keepalived starts): then it is written again. A failed write is tried again
+    /// next time.
     pub fn set(&self, fault: bool) -> io::Result<()> {
         let Ok(mut s) = self.state.lock() else {
             return Ok(());
         };
-        if s.1 || s.0 == Some(fault) {
+        // Sealed: `1` whatever is asked, and written again if someone changed it.
+        let fault = fault || s.1;
+        let want: [u8; 2] = if fault { *b"1\n" } else { *b"0\n" };
+        if s.0 == Some(fault) && self.reads() == Some(want) {
             return Ok(());
         }
         s.0 = None;
@@ -95,11 +108,19 @@ mod tests {
         assert_eq!(read(), "0\n");
         h.set(true).unwrap();
         assert_eq!(read(), "1\n");
+        // Someone else wrote it (keepalived starting with `init_file 1 overwrite`): the next
+        // round writes what wdfeed knows again.
         h.set(false).unwrap();
+        std::fs::write(&p, "1\n").unwrap();
+        h.set(false).unwrap();
+        assert_eq!(read(), "0\n");
         h.seal().unwrap();
         assert_eq!(read(), "1\n");
         h.set(false).unwrap();
         assert_eq!(read(), "1\n", "sealed");
+        std::fs::write(&p, "0\n").unwrap();
+        h.set(false).unwrap();
+        assert_eq!(read(), "1\n", "sealed: 1 again, whoever wrote 0");
     }
 
     #[test]
