@@ -323,7 +323,7 @@ _wdfeed() {
             return 0
             ;;
         wdfeed__subcmd__status)
-            opts="-h -V --status-file --json --root --log-level --help --version"
+            opts="-h -V --status-file --format --json --root --log-level --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -331,6 +331,10 @@ _wdfeed() {
             case "${prev}" in
                 --status-file)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --format)
+                    COMPREPLY=($(compgen -W "text json prometheus" -- "${cur}"))
                     return 0
                     ;;
                 --root)

@@ -43,10 +43,13 @@ complete -c wdfeed -n "__fish_wdfeed_using_subcommand run" -l dry-run -d 'Run ev
 complete -c wdfeed -n "__fish_wdfeed_using_subcommand run" -s h -l help -d 'Print help'
 complete -c wdfeed -n "__fish_wdfeed_using_subcommand run" -s V -l version -d 'Print version'
 complete -c wdfeed -n "__fish_wdfeed_using_subcommand status" -l status-file -r -F
+complete -c wdfeed -n "__fish_wdfeed_using_subcommand status" -l format -d 'What to print: a table, the JSON the daemon wrote, or Prometheus metrics' -r -f -a "text\t'A table for operators'
+json\t'The JSON the daemon wrote'
+prometheus\t'The Prometheus text format (docs/METRICS.md)'"
 complete -c wdfeed -n "__fish_wdfeed_using_subcommand status" -l root -d 'Read every /proc, /sys and /dev path under DIR (a fixture tree, or the host\'s root mounted in a container, e.g. /host)' -r -F
 complete -c wdfeed -n "__fish_wdfeed_using_subcommand status" -l log-level -d 'error, warn, info, debug or trace' -r
-complete -c wdfeed -n "__fish_wdfeed_using_subcommand status" -l json -d 'Print the JSON the daemon wrote'
-complete -c wdfeed -n "__fish_wdfeed_using_subcommand status" -s h -l help -d 'Print help'
+complete -c wdfeed -n "__fish_wdfeed_using_subcommand status" -l json -d 'Same as `--format json`'
+complete -c wdfeed -n "__fish_wdfeed_using_subcommand status" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c wdfeed -n "__fish_wdfeed_using_subcommand status" -s V -l version -d 'Print version'
 complete -c wdfeed -n "__fish_wdfeed_using_subcommand check" -s c -l config -r -F
 complete -c wdfeed -n "__fish_wdfeed_using_subcommand check" -l root -d 'Read every /proc, /sys and /dev path under DIR (a fixture tree, or the host\'s root mounted in a container, e.g. /host)' -r -F

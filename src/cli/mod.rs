@@ -64,8 +64,11 @@ enum Command {
     Status {
         #[arg(long, value_name = "FILE", default_value = crate::status::DEFAULT_STATUS_FILE)]
         status_file: PathBuf,
-        /// Print the JSON the daemon wrote.
-        #[arg(long)]
+        /// What to print: a table, the JSON the daemon wrote, or Prometheus metrics.
+        #[arg(long, value_enum, default_value_t = status::Format::Text)]
+        format: status::Format,
+        /// Same as `--format json`.
+        #[arg(long, conflicts_with = "format")]
         json: bool,
     },
     /// Run every check once and print a table; exit 0 if healthy, 1 if not.
@@ -127,7 +130,14 @@ pub fn main() -> ExitCode {
             dry_run,
             status_file,
         } => run::run(root, config, dry_run, status_file),
-        Command::Status { status_file, json } => status::run(&status_file, json),
+        Command::Status {
+            status_file,
+            format,
+            json,
+        } => status::run(
+            &status_file,
+            if json { status::Format::Json } else { format },
+        ),
         Command::Check { config, json } => check::run(&root, config.as_deref(), json),
         Command::Info {
             devices,

@@ -7,10 +7,23 @@ use crate::status;
 use crate::time::{BootClock, Clock};
 use crate::Failure;
 
-pub fn run(path: &Path, json: bool) -> Result<(), Failure> {
+/// How `wdfeed status` prints the state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// A table for operators.
+    Text,
+    /// The JSON the daemon wrote.
+    Json,
+    /// The Prometheus text format (docs/METRICS.md).
+    Prometheus,
+}
+
+pub fn run(path: &Path, format: Format) -> Result<(), Failure> {
     let s = status::read(path).map_err(Failure::runtime)?;
     let age = BootClock.now().as_secs_f64() - s.written_at_s;
-    if json {
+    if format == Format::Prometheus {
+        print!("{}", status::render_prometheus(&s));
+    } else if format == Format::Json {
         let text = serde_json::to_string_pretty(&s).map_err(|e| Failure::runtime(e.to_string()))?;
         println!("{text}");
     } else {
@@ -52,6 +65,18 @@ pub fn run(path: &Path, json: bool) -> Result<(), Failure> {
             "  feeder wake-up lateness: p50 <= {} us, p99 <= {} us, p99.9 <= {} us, max {} us over {} wake-ups",
             s.lateness.p50_us, s.lateness.p99_us, s.lateness.p999_us, s.lateness.max_us, s.lateness.wakeups
         );
+        if let Some(t) = &s.textfile {
+            println!(
+                "  metrics textfile {}: {} writes, {} rounds skipped{}",
+                t.path.display(),
+                t.writes,
+                t.skipped_rounds,
+                t.warning
+                    .as_deref()
+                    .map(|w| format!("; WARNING: {w}"))
+                    .unwrap_or_default()
+            );
+        }
     }
     // A file not rewritten for three intervals means the daemon is gone or stuck.
     let stale = Duration::from_secs_f64(s.interval_s * 3.0).as_secs_f64();

@@ -36,6 +36,8 @@ pub struct Config {
     pub on_exit: OnExit,
     pub fence: FenceConfig,
     pub checks: Vec<CheckConfig>,
+    /// The node_exporter textfile-collector file the daemon rewrites (`metrics.textfile`).
+    pub metrics_textfile: Option<PathBuf>,
 }
 
 #[derive(Clone, Debug, PartialEq)]

@@ -22,6 +22,15 @@ pub struct RawConfig {
     /// and keep the key's path).
     #[serde(default)]
     pub checks: Vec<serde_yaml::Value>,
+    #[serde(default)]
+    pub metrics: RawMetrics,
+}
+
+/// `metrics:`: the node_exporter textfile-collector file (absent: none).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawMetrics {
+    pub textfile: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -28,13 +28,35 @@ pub fn build(raw: RawConfig, problems: &mut Vec<Problem>) -> Config {
     let interval = interval(raw.interval, min_timeout, problems);
     let fence = fence(raw.fence, interval, min_timeout, problems);
     let checks = checks(raw.checks, interval, min_timeout, problems);
+    let metrics_textfile = metrics_textfile(raw.metrics.textfile, problems);
     Config {
         devices,
         interval,
         on_exit: raw.on_exit.unwrap_or(OnExit::Disarm),
         fence,
         checks,
+        metrics_textfile,
     }
+}
+
+/// `metrics.textfile` must be an absolute path to a `.prom` file (node_exporter reads only
+/// those). Whether its directory exists is the daemon's warning, never a config error.
+fn metrics_textfile(
+    raw: Option<std::path::PathBuf>,
+    problems: &mut Vec<Problem>,
+) -> Option<std::path::PathBuf> {
+    let path = raw?;
+    if !path.is_absolute() || path.extension().is_none_or(|e| e != "prom") {
+        push(
+            problems,
+            "metrics.textfile".into(),
+            format!(
+                "`{}` is not an absolute path ending in .prom (node_exporter's textfile collector reads only *.prom), e.g. /var/lib/prometheus/node-exporter/wdfeed.prom",
+                path.display()
+            ),
+        );
+    }
+    Some(path)
 }
 
 fn push(problems: &mut Vec<Problem>, key: String, message: String) {

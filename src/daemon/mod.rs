@@ -128,6 +128,13 @@ pub fn run(opts: Options) -> Result<(), Failure> {
             dry_run: opts.dry_run,
         },
     );
+    // Off the pet path: a missing or read-only directory there is a warning, never a fence.
+    let textfile = match &config.metrics_textfile {
+        Some(p) => Some(status::Textfile::start(p.clone()).map_err(|e| {
+            Failure::runtime(format!("cannot start the metrics textfile thread: {e}"))
+        })?),
+        None => None,
+    };
     let reporter = Reporter {
         path: opts.status_file.clone(),
         dry_run: opts.dry_run,
@@ -141,6 +148,7 @@ pub fn run(opts: Options) -> Result<(), Failure> {
         clock: Arc::clone(&clock),
         latch: Arc::clone(&latch),
         handover: handover.clone(),
+        textfile,
     };
     let feeder_thread =
         threads::start_feeder(feeder, clock, Arc::clone(&stoppers.feeder), events_tx)?;

@@ -14,6 +14,7 @@ pub struct Lateness {
     buckets: [AtomicU64; BUCKETS],
     count: AtomicU64,
     max_ns: AtomicU64,
+    sum_ns: AtomicU64,
 }
 
 const SUB: u32 = 8;
@@ -25,6 +26,7 @@ impl Default for Lateness {
             buckets: std::array::from_fn(|_| AtomicU64::new(0)),
             count: AtomicU64::new(0),
             max_ns: AtomicU64::new(0),
+            sum_ns: AtomicU64::new(0),
         }
     }
 }
@@ -59,6 +61,29 @@ impl Lateness {
         self.count.fetch_add(1, Ordering::Relaxed);
         self.max_ns
             .fetch_max(duration_to_nanos(late), Ordering::Relaxed);
+        self.sum_ns
+            .fetch_add(duration_to_nanos(late), Ordering::Relaxed);
+    }
+
+    /// The sum of every recorded lateness.
+    pub fn sum(&self) -> Duration {
+        Duration::from_nanos(self.sum_ns.load(Ordering::Relaxed))
+    }
+
+    /// Cumulative counts at each power of two from 16 us to 2^26 us (67 s, past any stall threshold): `(le_us, n)` where `n`
+    /// wake-ups were less late than `le_us` microseconds. The log-linear buckets end exactly
+    /// at these bounds, so the counts are exact.
+    pub fn cumulative(&self) -> Vec<(u64, u64)> {
+        let mut out = Vec::with_capacity(23);
+        let mut seen = 0;
+        for (i, n) in self.buckets.iter().enumerate() {
+            seen += n.load(Ordering::Relaxed);
+            let le = bucket_upper(i) + 1;
+            if le >= 16 && le.is_power_of_two() && le <= 1 << 26 {
+                out.push((le, seen));
+            }
+        }
+        out
     }
 
     pub fn count(&self) -> u64 {
@@ -108,6 +133,22 @@ mod tests {
         assert!(l.quantile_upper(0.5) >= Duration::from_micros(20));
         assert!(l.quantile_upper(0.5) <= Duration::from_micros(21));
         assert_eq!(l.quantile_upper(1.0), Duration::from_micros(5000));
+        assert_eq!(l.sum(), Duration::from_micros(5060));
+    }
+
+    #[test]
+    fn cumulative_counts_are_exact_at_powers_of_two() {
+        let l = Lateness::default();
+        for us in [10u64, 15, 16, 31, 32, 5000] {
+            l.record(Duration::from_micros(us));
+        }
+        let c = l.cumulative();
+        assert_eq!(c.first(), Some(&(16, 2)), "10 and 15 us are below 16 us");
+        assert!(c.contains(&(32, 4)));
+        assert!(c.contains(&(64, 5)));
+        assert!(c.contains(&(8192, 6)));
+        assert_eq!(c.last(), Some(&(1 << 26, 6)));
+        assert_eq!(c.len(), 23);
     }
 
     #[test]

@@ -44,9 +44,18 @@ pub struct FeederShared {
     /// CLOCK_BOOTTIME of the last pet, in nanoseconds; 0 before the first.
     last_pet_ns: AtomicU64,
     pub lateness: Lateness,
+    /// Pets each device took, in the feeder's device order.
+    pets: Box<[AtomicU64]>,
 }
 
 impl FeederShared {
+    /// Pets device `index` took (0 for a device the feeder does not have).
+    pub fn pets(&self, index: usize) -> u64 {
+        self.pets
+            .get(index)
+            .map_or(0, |n| n.load(Ordering::Relaxed))
+    }
+
     pub fn last_pet(&self) -> Option<Duration> {
         match self.last_pet_ns.load(Ordering::Relaxed) {
             0 => None,
@@ -94,6 +103,7 @@ impl Feeder {
         notifier: Arc<Notifier>,
         timing: Timing,
     ) -> Self {
+        let devices_len = devices.len();
         Feeder {
             devices,
             dry_run: timing.dry_run,
@@ -105,7 +115,10 @@ impl Feeder {
             last_wake: None,
             petting: false,
             notifier,
-            shared: Arc::new(FeederShared::default()),
+            shared: Arc::new(FeederShared {
+                pets: (0..devices_len).map(|_| AtomicU64::new(0)).collect(),
+                ..FeederShared::default()
+            }),
         }
     }
 
@@ -133,15 +146,22 @@ impl Feeder {
                 Tick::Fenced(reason)
             }
             Decision::Pet => {
-                for d in self.devices.iter_mut() {
-                    if let Err(errno) = d.pet() {
-                        if matches!(errno, Errno::ENODEV | Errno::ENXIO) {
-                            return Tick::DeviceLost {
-                                path: d.path().to_path_buf(),
-                                errno,
-                            };
+                for (i, d) in self.devices.iter_mut().enumerate() {
+                    match d.pet() {
+                        Ok(()) => {
+                            if let Some(n) = self.shared.pets.get(i) {
+                                n.fetch_add(1, Ordering::Relaxed);
+                            }
                         }
-                        tracing::warn!(device = %d.path().display(), error = %errno.desc(), "pet failed");
+                        Err(errno) => {
+                            if matches!(errno, Errno::ENODEV | Errno::ENXIO) {
+                                return Tick::DeviceLost {
+                                    path: d.path().to_path_buf(),
+                                    errno,
+                                };
+                            }
+                            tracing::warn!(device = %d.path().display(), error = %errno.desc(), "pet failed");
+                        }
                     }
                 }
                 self.shared

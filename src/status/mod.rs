@@ -7,12 +7,17 @@
 //! [`publish`] is the thread that writes it.
 
 mod handover;
+mod prometheus;
 mod publish;
 mod report;
+mod textfile;
+
+pub use prometheus::render as render_prometheus;
 
 pub use handover::HandoverFile;
 pub use publish::start;
 pub use report::Reporter;
+pub use textfile::Textfile;
 
 use std::fs;
 use std::io;
@@ -39,6 +44,23 @@ pub struct Status {
     pub devices: Vec<DeviceStatus>,
     pub checks: Vec<CheckStatus>,
     pub lateness: LatenessStatus,
+    /// The wdfeed version that wrote this.
+    #[serde(default)]
+    pub version: String,
+    /// The node_exporter textfile, when `metrics.textfile` is set.
+    #[serde(default)]
+    pub textfile: Option<TextfileStatus>,
+}
+
+/// How the textfile writer fares: a problem is a warning, never a failed check.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct TextfileStatus {
+    pub path: PathBuf,
+    /// Why the last write failed, or why the file cannot be written at all.
+    pub warning: Option<String>,
+    /// Rounds skipped because the previous write had not finished (a hung disk).
+    pub skipped_rounds: u64,
+    pub writes: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -55,6 +77,9 @@ pub struct DeviceStatus {
     /// The reset time after the last pet, less the time since it: an estimate, not the
     /// driver's GETTIMELEFT (the device belongs to the feeder alone).
     pub time_left_s: Option<f64>,
+    /// Pets this device took since the daemon started.
+    #[serde(default)]
+    pub pets_total: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -66,6 +91,9 @@ pub struct CheckStatus {
     /// Seconds until the lease runs out (negative: expired).
     pub lease_left_s: Option<f64>,
     pub last_run_age_s: Option<f64>,
+    /// Failed runs in a row (0 after a pass).
+    #[serde(default)]
+    pub consecutive_failures: u32,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -75,6 +103,18 @@ pub struct LatenessStatus {
     pub p99_us: u64,
     pub p999_us: u64,
     pub max_us: u64,
+    /// The sum of every lateness, in seconds.
+    #[serde(default)]
+    pub sum_s: f64,
+    /// Cumulative counts: wake-ups less late than `le_us` microseconds.
+    #[serde(default)]
+    pub buckets: Vec<LatenessBucket>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct LatenessBucket {
+    pub le_us: u64,
+    pub count: u64,
 }
 
 impl Status {
@@ -153,6 +193,7 @@ mod tests {
                     elapsed_ms: None,
                     lease_left_s: Some(10.0),
                     last_run_age_s: None,
+                    consecutive_failures: 0,
                 },
                 CheckStatus {
                     name: "block-io".into(),
@@ -161,9 +202,12 @@ mod tests {
                     elapsed_ms: None,
                     lease_left_s: Some(2.0),
                     last_run_age_s: None,
+                    consecutive_failures: 0,
                 },
             ],
             lateness: LatenessStatus::default(),
+            version: "0.0.0".into(),
+            textfile: None,
         }
     }
 

@@ -28,6 +28,9 @@ fn publish(reporter: &Reporter, stop: &Stopper) {
             reporter.notifier.send(&format!("STATUS={summary}"));
             last_summary = summary;
         }
+        if let Some(t) = &reporter.textfile {
+            t.offer(&s);
+        }
         if let Err(e) = write(&reporter.path, &s) {
             if !warned {
                 warned = true;
@@ -36,6 +39,9 @@ fn publish(reporter: &Reporter, stop: &Stopper) {
         }
         if stop.sleep(reporter.interval) {
             let _ = std::fs::remove_file(&reporter.path);
+            if let Some(t) = &reporter.textfile {
+                t.stop();
+            }
             return;
         }
     }

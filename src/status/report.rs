@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{secs, CheckStatus, DeviceStatus, FenceStatus, LatenessStatus, Status};
+use super::textfile::Textfile;
+use super::{secs, CheckStatus, DeviceStatus, FenceStatus, LatenessBucket, LatenessStatus, Status};
 use crate::config::bound::Bound;
 use crate::feeder::FeederShared;
 use crate::fence::Fencer;
@@ -29,6 +30,8 @@ pub struct Reporter {
     pub latch: Arc<crate::fence::Latch>,
     /// `fence.handover-file`, kept by this thread (none in a dry run).
     pub handover: Option<Arc<super::HandoverFile>>,
+    /// The node_exporter textfile writer, when `metrics.textfile` is set.
+    pub textfile: Option<Arc<Textfile>>,
 }
 
 impl Reporter {
@@ -82,7 +85,15 @@ impl Reporter {
                 p99_us: micros(l.quantile_upper(0.99)),
                 p999_us: micros(l.quantile_upper(0.999)),
                 max_us: micros(l.max()),
+                sum_s: l.sum().as_secs_f64(),
+                buckets: l
+                    .cumulative()
+                    .into_iter()
+                    .map(|(le_us, count)| LatenessBucket { le_us, count })
+                    .collect(),
             },
+            version: env!("CARGO_PKG_VERSION").into(),
+            textfile: self.textfile.as_ref().map(|t| t.status()),
         }
     }
 
@@ -106,6 +117,7 @@ impl Reporter {
                     last_run_age_s: last
                         .as_ref()
                         .map(|l| secs(now.saturating_sub(l.finished_at))),
+                    consecutive_failures: last.as_ref().map_or(0, |l| l.consecutive_failures),
                 }
             })
             .collect()
@@ -115,7 +127,8 @@ impl Reporter {
         self.bound
             .devices
             .iter()
-            .map(|d| DeviceStatus {
+            .enumerate()
+            .map(|(i, d)| DeviceStatus {
                 path: d.path.clone(),
                 identity: d.identity.clone(),
                 timeout_s: secs(d.timeout),
@@ -125,6 +138,7 @@ impl Reporter {
                     }
                     _ => None,
                 },
+                pets_total: self.feeder.pets(i),
             })
             .collect()
     }

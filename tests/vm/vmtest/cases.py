@@ -434,6 +434,8 @@ fence:
   mode: watchdog
   kill: [fakehb, fakerm]
   stall-threshold: {STALL_S}s
+metrics:
+  textfile: /run/wdfeed.prom
 checks:
 {"".join(blocks[k] for k in CHECK_KINDS if k in scenario.checks)}"""
 

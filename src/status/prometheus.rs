@@ -1,0 +1,255 @@
+//! The status in the Prometheus text exposition format (version 0.0.4): a pure function of
+//! a [`Status`], for `wdfeed status --format prometheus` and the node_exporter textfile.
+//! The families and their labels are listed in docs/METRICS.md.
+
+use std::fmt::Write;
+
+use super::Status;
+
+/// The metrics of `s`, one family after another, each with its HELP and TYPE lines.
+pub fn render(s: &Status) -> String {
+    let mut out = Out(String::with_capacity(4096));
+    out.family(
+        "wdfeed_build_info",
+        "gauge",
+        "Always 1; the version label says which wdfeed runs.",
+    );
+    out.sample("wdfeed_build_info", &[("version", &s.version)], 1.0);
+
+    out.family(
+        "wdfeed_dry_run",
+        "gauge",
+        "1 when wdfeed runs with --dry-run and pets no device.",
+    );
+    out.sample("wdfeed_dry_run", &[], flag(s.dry_run));
+
+    out.family(
+        "wdfeed_fence_bound_seconds",
+        "gauge",
+        "The fence bound B: a fault is followed by a hardware reset within this many seconds.",
+    );
+    out.sample("wdfeed_fence_bound_seconds", &[], s.bound_s);
+
+    out.family(
+        "wdfeed_fenced",
+        "gauge",
+        "1 once wdfeed fenced the node (latched for this boot); the reason label names the check or guard that fenced.",
+    );
+    match &s.fence {
+        Some(f) => out.sample("wdfeed_fenced", &[("reason", &f.check)], 1.0),
+        None => out.sample("wdfeed_fenced", &[], 0.0),
+    }
+
+    out.family(
+        "wdfeed_check_healthy",
+        "gauge",
+        "1 when the check's last run passed (healthy within its deadline), else 0 (also before its first run).",
+    );
+    for c in &s.checks {
+        out.sample(
+            "wdfeed_check_healthy",
+            &[("check", &c.name)],
+            flag(c.healthy == Some(true)),
+        );
+    }
+    out.family(
+        "wdfeed_check_lease_remaining_seconds",
+        "gauge",
+        "Seconds until the check's lease runs out (negative: expired); absent before the first lease.",
+    );
+    for c in &s.checks {
+        if let Some(v) = c.lease_left_s {
+            out.sample(
+                "wdfeed_check_lease_remaining_seconds",
+                &[("check", &c.name)],
+                v,
+            );
+        }
+    }
+    out.family(
+        "wdfeed_check_last_run_duration_seconds",
+        "gauge",
+        "How long the check's last finished run took.",
+    );
+    for c in &s.checks {
+        if let Some(ms) = c.elapsed_ms {
+            out.sample(
+                "wdfeed_check_last_run_duration_seconds",
+                &[("check", &c.name)],
+                (ms * 1000.0).round() / 1e6,
+            );
+        }
+    }
+    out.family(
+        "wdfeed_check_last_run_age_seconds",
+        "gauge",
+        "Seconds since the check's last run finished.",
+    );
+    for c in &s.checks {
+        if let Some(v) = c.last_run_age_s {
+            out.sample(
+                "wdfeed_check_last_run_age_seconds",
+                &[("check", &c.name)],
+                v,
+            );
+        }
+    }
+    out.family(
+        "wdfeed_check_consecutive_failures",
+        "gauge",
+        "Failed runs in a row (0 after a pass); past the check's tolerance its lease is withheld.",
+    );
+    for c in &s.checks {
+        out.sample(
+            "wdfeed_check_consecutive_failures",
+            &[("check", &c.name)],
+            f64::from(c.consecutive_failures),
+        );
+    }
+
+    out.family(
+        "wdfeed_device_timeout_seconds",
+        "gauge",
+        "The watchdog timeout the device was armed with.",
+    );
+    for d in &s.devices {
+        let path = d.path.display().to_string();
+        out.sample(
+            "wdfeed_device_timeout_seconds",
+            &[("device", &path)],
+            d.timeout_s,
+        );
+    }
+    out.family(
+        "wdfeed_device_last_pet_age_seconds",
+        "gauge",
+        "Seconds since the feeder last petted the devices; absent before the first pet.",
+    );
+    for d in &s.devices {
+        if let Some(age) = s.last_pet_age_s {
+            let path = d.path.display().to_string();
+            out.sample(
+                "wdfeed_device_last_pet_age_seconds",
+                &[("device", &path)],
+                age,
+            );
+        }
+    }
+    out.family(
+        "wdfeed_device_pets_total",
+        "counter",
+        "Pets the device took since wdfeed started.",
+    );
+    for d in &s.devices {
+        let path = d.path.display().to_string();
+        out.sample(
+            "wdfeed_device_pets_total",
+            &[("device", &path)],
+            d.pets_total as f64,
+        );
+    }
+    if s.devices.is_empty() {
+        out.family(
+            "wdfeed_last_pet_age_seconds",
+            "gauge",
+            "Seconds since the feeder last petted (or, in a dry run, would have petted).",
+        );
+        if let Some(age) = s.last_pet_age_s {
+            out.sample("wdfeed_last_pet_age_seconds", &[], age);
+        }
+    }
+
+    lateness(&mut out, s);
+
+    if let Some(t) = &s.textfile {
+        out.family(
+            "wdfeed_textfile_skipped_rounds_total",
+            "counter",
+            "Rounds the textfile was not rewritten because the previous write had not finished.",
+        );
+        out.sample(
+            "wdfeed_textfile_skipped_rounds_total",
+            &[],
+            t.skipped_rounds as f64,
+        );
+    }
+    out.0
+}
+
+fn lateness(out: &mut Out, s: &Status) {
+    let name = "wdfeed_feeder_lateness_seconds";
+    out.family(
+        name,
+        "histogram",
+        "How late the feeder woke for each pet round, against its schedule.",
+    );
+    let l = &s.lateness;
+    let bucket = format!("{name}_bucket");
+    for b in &l.buckets {
+        let le = num(b.le_us as f64 / 1e6);
+        out.sample(&bucket, &[("le", &le)], b.count as f64);
+    }
+    out.sample(&bucket, &[("le", "+Inf")], l.wakeups as f64);
+    out.sample(&format!("{name}_sum"), &[], l.sum_s);
+    out.sample(&format!("{name}_count"), &[], l.wakeups as f64);
+}
+
+fn flag(b: bool) -> f64 {
+    if b {
+        1.0
+    } else {
+        0.0
+    }
+}
+
+/// A sample value as the text format writes it.
+fn num(v: f64) -> String {
+    if v.is_nan() {
+        "NaN".into()
+    } else if v.is_infinite() {
+        if v > 0.0 { "+Inf" } else { "-Inf" }.into()
+    } else {
+        format!("{v}")
+    }
+}
+
+struct Out(String);
+
+impl Out {
+    fn family(&mut self, name: &str, kind: &str, help: &str) {
+        let help = help.replace('\\', "\\\\").replace('\n', "\\n");
+        let _ = writeln!(self.0, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    }
+
+    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: f64) {
+        self.0.push_str(name);
+        if !labels.is_empty() {
+            self.0.push('{');
+            for (i, (k, v)) in labels.iter().enumerate() {
+                if i > 0 {
+                    self.0.push(',');
+                }
+                let _ = write!(self.0, "{k}=\"{}\"", escape_label(v));
+            }
+            self.0.push('}');
+        }
+        let _ = writeln!(self.0, " {}", num(value));
+    }
+}
+
+/// A label value with `\`, `"` and newlines escaped, as the text format requires.
+fn escape_label(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for ch in v.chars() {
+        match ch {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+pub(super) mod tests;
