@@ -1,5 +1,6 @@
 //! The only module with `unsafe`: the kernel watchdog ioctls of
-//! `include/uapi/linux/watchdog.h`, the pidfd syscalls, and realtime scheduling. Each is
+//! `include/uapi/linux/watchdog.h`, the pidfd syscalls, realtime scheduling, and the
+//! interface ioctls the fence's isolation step issues. Each is
 //! wrapped in a safe function taking a borrowed file descriptor, so no caller can hand the
 //! kernel a dangling pointer or a closed descriptor.
 
@@ -161,6 +162,91 @@ pub fn set_thread_fifo(priority: i32, reset_on_fork: bool) -> io::Result<()> {
 pub fn limit_malloc_arenas() -> bool {
     // SAFETY: mallopt only sets an allocator tunable; it takes two integers.
     unsafe { libc::mallopt(libc::M_ARENA_MAX, 1) == 1 }
+}
+
+/// An interface name as `struct ifreq` carries it: 1 to IFNAMSIZ-1 bytes and a NUL.
+#[derive(Clone, Copy)]
+pub struct IfName([libc::c_char; libc::IFNAMSIZ]);
+
+impl IfName {
+    /// `None` if the name is empty, too long for IFNAMSIZ, or holds a NUL.
+    pub fn new(name: &str) -> Option<IfName> {
+        let bytes = name.as_bytes();
+        if bytes.is_empty() || bytes.len() >= libc::IFNAMSIZ || bytes.contains(&0) {
+            return None;
+        }
+        let mut raw = [0 as libc::c_char; libc::IFNAMSIZ];
+        for (dst, &b) in raw.iter_mut().zip(bytes) {
+            *dst = libc::c_char::from_ne_bytes([b]);
+        }
+        Some(IfName(raw))
+    }
+
+    /// A request for this interface; everything else zero.
+    fn request(&self) -> libc::ifreq {
+        // SAFETY: `ifreq` is plain old data (a char array and a union of integers, addresses
+        // and pointers that the kernel only reads as integers here); all-zero is valid.
+        let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+        req.ifr_name = self.0;
+        req
+    }
+}
+
+/// A datagram socket for the interface ioctls (SIOCGIFFLAGS, SIOCSIFFLAGS), in this
+/// network namespace; AF_UNIX if the kernel has no IPv4.
+pub fn interface_socket() -> io::Result<OwnedFd> {
+    for family in [libc::AF_INET, libc::AF_UNIX] {
+        // SAFETY: socket(2) takes three integers and returns a new descriptor or -1.
+        let fd = unsafe { libc::socket(family, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+        if fd >= 0 {
+            // SAFETY: the kernel just returned this descriptor and nothing else owns it.
+            return Ok(unsafe { OwnedFd::from_raw_fd(fd) });
+        }
+    }
+    Err(io::Error::last_os_error())
+}
+
+/// One interface ioctl on a request that lives on the caller's stack.
+fn interface_ioctl(
+    sock: BorrowedFd<'_>,
+    request: libc::c_ulong,
+    req: &mut libc::ifreq,
+) -> Result<(), Errno> {
+    // SAFETY: the socket is open for the borrow; `req` is a live, writable `struct ifreq`
+    // with a NUL-terminated name, the argument every request passed here takes.
+    let r = unsafe { libc::ioctl(sock.as_raw_fd(), request, req as *mut libc::ifreq) };
+    if r < 0 {
+        Err(Errno::last())
+    } else {
+        Ok(())
+    }
+}
+
+/// SIOCGIFINDEX: the interface's index (ENODEV if there is none of that name).
+pub fn interface_index(sock: BorrowedFd<'_>, name: &IfName) -> Result<i32, Errno> {
+    let mut req = name.request();
+    interface_ioctl(sock, libc::SIOCGIFINDEX, &mut req)?;
+    // SAFETY: SIOCGIFINDEX succeeded, so the kernel wrote the union's ifindex member.
+    Ok(unsafe { req.ifr_ifru.ifru_ifindex })
+}
+
+/// SIOCGIFFLAGS: the interface's flags (IFF_UP, ...).
+pub fn interface_flags(sock: BorrowedFd<'_>, name: &IfName) -> Result<libc::c_short, Errno> {
+    let mut req = name.request();
+    interface_ioctl(sock, libc::SIOCGIFFLAGS, &mut req)?;
+    // SAFETY: SIOCGIFFLAGS succeeded, so the kernel wrote the union's flags member.
+    Ok(unsafe { req.ifr_ifru.ifru_flags })
+}
+
+/// SIOCSIFFLAGS: sets the interface's flags (needs CAP_NET_ADMIN in its namespace).
+pub fn set_interface_flags(
+    sock: BorrowedFd<'_>,
+    name: &IfName,
+    flags: libc::c_short,
+) -> Result<(), Errno> {
+    let mut req = name.request();
+    req.ifr_ifru.ifru_flags = flags;
+    interface_ioctl(sock, libc::SIOCSIFFLAGS, &mut req)
 }
 
 #[cfg(test)]

@@ -388,3 +388,87 @@ fn validate_refuses_a_fifo_or_device_config_without_hanging() {
         );
     }
 }
+
+#[test]
+fn dry_run_fence_says_it_would_isolate_and_touches_no_interface() {
+    let fx = FixtureRoot::new();
+    let cfg = fx.write(
+        "w.yaml",
+        &fast_config("").replace("fence:\n", "fence:\n  isolate: [lo]\n"),
+    );
+    let mut d = fx.daemon(&cfg, true);
+    d.wait_for("would arm", Duration::from_secs(20))
+        .unwrap_or_else(|| panic!("{}", d.transcript()));
+    fx.write("proc/1/mountinfo", MOUNTINFO_RO);
+    d.wait_for("would fence", Duration::from_secs(30))
+        .unwrap_or_else(|| panic!("{}", d.transcript()));
+    let line = d
+        .wait_for("would isolate lo", Duration::from_secs(5))
+        .unwrap_or_else(|| panic!("{}", d.transcript()));
+    assert!(line.contains("take it down"), "{line}");
+    d.signal(SIGTERM);
+    assert_eq!(
+        d.wait(Duration::from_secs(10)),
+        Some(0),
+        "{}",
+        d.transcript()
+    );
+}
+
+#[test]
+fn run_refuses_to_start_when_an_interface_to_isolate_does_not_exist() {
+    let fx = FixtureRoot::new();
+    let cfg = fx.write(
+        "w.yaml",
+        &fast_config("").replace("fence:\n", "fence:\n  isolate: [lo, wdft-none7]\n"),
+    );
+    let root = fx.root_arg();
+    let status = fx.status_arg();
+    let cfg = cfg.display().to_string();
+    let o = run(&[
+        "--root",
+        &root,
+        "run",
+        "--dry-run",
+        "--status-file",
+        &status,
+        "-c",
+        &cfg,
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("fence.isolate[1]: interface `wdft-none7` does not exist on this node"),
+        "{err}"
+    );
+    assert!(!err.contains("would arm"), "nothing armed: {err}");
+}
+
+#[test]
+fn validate_rejects_a_duplicate_or_too_long_interface_with_its_position() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("w.yaml");
+    std::fs::write(
+        &p,
+        fast_config("").replace(
+            "fence:\n",
+            "fence:\n  isolate: [eth0, eth0, abcdefghijklmnop]\n",
+        ),
+    )
+    .unwrap();
+    let o = run(&["validate", p.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    let file = p.display().to_string();
+    assert!(
+        err.contains(&format!(
+            "{file}:6:19: `fence.isolate[1]`: `eth0` is listed twice"
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("{file}:6:25: `fence.isolate[2]`: ")),
+        "{err}"
+    );
+    assert!(err.contains("IFNAMSIZ"), "{err}");
+}

@@ -52,6 +52,10 @@ pub struct FenceConfig {
     pub mode: FenceMode,
     pub kill: Vec<String>,
     pub stall_threshold: Duration,
+    /// Interfaces the fence takes down, in order.
+    pub isolate: Vec<String>,
+    /// The file the status thread keeps at 0 (healthy) or 1 (handing over, fenced).
+    pub handover_file: Option<PathBuf>,
 }
 
 #[derive(Clone, Debug, PartialEq)]

@@ -48,6 +48,9 @@ pub struct RawFence {
     #[serde(default)]
     pub kill: Vec<String>,
     pub stall_threshold: Option<HumanDuration>,
+    #[serde(default)]
+    pub isolate: Vec<String>,
+    pub handover_file: Option<PathBuf>,
 }
 
 /// The keys every check has, whatever its kind.

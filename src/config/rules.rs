@@ -176,10 +176,62 @@ fn fence(
         }
     }
 
+    let mut seen = HashSet::new();
+    for (i, name) in raw.isolate.iter().enumerate() {
+        if let Some(why) = bad_interface_name(name) {
+            problem(
+                format!("fence.isolate[{i}]"),
+                format!(
+                    "`{}` is not an interface name: {why}; give it as `ip -br link` shows it",
+                    name.escape_debug()
+                ),
+            );
+        } else if !seen.insert(name.as_str()) {
+            problem(
+                format!("fence.isolate[{i}]"),
+                format!("`{name}` is listed twice"),
+            );
+        }
+    }
+
+    if let Some(p) = &raw.handover_file {
+        let text = p.to_string_lossy();
+        if text.contains('\0') {
+            problem("fence.handover-file".into(), format!("`{}` holds a NUL byte; write a plain absolute path on tmpfs, e.g. /run/wdfeed/handover", text.escape_debug()));
+        } else if !p.is_absolute() {
+            problem(
+                "fence.handover-file".into(),
+                format!(
+                    "`{text}` is not an absolute path; write e.g. /run/wdfeed/handover (on tmpfs)"
+                ),
+            );
+        }
+    }
+
     FenceConfig {
         mode: raw.mode.unwrap_or(FenceMode::Watchdog),
         kill: raw.kill,
         stall_threshold,
+        isolate: raw.isolate,
+        handover_file: raw.handover_file,
+    }
+}
+
+/// Why the kernel would refuse `name` as an interface name (dev_valid_name), if it would.
+fn bad_interface_name(name: &str) -> Option<&'static str> {
+    if name.is_empty() {
+        Some("it is empty")
+    } else if name.len() > 15 {
+        Some("longer than 15 bytes (IFNAMSIZ - 1)")
+    } else if name == "." || name == ".." {
+        Some("`.` and `..` are not allowed")
+    } else if name
+        .chars()
+        .any(|c| c == '/' || c == ':' || c == '\0' || c.is_whitespace())
+    {
+        Some("it holds `/`, `:`, whitespace or NUL")
+    } else {
+        None
     }
 }
 

@@ -329,3 +329,77 @@ fn every_check_kind_rejects_an_unknown_key_with_its_path() {
         );
     }
 }
+
+#[test]
+fn isolate_names_are_interface_names_listed_once_with_their_position() {
+    let dup = problems(&good_with(
+        "kill: [heartbeat]",
+        "kill: [heartbeat]\n  isolate: [eth0, eth1, eth0]",
+    ));
+    assert_eq!(dup.len(), 1, "{dup:#?}");
+    assert_eq!(dup[0].key, "fence.isolate[2]");
+    assert!(
+        dup[0].message.contains("listed twice"),
+        "{}",
+        dup[0].message
+    );
+    assert_eq!(dup[0].location.map(|l| (l.line, l.column)), Some((9, 25)));
+    for (bad, why) in [
+        ("abcdefghijklmnop", "longer than 15 bytes"),
+        ("\"eth0/1\"", "`/`"),
+        ("\"eth0:1\"", "`:`"),
+        ("\"a b\"", "whitespace"),
+        ("\"e\\0\"", "NUL"),
+        ("\"..\"", "`..`"),
+        ("\"\"", "empty"),
+    ] {
+        let p = one_problem(&good_with(
+            "kill: [heartbeat]",
+            &format!("kill: [heartbeat]\n  isolate: [{bad}]"),
+        ));
+        assert_eq!(p.key, "fence.isolate[0]", "{bad}");
+        assert!(p.message.contains(why), "{bad}: {}", p.message);
+        assert_eq!(p.location.map(|l| l.line), Some(9), "{bad}");
+    }
+    let ok = parse(
+        &good_with(
+            "kill: [heartbeat]",
+            "kill: [heartbeat]\n  isolate: [eth0, bond0.100]",
+        ),
+        "w.yaml",
+    )
+    .unwrap();
+    assert_eq!(ok.fence.isolate, ["eth0", "bond0.100"]);
+}
+
+#[test]
+fn the_handover_file_is_an_absolute_path_without_nul() {
+    for (bad, why) in [
+        ("run/handover", "not an absolute path"),
+        ("\"/run/a\\0b\"", "NUL"),
+    ] {
+        let p = one_problem(&good_with(
+            "kill: [heartbeat]",
+            &format!("kill: [heartbeat]\n  handover-file: {bad}"),
+        ));
+        assert_eq!(p.key, "fence.handover-file", "{bad}");
+        assert!(p.message.contains(why), "{bad}: {}", p.message);
+        assert_eq!(
+            p.location.map(|l| (l.line, l.column)),
+            Some((9, 3)),
+            "{bad}"
+        );
+    }
+    let ok = parse(
+        &good_with(
+            "kill: [heartbeat]",
+            "kill: [heartbeat]\n  handover-file: /run/wdfeed/handover",
+        ),
+        "w.yaml",
+    )
+    .unwrap();
+    assert_eq!(
+        ok.fence.handover_file.as_deref(),
+        Some(std::path::Path::new("/run/wdfeed/handover"))
+    );
+}

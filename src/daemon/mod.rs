@@ -27,9 +27,9 @@ pub use signals::prepare_process;
 use crate::config::{self, Config};
 use crate::device::DeviceError;
 use crate::feeder::{Exit, Feeder, Timing};
-use crate::fence::{Fence, Fencer, KernelLog, KillList, Latch, Plan};
+use crate::fence::{Fence, Fencer, Isolator, KernelLog, KillList, Latch, Plan};
 use crate::health::runner::Runner;
-use crate::status::{self, Reporter};
+use crate::status::{self, HandoverFile, Reporter};
 use crate::system::hardening;
 use crate::system::notify::{self, Notifier};
 use crate::system::Root;
@@ -58,18 +58,24 @@ enum Event {
 struct Stoppers {
     feeder: Arc<Stopper>,
     others: Arc<Stopper>,
+    /// The status thread's: a check that revokes its lease nudges it.
+    status: Arc<Stopper>,
 }
 
 impl Stoppers {
     fn stop(&self) {
         self.feeder.stop();
         self.others.stop();
+        self.status.stop();
     }
 }
 
 /// Runs the daemon until SIGTERM/SIGINT, or until a device is lost.
 pub fn run(opts: Options) -> Result<(), Failure> {
     let config = load(&opts)?;
+    // Every interface to isolate must exist before anything starts: nothing is armed.
+    let isolator = Isolator::prepare(&config.fence.isolate).map_err(Failure::runtime)?;
+    let handover = prepare_handover(&config, opts.dry_run)?;
     hardening::lock_memory();
     hardening::raise_fd_limit();
     hardening::protect_from_oom(&opts.root);
@@ -79,7 +85,9 @@ pub fn run(opts: Options) -> Result<(), Failure> {
 
     arm::note_device_states(&config, &opts.root);
     let clock: Arc<dyn Clock> = Arc::new(BootClock);
-    let (runner, leases) = startup::start_checks(&config, &opts.root, &clock)?;
+    let stoppers = Stoppers::default();
+    let (runner, leases) =
+        startup::start_checks(&config, &opts.root, &clock, Arc::clone(&stoppers.status))?;
     if !startup::wait_until_healthy(&leases, &runner, clock.as_ref(), &events) {
         tracing::info!("stopped before arming; no device was opened");
         return Ok(());
@@ -90,10 +98,12 @@ pub fn run(opts: Options) -> Result<(), Failure> {
     kill.refresh();
     let kernel_log = KernelLog::prepare(&opts.root, opts.dry_run);
     let (devices, bound) = arm::arm_and_state_bound(&config, &opts)?;
+    // Once armed, a check that fails with its tolerance used up revokes its
+    // lease at once: the feeder fences at its next tick, not when the lease runs out.
+    leases.allow_revocation();
 
     let notifier = Arc::new(Notifier::from_env());
     warn_if_systemd_watchdog_is_short(&config);
-    let stoppers = Stoppers::default();
     threads::start_kill_list_refresher(
         Arc::clone(&kill),
         Arc::clone(&stoppers.others),
@@ -104,7 +114,9 @@ pub fn run(opts: Options) -> Result<(), Failure> {
         dry_run: opts.dry_run,
         bound: bound.seconds(),
     };
-    let fencer = Arc::new(Fencer::new(plan, kill, kernel_log, runner.handles.clone()));
+    let fencer = Arc::new(
+        Fencer::new(plan, kill, kernel_log, runner.handles.clone()).with_isolation(isolator),
+    );
     let latch = Arc::new(Latch::new());
     let feeder = Feeder::new(
         devices,
@@ -136,17 +148,25 @@ pub fn run(opts: Options) -> Result<(), Failure> {
         fencer,
         notifier: Arc::clone(&notifier),
         clock: Arc::clone(&clock),
+        latch: Arc::clone(&latch),
+        handover: handover.clone(),
         textfile,
     };
     let feeder_thread =
         threads::start_feeder(feeder, clock, Arc::clone(&stoppers.feeder), events_tx)?;
     notifier.send("READY=1");
-    let status_thread = status::start(reporter, Arc::clone(&stoppers.others))
+    let status_thread = status::start(reporter, Arc::clone(&stoppers.status))
         .map_err(|e| Failure::runtime(format!("cannot start the status thread: {e}")))?;
 
     let exit = steady(&events, &config, &opts, &latch, &stoppers);
     stoppers.stop();
     status_thread.wait_stopped(Duration::from_secs(1));
+    // A disarming exit hands the service over for good; keep-armed leaves the file as it is.
+    if let Some(h) = &handover {
+        if config.on_exit == config::OnExit::Disarm || latch.is_closed() {
+            let _ = h.seal();
+        }
+    }
     finish(
         exit,
         feeder_thread,
@@ -155,6 +175,24 @@ pub fn run(opts: Options) -> Result<(), Failure> {
         &config,
         opts.dry_run,
     )
+}
+
+/// Creates `fence.handover-file` saying `1` (no all-pass round yet); none in a dry run,
+/// which must not make the HA engine give the service away.
+fn prepare_handover(config: &Config, dry_run: bool) -> Result<Option<Arc<HandoverFile>>, Failure> {
+    let Some(path) = &config.fence.handover_file else {
+        return Ok(None);
+    };
+    if dry_run {
+        tracing::info!(file = %path.display(), "dry run: would keep the handover file");
+        return Ok(None);
+    }
+    HandoverFile::prepare(path).map(|h| Some(Arc::new(h))).map_err(|e| {
+        Failure::runtime(format!(
+            "fence.handover-file: cannot create {}: {e}; give a path on tmpfs whose directory exists (e.g. /run/wdfeed/handover with RuntimeDirectory=wdfeed)",
+            path.display()
+        ))
+    })
 }
 
 /// Reads the config and says which one is used.

@@ -13,7 +13,7 @@ use crate::health::lease::LeaseTable;
 use crate::health::runner::{NamedCheck, Runner};
 use crate::system::hardening::{self, THREAD_STACK};
 use crate::system::Root;
-use crate::time::Clock;
+use crate::time::{Clock, Stopper};
 use crate::Failure;
 
 /// Builds every check and starts its thread; check `i` renews lease `i`.
@@ -21,6 +21,7 @@ pub(super) fn start_checks(
     config: &Config,
     root: &Root,
     clock: &Arc<dyn Clock>,
+    wake: Arc<Stopper>,
 ) -> Result<(Runner, Arc<LeaseTable>), Failure> {
     let checks = build_checks(config, root)?;
     let leases = Arc::new(LeaseTable::new(checks.len()));
@@ -30,6 +31,7 @@ pub(super) fn start_checks(
         Arc::clone(clock),
         THREAD_STACK,
         Some(hardening::CHECK_PRIORITY),
+        Some(wake),
     )
     .map_err(|e| Failure::runtime(format!("cannot start the check threads: {e}")))?;
     Ok((runner, leases))

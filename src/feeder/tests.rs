@@ -217,6 +217,7 @@ fn a_hung_check_delays_no_pet_until_its_lease_runs_out_then_petting_stops_within
         Arc::clone(&clock) as Arc<dyn Clock>,
         256 * 1024,
         None,
+        None,
     )
     .unwrap();
     // One passing run started at t=100: lease until 100 + 5 + 10.
@@ -302,4 +303,101 @@ fn a_clock_that_cannot_be_read_stops_the_pets() {
         "the feeder kept running on a clock it cannot read"
     );
     assert_eq!(r.io.pets(), before + 2, "no pet on a failed reading");
+}
+
+/// A check that says when a run started, then answers what the test sends.
+struct Gated {
+    started: mpsc::Sender<Duration>,
+    verdicts: mpsc::Receiver<bool>,
+}
+
+impl Check for Gated {
+    fn run(&mut self, now: Duration) -> Verdict {
+        let _ = self.started.send(now);
+        match self.verdicts.recv() {
+            Ok(true) => Verdict::healthy("ok"),
+            Ok(false) => Verdict::unhealthy("bad"),
+            Err(_) => loop {
+                std::thread::park();
+            },
+        }
+    }
+}
+
+#[test]
+fn a_run_that_fails_with_its_tolerance_used_up_fences_at_the_next_tick_not_at_expiry() {
+    let mut r = rig(1);
+    let clock = Arc::new(FakeClock::new(S(100)));
+    let (tx, rx) = mpsc::channel();
+    let (started_tx, started) = mpsc::channel();
+    let schedule = Schedule {
+        every: S(5),
+        deadline: S(10),
+        tolerance: 1,
+    };
+    let wake = Arc::new(Stopper::default());
+    let _runner = Runner::start(
+        vec![(
+            "gated".into(),
+            schedule,
+            Box::new(Gated {
+                started: started_tx,
+                verdicts: rx,
+            }) as Box<dyn Check>,
+        )],
+        Arc::clone(&r.leases),
+        Arc::clone(&clock) as Arc<dyn Clock>,
+        256 * 1024,
+        None,
+        Some(Arc::clone(&wake)),
+    )
+    .unwrap();
+    // Each run starts when the clock reads t and answers at t + 5, so the next one starts
+    // at once (nothing sleeps for real): t = 100, 105, 110, 115.
+    let answer = |verdict: bool, at: u64| {
+        let t = started.recv_timeout(S(5)).unwrap();
+        clock.set(S(at));
+        tx.send(verdict).unwrap();
+        t
+    };
+    assert_eq!(answer(true, 105), S(100));
+    assert_eq!(started.recv_timeout(S(5)).unwrap(), S(105));
+    assert_eq!(r.leases.expiry(0), Some(S(115)));
+    r.leases.allow_revocation();
+    assert_eq!(r.feeder.tick(S(105)), Tick::Petted);
+    // The first failure is within the tolerance: it renews (105 + 5 + 10).
+    clock.set(S(110));
+    tx.send(false).unwrap();
+    assert_eq!(started.recv_timeout(S(5)).unwrap(), S(110));
+    assert_eq!(r.leases.expiry(0), Some(S(120)));
+    assert!(!r.leases.is_revoked(0), "one failure is tolerated");
+    assert_eq!(r.feeder.tick(S(110)), Tick::Petted);
+    // The second uses the tolerance up: the lease (valid until 120) is revoked at once.
+    clock.set(S(111));
+    tx.send(false).unwrap();
+    for _ in 0..2000 {
+        if r.leases.is_revoked(0) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert!(r.leases.is_revoked(0));
+    clock.set(S(115));
+    assert!(started.recv_timeout(S(10)).unwrap() >= S(111));
+    assert!(
+        !wake.sleep(S(60)),
+        "the status thread was nudged, not stopped"
+    );
+    assert_eq!(
+        r.feeder.tick(S(111)),
+        Tick::Fenced(FenceReason::Check { index: 0 }),
+        "fenced at the next tick, 9 s before the lease would have run out"
+    );
+    // A pass after the revocation renews nothing: the lease stays revoked.
+    clock.set(S(116));
+    tx.send(true).unwrap();
+    assert_eq!(started.recv_timeout(S(5)).unwrap(), S(116));
+    assert!(r.leases.is_revoked(0));
+    assert!(!r.leases.all_valid(S(116)));
+    drop(tx);
 }

@@ -2,16 +2,18 @@
 //!
 //! 1. One line to the kernel log (`/dev/kmsg`, opened at start-up) and to stderr: what
 //!    failed, its evidence, and the fence bound.
-//! 2. SIGKILL every process named in `fence.kill`, through pidfds held while healthy, so no
+//! 2. Isolate: take every interface in `fence.isolate` down (prepared socket, ioctls).
+//! 3. SIGKILL every process named in `fence.kill`, through pidfds held while healthy, so no
 //!    reused PID is hit: the HA peer sees a clean death at once.
-//! 3. `mode: watchdog`: nothing more; the feeder has stopped petting and the hardware resets
+//! 4. `mode: watchdog`: nothing more; the feeder has stopped petting and the hardware resets
 //!    the node. `mode: reboot`: reboot(2) at once, without sync.
 //!
 //! Never sync, never exec, never create a file, never block on a disk on this path.
 //!
 //! The parts: the [`Latch`] the feeder closes first ([`latch`]), the kernel log the line
-//! goes to ([`kernel_log`]), the kill list ([`kill`]), and the sequence itself ([`Fencer`]).
+//! goes to ([`kernel_log`]), the isolation step ([`isolate`]), the kill list ([`kill`]), and the sequence itself ([`Fencer`]).
 
+mod isolate;
 mod kernel_log;
 mod kill;
 mod latch;
@@ -19,6 +21,7 @@ mod latch;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+pub use isolate::Isolator;
 pub use kernel_log::KernelLog;
 pub use kill::KillList;
 pub use latch::Latch;
@@ -67,6 +70,7 @@ pub struct Fencer {
     plan: Plan,
     kill: Arc<KillList>,
     kernel_log: KernelLog,
+    isolate: Isolator,
     reboot: Reboot,
     checks: Vec<Arc<CheckHandle>>,
     /// What fenced the node (check, evidence), for `wdfeed status`.
@@ -85,10 +89,17 @@ impl Fencer {
             plan,
             kill,
             kernel_log,
+            isolate: Isolator::default(),
             reboot: kernel_reboot(),
             checks,
             fenced_by: Mutex::new(None),
         }
+    }
+
+    /// The same fence, taking `isolate`'s interfaces down after the kernel log line.
+    pub fn with_isolation(mut self, isolate: Isolator) -> Self {
+        self.isolate = isolate;
+        self
     }
 
     /// The same fence with another reboot (tests).
@@ -141,6 +152,8 @@ impl Fence for Fencer {
                 "<2>wdfeed: FENCE check={check} evidence={evidence} bound={bound}s mode={mode_word}\n"
             ));
         }
+        // Isolate: the node stops answering for its addresses before anything else.
+        self.isolate.isolate(dry_run);
         let kills = self.kill.kill_all(dry_run);
         // Recorded for `wdfeed status` only after the kills: the status thread reads this
         // lock, and the fence must never wait on a thread that is not realtime.
@@ -151,6 +164,9 @@ impl Fence for Fencer {
             tracing::error!(%check, %evidence, bound_s = %bound, mode = %mode_word, "would fence (dry run: nothing is killed, no device is open)");
         } else {
             tracing::error!(%check, %evidence, bound_s = %bound, mode = %mode_word, "fencing");
+        }
+        for line in self.isolate.report(dry_run) {
+            tracing::error!("{line}");
         }
         for line in kills {
             tracing::error!("{line}");

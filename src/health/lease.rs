@@ -1,30 +1,74 @@
 //! The lease table: one expiry time per check, written by the check threads and read by the
 //! feeder without locks or allocation. A check's lease is valid while `now < expiry`; a
 //! check that never passed, or whose thread hangs, simply has an expired lease.
+//!
+//! Once the daemon is armed, a run that fails with its tolerance used up revokes its lease
+//! at once ([`LeaseTable::revoke`]): the feeder fences at its next tick instead of waiting for
+//! the lease to run out. A revoked lease stays revoked: no later pass renews it.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::time::duration_to_nanos;
 
-/// Expiry times on the daemon's clock, in nanoseconds; 0 means "never granted".
+/// Expiry times on the daemon's clock, in nanoseconds; 0 means "never granted",
+/// [`REVOKED`] revoked for good.
 pub struct LeaseTable {
     expiries: Box<[AtomicU64]>,
+    /// Set once the daemon is armed: before that a failing check only withholds renewal.
+    revocable: AtomicBool,
 }
+
+/// The expiry of a revoked lease: in the past for any clock reading, and never renewed.
+const REVOKED: u64 = 1;
 
 impl LeaseTable {
     /// A table of `n` leases, none granted yet.
     pub fn new(n: usize) -> Self {
         LeaseTable {
             expiries: (0..n).map(|_| AtomicU64::new(0)).collect(),
+            revocable: AtomicBool::new(false),
         }
     }
 
-    /// Makes lease `index` valid until `until`. A renewal never shortens a lease.
+    /// Makes lease `index` valid until `until`. A renewal never shortens a lease, and never
+    /// renews a revoked one.
     pub fn renew(&self, index: usize, until: Duration) {
         if let Some(slot) = self.expiries.get(index) {
-            slot.fetch_max(duration_to_nanos(until), Ordering::SeqCst);
+            let until = duration_to_nanos(until).max(REVOKED + 1);
+            let _ = slot.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |cur| {
+                (cur != REVOKED).then_some(cur.max(until))
+            });
         }
+    }
+
+    /// From now on a failing check revokes its lease (the daemon calls this when it arms).
+    pub fn allow_revocation(&self) {
+        self.revocable.store(true, Ordering::SeqCst);
+    }
+
+    /// Revokes lease `index` for good, if revocation is allowed: the check failed in a way
+    /// that counts, so the node is unhealthy now, not when the lease would run out. True if
+    /// the lease is revoked. Lock-free, allocates nothing.
+    pub fn revoke(&self, index: usize) -> bool {
+        if !self.revocable.load(Ordering::SeqCst) {
+            return false;
+        }
+        match self.expiries.get(index) {
+            Some(slot) => {
+                slot.store(REVOKED, Ordering::SeqCst);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Whether lease `index` was revoked.
+    #[cfg(test)]
+    pub fn is_revoked(&self, index: usize) -> bool {
+        self.expiries
+            .get(index)
+            .is_some_and(|s| s.load(Ordering::SeqCst) == REVOKED)
     }
 
     /// When lease `index` runs out (`None` if never granted).
@@ -38,9 +82,10 @@ impl LeaseTable {
     /// The first lease that is not valid at `now`, if any. Allocates nothing.
     pub fn first_expired(&self, now: Duration) -> Option<usize> {
         let now = duration_to_nanos(now);
-        self.expiries
-            .iter()
-            .position(|slot| slot.load(Ordering::SeqCst) <= now)
+        self.expiries.iter().position(|slot| {
+            let v = slot.load(Ordering::SeqCst);
+            v == REVOKED || v <= now
+        })
     }
 
     /// True while every lease is valid at `now`.
@@ -82,6 +127,31 @@ mod tests {
         t.renew(0, S(30));
         t.renew(0, S(10));
         assert_eq!(t.expiry(0), Some(S(30)));
+    }
+
+    #[test]
+    fn a_revoked_lease_is_expired_at_once_and_never_renewed() {
+        let t = LeaseTable::new(2);
+        t.renew(0, S(100));
+        t.renew(1, S(100));
+        t.allow_revocation();
+        assert!(t.revoke(0));
+        assert_eq!(t.first_expired(S(1)), Some(0), "long before its expiry");
+        assert_eq!(t.first_expired(Duration::ZERO), Some(0));
+        t.renew(0, S(200));
+        assert_eq!(t.first_expired(S(1)), Some(0), "sticky");
+        assert!(t.is_revoked(0));
+        assert!(!t.is_revoked(1));
+    }
+
+    #[test]
+    fn before_arming_a_revocation_does_nothing() {
+        let t = LeaseTable::new(1);
+        t.renew(0, S(100));
+        assert!(!t.revoke(0));
+        assert!(t.all_valid(S(1)));
+        t.renew(0, S(150));
+        assert_eq!(t.expiry(0), Some(S(150)));
     }
 
     #[test]

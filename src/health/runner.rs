@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use crate::health::lease::LeaseTable;
 use crate::health::{Check, LastRun, Schedule, Verdict};
-use crate::time::{millis, Clock};
+use crate::time::{millis, Clock, Stopper};
 
 /// A check as the runner takes it: its name, its schedule, and the check itself.
 pub type NamedCheck = (String, Schedule, Box<dyn Check>);
@@ -83,13 +83,15 @@ pub struct Runner {
 }
 
 impl Runner {
-    /// Starts one thread per check; check `i` renews lease `i` of `leases`.
+    /// Starts one thread per check; check `i` renews lease `i` of `leases`. A run that
+    /// revokes its lease nudges `wake` (the status thread's sleep).
     pub fn start(
         checks: Vec<NamedCheck>,
         leases: Arc<LeaseTable>,
         clock: Arc<dyn Clock>,
         stack_size: usize,
         realtime_priority: Option<i32>,
+        wake: Option<Arc<Stopper>>,
     ) -> std::io::Result<Runner> {
         let stop = Arc::new(AtomicBool::new(false));
         let mut handles = Vec::with_capacity(checks.len());
@@ -101,6 +103,7 @@ impl Runner {
                 leases: Arc::clone(&leases),
                 clock: Arc::clone(&clock),
                 stop: Arc::clone(&stop),
+                wake: wake.clone(),
             };
             thread::Builder::new()
                 .name(format!("check-{index}"))
@@ -137,6 +140,7 @@ struct Loop {
     leases: Arc<LeaseTable>,
     clock: Arc<dyn Clock>,
     stop: Arc<AtomicBool>,
+    wake: Option<Arc<Stopper>>,
 }
 
 impl Loop {
@@ -150,8 +154,16 @@ impl Loop {
             let finished = self.clock.now();
             let run = LastRun::judge(verdict, started, finished, schedule.deadline, failures);
             failures = run.consecutive_failures;
-            if let Some(until) = run.lease(&schedule, started) {
-                self.leases.renew(self.index, until);
+            match run.lease(&schedule, started) {
+                Some(until) => self.leases.renew(self.index, until),
+                // Tolerance used up: the node is unhealthy now. The feeder fences at its
+                // next tick; the status thread is woken to hand the service over.
+                None if !run.passed() && self.leases.revoke(self.index) => {
+                    if let Some(wake) = &self.wake {
+                        wake.nudge();
+                    }
+                }
+                None => {}
             }
             log_transition(&self.handle.name, was_healthy, &run, &schedule);
             was_healthy = Some(run.passed());

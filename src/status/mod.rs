@@ -6,6 +6,7 @@
 //! from the daemon's parts without ever waiting on the feeder, the fence or a check; and
 //! [`publish`] is the thread that writes it.
 
+mod handover;
 mod prometheus;
 mod publish;
 mod report;
@@ -13,6 +14,7 @@ mod textfile;
 
 pub use prometheus::render as render_prometheus;
 
+pub use handover::HandoverFile;
 pub use publish::start;
 pub use report::Reporter;
 pub use textfile::Textfile;

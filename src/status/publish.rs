@@ -40,6 +40,7 @@ fn publish(reporter: &Reporter, stop: &Stopper) {
     let mut warned = false;
     let mut last_summary = String::new();
     loop {
+        reporter.hand_over();
         let s = reporter.collect();
         let summary = s.summary();
         if summary != last_summary {

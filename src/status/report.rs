@@ -27,11 +27,33 @@ pub struct Reporter {
     pub fencer: Arc<Fencer>,
     pub notifier: Arc<Notifier>,
     pub clock: Arc<dyn Clock>,
+    pub latch: Arc<crate::fence::Latch>,
+    /// `fence.handover-file`, kept by this thread (none in a dry run).
+    pub handover: Option<Arc<super::HandoverFile>>,
     /// The node_exporter textfile writer, when `metrics.textfile` is set.
     pub textfile: Option<Arc<Textfile>>,
 }
 
 impl Reporter {
+    /// Keeps the handover file: `1` once fenced (for good) or while any lease is not valid
+    /// (a revoked lease included), else `0`.
+    pub fn hand_over(&self) {
+        let Some(h) = &self.handover else { return };
+        let fenced = self.feeder_fenced();
+        let r = if fenced {
+            h.seal()
+        } else {
+            h.set(self.leases.first_expired(self.clock.now()).is_some())
+        };
+        if let Err(e) = r {
+            tracing::warn!(file = %h.path().display(), error = %e, "cannot write the handover file");
+        }
+    }
+
+    fn feeder_fenced(&self) -> bool {
+        self.latch.is_closed()
+    }
+
     pub fn collect(&self) -> Status {
         let now = self.clock.now();
         let age = |t: Duration| secs(now.saturating_sub(t));
