@@ -35,6 +35,8 @@ mod fence;
     reason = "the one module with unsafe: ioctls and raw syscalls"
 )]
 mod ffi;
+#[doc(hidden)]
+pub mod fuzz_entry;
 pub mod health;
 mod logging;
 mod status;

@@ -95,9 +95,7 @@ pub fn nodes_without_sysfs(root: &Root, known: &[SysfsWatchdog]) -> Vec<PathBuf>
 fn read_one(root: &Root, name: &str) -> SysfsWatchdog {
     let dir = root.sys("class/watchdog").join(name);
     let text = |attr: &str| -> Option<String> {
-        let t = fs::read_to_string(dir.join(attr)).ok()?;
-        let t = t.trim();
-        (!t.is_empty()).then(|| t.to_string())
+        parse_attr_text(&fs::read_to_string(dir.join(attr)).ok()?)
     };
     let number = |attr: &str| text(attr).and_then(|t| parse_number(&t));
     SysfsWatchdog {
@@ -117,8 +115,14 @@ fn read_one(root: &Root, name: &str) -> SysfsWatchdog {
     }
 }
 
+/// An attribute's text, trimmed; `None` when empty.
+pub(crate) fn parse_attr_text(raw: &str) -> Option<String> {
+    let t = raw.trim();
+    (!t.is_empty()).then(|| t.to_string())
+}
+
 /// sysfs prints some attributes in decimal and some (`status`, `options`) as `0x..`.
-fn parse_number(t: &str) -> Option<u32> {
+pub(crate) fn parse_number(t: &str) -> Option<u32> {
     match t.strip_prefix("0x") {
         Some(hex) => u32::from_str_radix(hex, 16).ok(),
         None => t.parse().ok(),

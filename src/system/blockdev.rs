@@ -76,7 +76,7 @@ pub fn name_of(root: &Root, major: u32, minor: u32) -> Option<String> {
     devname(&text)
 }
 
-fn devname(uevent: &str) -> Option<String> {
+pub(crate) fn devname(uevent: &str) -> Option<String> {
     uevent
         .lines()
         .find_map(|l| l.strip_prefix("DEVNAME="))

@@ -46,7 +46,7 @@ pub fn boot_time(root: &Root) -> Result<u64, ReadError> {
     parse_btime(&text).map_err(|what| ReadError::new(name, None, what))
 }
 
-fn parse_btime(text: &str) -> Result<u64, String> {
+pub(crate) fn parse_btime(text: &str) -> Result<u64, String> {
     let line = text
         .lines()
         .find_map(|l| l.strip_prefix("btime "))

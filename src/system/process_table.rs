@@ -166,7 +166,7 @@ pub fn read_pidfile(root: &Root, node_path: &Path) -> Result<i32, ReadError> {
     parse_pid(&text).map_err(|what| ReadError::new(node_path, None, what))
 }
 
-fn parse_pid(text: &str) -> Result<i32, String> {
+pub(crate) fn parse_pid(text: &str) -> Result<i32, String> {
     let t = text.trim();
     match t.parse::<i32>() {
         Ok(pid) if pid > 0 => Ok(pid),

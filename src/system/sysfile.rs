@@ -83,6 +83,11 @@ pub fn read_capped(root: &Root, view_path: &Path, limit: u64) -> Result<String, 
 fn read_from(file: File, limit: u64) -> io::Result<String> {
     let mut bytes = Vec::new();
     file.take(limit.saturating_add(1)).read_to_end(&mut bytes)?;
+    text_of(bytes, limit)
+}
+
+/// The bytes read (at most `limit + 1` of them) as text, or why not.
+pub(crate) fn text_of(bytes: Vec<u8>, limit: u64) -> io::Result<String> {
     if u64::try_from(bytes.len()).unwrap_or(u64::MAX) > limit {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
