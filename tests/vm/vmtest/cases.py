@@ -376,24 +376,25 @@ mark "note the second wdfeed exited rc=$_rc"
         log_must=("not-stopping",)),
     Scenario(
         "fenced-killed-restart",
-        "the checked filesystem goes read-only and wdfeed fences; the fenced wdfeed is "
-        "SIGKILLed (SIGTERM would not stop it), the filesystem is made writable again and a "
-        "new wdfeed starts at once, as systemd's Restart= would: the fence record of this "
-        "boot must keep it from arming (it says so), nothing pets, and the reset comes within "
-        "the bound",
+        "the fake heartbeat is SIGSTOPped and wdfeed fences (it SIGKILLs the kill list); the "
+        "fenced wdfeed is SIGKILLed (SIGTERM would not stop it), the heartbeat is started "
+        "again and a new wdfeed starts at once, as systemd's Restart= would: the fence record "
+        "of this boot must keep it from arming (it says so), nothing pets, and the reset comes "
+        "within the bound",
         guest="""
 start_petter
 settle
-mark "fault ro-remount, then SIGKILL of the fenced wdfeed, recovery and a restart"
-mount -o remount,ro /mnt/data 2>/dev/null || echo u > /proc/sysrq-trigger
+mark "fault heartbeat-stop, then SIGKILL of the fenced wdfeed, a new heartbeat and a restart"
+kill -STOP $(pid_of fakehb)
 wait_log "fencing check=" 30 || fail "wdfeed did not fence"
 kill -KILL $(pid_of wdfeed)
-mount -o remount,rw /mnt/data && mark "note /mnt/data writable again"
-mark "note SIGKILLed the fenced wdfeed; starting another at once"
+rm -f /run/fakehb.pid
+spawn fakehb /bin/fakehb
+mark "note SIGKILLed the fenced wdfeed, heartbeat back; starting another wdfeed at once"
 ( wdfeed run -c /etc/wdfeed/watchdog.yaml $WDFEED_ARGS 2>&1; echo "rc=$?" ) | sed 's/^/second: /' &
 """,
         expect="reset", timing="bound", standin_ok=False, fences=True,
-        checks=("writable",), drivers=("softdog",),
+        checks=("process",), drivers=("softdog",),
         log_must=("fenced-earlier",)),
     Scenario(
         "record-other-boot",
