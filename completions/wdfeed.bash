@@ -34,6 +34,9 @@ _wdfeed() {
             wdfeed,status)
                 cmd="wdfeed__subcmd__status"
                 ;;
+            wdfeed,stop)
+                cmd="wdfeed__subcmd__stop"
+                ;;
             wdfeed,validate)
                 cmd="wdfeed__subcmd__validate"
                 ;;
@@ -55,6 +58,9 @@ _wdfeed() {
             wdfeed__subcmd__help,status)
                 cmd="wdfeed__subcmd__help__subcmd__status"
                 ;;
+            wdfeed__subcmd__help,stop)
+                cmd="wdfeed__subcmd__help__subcmd__stop"
+                ;;
             wdfeed__subcmd__help,validate)
                 cmd="wdfeed__subcmd__help__subcmd__validate"
                 ;;
@@ -65,7 +71,7 @@ _wdfeed() {
 
     case "${cmd}" in
         wdfeed)
-            opts="-h -V --root --log-level --help --version run status check info doctor validate help"
+            opts="-h -V --root --log-level --help --version run stop status check info doctor validate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -147,7 +153,7 @@ _wdfeed() {
             return 0
             ;;
         wdfeed__subcmd__help)
-            opts="run status check info doctor validate help"
+            opts="run stop status check info doctor validate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -244,6 +250,20 @@ _wdfeed() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        wdfeed__subcmd__help__subcmd__stop)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         wdfeed__subcmd__help__subcmd__validate)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -289,7 +309,7 @@ _wdfeed() {
             return 0
             ;;
         wdfeed__subcmd__run)
-            opts="-c -h -V --config --dry-run --status-file --root --log-level --help --version"
+            opts="-c -h -V --config --dry-run --status-file --runtime-dir --root --log-level --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -304,6 +324,10 @@ _wdfeed() {
                     return 0
                     ;;
                 --status-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --runtime-dir)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -335,6 +359,32 @@ _wdfeed() {
                     ;;
                 --format)
                     COMPREPLY=($(compgen -W "text json prometheus" -- "${cur}"))
+                    return 0
+                    ;;
+                --root)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-level)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        wdfeed__subcmd__stop)
+            opts="-h -V --fenced --status-file --root --log-level --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --status-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --root)

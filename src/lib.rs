@@ -13,7 +13,8 @@
 //! - `units/`: durations and sizes as operators write them, shared by config, checks, device.
 //! - `health/`: `Verdict` and the one pass rule, the lease table, the runner, `checks/`.
 //! - `feeder/`: the petting loop, its pure `decide()`, and its wake-up lateness histogram.
-//! - `fence/`: the latch, the kernel log line, the kill list, and the fence sequence.
+//! - `fence/`: the latch, the fence record of this boot, the kernel log line, the kill list,
+//!   and the fence sequence.
 //! - `device/`: the kernel watchdog API, its policy, and what sysfs says of a device.
 //! - `status/`: the status file: its format, what goes in it, and the thread that writes it.
 //! - `system/`: `/proc` and `/sys` readers under an injected root; hardening; sd_notify.

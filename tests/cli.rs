@@ -346,13 +346,13 @@ fn status_shows_the_running_daemon_and_its_checks() {
 }
 
 #[test]
-fn the_command_line_is_public_for_man_pages_and_has_six_commands() {
+fn the_command_line_is_public_for_man_pages_and_has_seven_commands() {
     let cmd = <wdfeed::cli::Cli as clap::CommandFactory>::command();
     let mut names: Vec<&str> = cmd.get_subcommands().map(|c| c.get_name()).collect();
     names.sort_unstable();
     assert_eq!(
         names,
-        ["check", "doctor", "info", "run", "status", "validate"]
+        ["check", "doctor", "info", "run", "status", "stop", "validate"]
     );
 }
 
@@ -471,4 +471,86 @@ fn validate_rejects_a_duplicate_or_too_long_interface_with_its_position() {
         "{err}"
     );
     assert!(err.contains("IFNAMSIZ"), "{err}");
+}
+
+#[test]
+fn a_start_in_a_fenced_boot_arms_nothing_ignores_sigterm_and_leaves_on_stop_fenced() {
+    let fx = FixtureRoot::new();
+    let record = "wdfeed fence record 1\nboot 0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0\nstate fenced\nat 42.500 1700000000\nreason writable /: read-only\n";
+    std::fs::write(fx.runtime_path().join("fence"), record).unwrap();
+    let cfg = fx.write("w.yaml", &fast_config(""));
+    // Not a dry run, and no device in the fixture: opening one would fail with exit 3.
+    let mut d = fx.daemon(&cfg, false);
+    let line = d
+        .wait_for(
+            "fenced earlier in this boot at 42.5 s",
+            Duration::from_secs(20),
+        )
+        .unwrap_or_else(|| panic!("{}", d.transcript()));
+    assert!(
+        line.contains("(writable /: read-only): waiting for the reset"),
+        "{line}"
+    );
+    let mut out = String::new();
+    for _ in 0..50 {
+        let o = run(&["status", "--status-file", &fx.status_arg()]);
+        out = stdout(&o);
+        if out.contains("fenced earlier") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        out.contains("FENCED by fence record: fenced earlier in this boot"),
+        "{out}"
+    );
+    d.signal(SIGTERM);
+    d.wait_for("fenced: not stopping", Duration::from_secs(10))
+        .unwrap_or_else(|| panic!("{}", d.transcript()));
+    let o = run(&["stop", "--status-file", &fx.status_arg()]);
+    assert_eq!(o.status.code(), Some(1), "stop without --fenced refuses");
+    let o = run(&["stop", "--fenced", "--status-file", &fx.status_arg()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(
+        d.wait(Duration::from_secs(10)),
+        Some(0),
+        "{}",
+        d.transcript()
+    );
+    assert!(!d.transcript().contains("armed"), "{}", d.transcript());
+    assert_eq!(
+        std::fs::read_to_string(fx.runtime_path().join("fence")).unwrap(),
+        record,
+        "the record stays"
+    );
+}
+
+#[test]
+fn run_refuses_a_runtime_dir_that_is_not_memory_backed() {
+    let fx = FixtureRoot::new();
+    let cfg = fx.write("w.yaml", &fast_config(""));
+    let disk = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let o = run(&[
+        "--root",
+        &fx.root_arg(),
+        "run",
+        "--runtime-dir",
+        disk.path().to_str().unwrap(),
+        "--status-file",
+        &fx.status_arg(),
+        "-c",
+        cfg.to_str().unwrap(),
+    ]);
+    if stat_is_tmpfs(disk.path()) {
+        return; // the build tree is on tmpfs here: nothing to refuse
+    }
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("not memory-backed"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("nothing was armed"), "{}", stderr(&o));
+}
+
+fn stat_is_tmpfs(p: &std::path::Path) -> bool {
+    nix::sys::statfs::statfs(p)
+        .map(|s| s.filesystem_type() == nix::sys::statfs::TMPFS_MAGIC)
+        .unwrap_or(false)
 }

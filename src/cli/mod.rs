@@ -7,6 +7,7 @@ mod doctor;
 mod info;
 mod run;
 mod status;
+mod stop;
 mod validate;
 
 use std::path::PathBuf;
@@ -57,6 +58,19 @@ enum Command {
         #[arg(long)]
         dry_run: bool,
         /// Where to keep the state `wdfeed status` reads.
+        #[arg(long, value_name = "FILE", default_value = crate::status::DEFAULT_STATUS_FILE)]
+        status_file: PathBuf,
+        /// wdfeed's runtime directory: must be on a tmpfs (or ramfs); it holds the fence
+        /// record of this boot. Not under --root: it is this host's state.
+        #[arg(long, value_name = "DIR", env = "WDFEED_RUNTIME_DIR", default_value = crate::fence::record::DEFAULT_RUNTIME_DIR)]
+        runtime_dir: PathBuf,
+    },
+    /// End a fenced wdfeed (it ignores SIGTERM): the devices stay armed, the node still
+    /// resets, and no wdfeed arms again in this boot.
+    Stop {
+        /// Required: says that the daemon to stop is fenced.
+        #[arg(long)]
+        fenced: bool,
         #[arg(long, value_name = "FILE", default_value = crate::status::DEFAULT_STATUS_FILE)]
         status_file: PathBuf,
     },
@@ -129,7 +143,12 @@ pub fn main() -> ExitCode {
             config,
             dry_run,
             status_file,
-        } => run::run(root, config, dry_run, status_file),
+            runtime_dir,
+        } => run::run(root, config, dry_run, status_file, runtime_dir),
+        Command::Stop {
+            fenced,
+            status_file,
+        } => stop::run(&status_file, fenced),
         Command::Status {
             status_file,
             format,

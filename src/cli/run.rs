@@ -11,11 +11,13 @@ pub fn run(
     config: Option<PathBuf>,
     dry_run: bool,
     status_file: PathBuf,
+    runtime_dir: PathBuf,
 ) -> Result<(), Failure> {
     daemon::run(Options {
         root,
         config,
         dry_run,
         status_file,
+        runtime_dir,
     })
 }

@@ -10,6 +10,7 @@
 //! healthy), [`arm`] (devices in, the bound, devices out), [`threads`] (feeder, kill list).
 
 mod arm;
+mod held;
 mod signals;
 mod startup;
 mod threads;
@@ -43,6 +44,8 @@ pub struct Options {
     pub dry_run: bool,
     /// Where the status thread keeps the state `wdfeed status` reads.
     pub status_file: PathBuf,
+    /// wdfeed's runtime directory (a tmpfs): the fence record of this boot.
+    pub runtime_dir: PathBuf,
 }
 
 enum Event {
@@ -82,6 +85,13 @@ pub fn run(opts: Options) -> Result<(), Failure> {
 
     let (events_tx, events) = mpsc::channel();
     signals::start_signal_thread(events_tx.clone())?;
+    let record = held::open_record(&opts)?;
+    if let Some((rec, found)) = &record {
+        if !found.may_arm() {
+            held::hold(found, rec, &config, &opts, &events);
+            return Ok(());
+        }
+    }
 
     arm::note_device_states(&config, &opts.root);
     let clock: Arc<dyn Clock> = Arc::new(BootClock);
@@ -115,7 +125,9 @@ pub fn run(opts: Options) -> Result<(), Failure> {
         bound: bound.seconds(),
     };
     let fencer = Arc::new(
-        Fencer::new(plan, kill, kernel_log, runner.handles.clone()).with_isolation(isolator),
+        Fencer::new(plan, kill, kernel_log, runner.handles.clone())
+            .with_isolation(isolator)
+            .with_record(record.map(|(rec, _)| rec)),
     );
     let latch = Arc::new(Latch::new());
     let feeder = Feeder::new(
@@ -224,6 +236,14 @@ fn steady(
     loop {
         match events.recv() {
             Ok(Event::Signal(Signal::SIGHUP)) => signals::reload(config, opts.config.as_deref()),
+            Ok(Event::Signal(Signal::SIGUSR1)) if !latch.is_closed() => {
+                tracing::warn!("SIGUSR1 ignored: it only ends a fenced wdfeed (wdfeed stop --fenced); stop this one with SIGTERM")
+            }
+            Ok(Event::Signal(Signal::SIGUSR1)) => {
+                tracing::warn!("SIGUSR1 (wdfeed stop --fenced): leaving every device armed; the hardware resets the node");
+                stoppers.stop();
+                return Exit::Stopped;
+            }
             Ok(Event::Signal(sig)) if !obeys_stop(latch.is_closed(), opts.dry_run) => {
                 tracing::warn!(signal = %sig, "fenced: not stopping (a restarted wdfeed could pet a node that must reset); the hardware resets the node")
             }

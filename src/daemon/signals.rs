@@ -1,5 +1,6 @@
 //! Signals: blocked in every thread before any exists, and taken by one thread of their own
-//! that turns them into events for the daemon's main loop. SIGHUP re-reads the config.
+//! that turns them into events for the daemon's main loop. SIGHUP re-reads the config;
+//! SIGUSR1 (`wdfeed stop --fenced`) ends a fenced wdfeed, and nothing else.
 
 use std::path::Path;
 use std::sync::mpsc::Sender;
@@ -16,7 +17,12 @@ use crate::Failure;
 /// The signals the daemon handles on a thread of its own.
 fn handled_signals() -> SigSet {
     let mut set = SigSet::empty();
-    for s in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
+    for s in [
+        Signal::SIGTERM,
+        Signal::SIGINT,
+        Signal::SIGHUP,
+        Signal::SIGUSR1,
+    ] {
         set.add(s);
     }
     set

@@ -79,6 +79,9 @@ pub(super) fn wait_until_healthy(
             Ok(Event::Signal(Signal::SIGHUP)) => {
                 tracing::warn!("SIGHUP before arming: restart wdfeed to use a new config")
             }
+            Ok(Event::Signal(Signal::SIGUSR1)) => {
+                tracing::warn!("SIGUSR1 ignored: it only ends a fenced wdfeed")
+            }
             Ok(Event::Signal(_)) | Err(RecvTimeoutError::Disconnected) => return false,
             Ok(Event::FeederDone(_)) | Err(RecvTimeoutError::Timeout) => {}
         }

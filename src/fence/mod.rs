@@ -1,5 +1,7 @@
 //! The fence sequence: run once, latched, prepared at start-up.
 //!
+//! 1. Record the fence for this boot ([`record`]: one pwrite to the record opened at
+//!    start-up on a tmpfs), so that a restarted wdfeed never arms again in this boot.
 //! 1. One line to the kernel log (`/dev/kmsg`, opened at start-up) and to stderr: what
 //!    failed, its evidence, and the fence bound.
 //! 2. Isolate: take every interface in `fence.isolate` down (prepared socket, ioctls).
@@ -17,6 +19,7 @@ mod isolate;
 mod kernel_log;
 mod kill;
 mod latch;
+pub mod record;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -25,6 +28,7 @@ pub use isolate::Isolator;
 pub use kernel_log::KernelLog;
 pub use kill::KillList;
 pub use latch::Latch;
+pub use record::FenceRecord;
 
 use crate::config::FenceMode;
 use crate::health::runner::CheckHandle;
@@ -75,6 +79,8 @@ pub struct Fencer {
     checks: Vec<Arc<CheckHandle>>,
     /// What fenced the node (check, evidence), for `wdfeed status`.
     fenced_by: Mutex<Option<(String, String)>>,
+    /// The fence record of this boot (none in a dry run).
+    record: Option<Arc<FenceRecord>>,
 }
 
 impl Fencer {
@@ -93,12 +99,19 @@ impl Fencer {
             reboot: kernel_reboot(),
             checks,
             fenced_by: Mutex::new(None),
+            record: None,
         }
     }
 
     /// The same fence, taking `isolate`'s interfaces down after the kernel log line.
     pub fn with_isolation(mut self, isolate: Isolator) -> Self {
         self.isolate = isolate;
+        self
+    }
+
+    /// The same fence, recording itself in `record` first.
+    pub fn with_record(mut self, record: Option<Arc<FenceRecord>>) -> Self {
+        self.record = record;
         self
     }
 
@@ -145,8 +158,13 @@ impl Fence for Fencer {
             FenceMode::Watchdog => "watchdog",
             FenceMode::Reboot => "reboot",
         };
-        // Kernel logs first (they never block), then the kills, and only then stderr,
-        // which a wedged journald could stall.
+        // The record first (a pwrite to tmpfs), so a restarted wdfeed never arms again;
+        // then the kernel logs (they never block), the kills, and only then stderr, which a
+        // wedged journald could stall.
+        let recorded = match (&self.record, dry_run) {
+            (Some(r), false) => Some(r.write_fenced(now, &check, &evidence)),
+            _ => None,
+        };
         if !dry_run {
             self.kernel_log.write(&format!(
                 "<2>wdfeed: FENCE check={check} evidence={evidence} bound={bound}s mode={mode_word}\n"
@@ -170,6 +188,9 @@ impl Fence for Fencer {
         }
         for line in kills {
             tracing::error!("{line}");
+        }
+        if let Some(Err(e)) = recorded {
+            tracing::error!(error = %e, "the fence record was not written: a wdfeed restarted in this boot could arm again");
         }
         if mode == FenceMode::Reboot {
             if dry_run {
@@ -260,5 +281,41 @@ mod tests {
             text,
             "<2>wdfeed: FENCE check=writable / evidence=/ read-only in /proc/1/mountinfo bound=45.0s mode=watchdog\n"
         );
+    }
+
+    #[test]
+    fn the_fence_records_itself_for_this_boot_first() {
+        let dir = tempfile::Builder::new()
+            .prefix("wdfeed-fence-")
+            .tempdir_in("/dev/shm")
+            .unwrap();
+        let boot = "0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0";
+        let (rec, _) = FenceRecord::open(dir.path(), boot).unwrap();
+        let fencer = Fencer::new(
+            plan(FenceMode::Watchdog),
+            no_kills(),
+            KernelLog::default(),
+            vec![],
+        )
+        .with_record(Some(Arc::new(rec)));
+        fencer.fence(
+            &FenceReason::Stall {
+                gap: Duration::from_secs(40),
+            },
+            Duration::from_secs(100),
+        );
+        let (_r, found) = FenceRecord::open(dir.path(), boot).unwrap();
+        match found {
+            record::Found::FencedThisBoot {
+                at_boot_s, reason, ..
+            } => {
+                assert_eq!(at_boot_s, 100.0);
+                assert!(
+                    reason.starts_with("freeze-guard: the feeder did not run for 40.0 s"),
+                    "{reason}"
+                );
+            }
+            other => panic!("expected fenced, got {other:?}"),
+        }
     }
 }

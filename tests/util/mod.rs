@@ -32,6 +32,8 @@ pub fn stderr(o: &Output) -> String {
 /// A fixture root with a writable `/` in `proc/1/mountinfo`.
 pub struct FixtureRoot {
     pub dir: tempfile::TempDir,
+    /// wdfeed's runtime directory (the fence record): on tmpfs, as wdfeed demands.
+    runtime: tempfile::TempDir,
 }
 
 pub const MOUNTINFO_RW: &str = "\
@@ -49,13 +51,26 @@ impl FixtureRoot {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("proc/1")).unwrap();
         std::fs::create_dir_all(dir.path().join("dev")).unwrap();
-        let f = FixtureRoot { dir };
+        let runtime = tempfile::Builder::new()
+            .prefix("wdfeed-test-run-")
+            .tempdir_in("/dev/shm")
+            .unwrap();
+        let f = FixtureRoot { dir, runtime };
         f.write("proc/1/mountinfo", MOUNTINFO_RW);
+        f.write(
+            "proc/sys/kernel/random/boot_id",
+            "0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0\n",
+        );
         f
     }
 
     pub fn path(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// The runtime directory the daemon is given (`--runtime-dir`).
+    pub fn runtime_path(&self) -> &Path {
+        self.runtime.path()
     }
 
     /// A status file inside the fixture, so tests never touch /run.
@@ -76,7 +91,15 @@ impl FixtureRoot {
             args.push("--dry-run");
         }
         let cfg = cfg.display().to_string();
-        args.extend(["--status-file", &status, "-c", &cfg]);
+        let runtime = self.runtime.path().display().to_string();
+        args.extend([
+            "--status-file",
+            &status,
+            "--runtime-dir",
+            &runtime,
+            "-c",
+            &cfg,
+        ]);
         Daemon::start(&args)
     }
 

@@ -374,6 +374,44 @@ mark "note the second wdfeed exited rc=$_rc"
         expect="reset", timing="bound", standin_ok=False, fences=True,
         checks=("writable",), drivers=("softdog",),
         log_must=("not-stopping",)),
+    Scenario(
+        "fenced-killed-restart",
+        "the fake heartbeat is SIGSTOPped and wdfeed fences (it SIGKILLs the kill list); the "
+        "fenced wdfeed is SIGKILLed (SIGTERM would not stop it), the heartbeat is started "
+        "again and a new wdfeed starts at once, as systemd's Restart= would: the fence record "
+        "of this boot must keep it from arming (it says so), nothing pets, and the reset comes "
+        "within the bound",
+        guest="""
+start_petter
+settle
+mark "fault heartbeat-stop, then SIGKILL of the fenced wdfeed, a new heartbeat and a restart"
+kill -STOP $(pid_of fakehb)
+wait_log "fencing check=" 30 || fail "wdfeed did not fence"
+kill -KILL $(pid_of wdfeed)
+rm -f /run/fakehb.pid
+spawn fakehb /bin/fakehb
+mark "note SIGKILLed the fenced wdfeed, heartbeat back; starting another wdfeed at once"
+( wdfeed run -c /etc/wdfeed/watchdog.yaml $WDFEED_ARGS 2>&1; echo "rc=$?" ) | sed 's/^/second: /' &
+""",
+        expect="reset", timing="bound", standin_ok=False, fences=True,
+        checks=("process",), drivers=("softdog",),
+        log_must=("fenced-earlier",)),
+    Scenario(
+        "record-other-boot",
+        "the runtime directory holds a fence record that says fenced, of another boot (as a "
+        "runtime directory kept across a reboot would): wdfeed must say it ignores it, arm, "
+        "and keep the VM up for 3 reset times",
+        guest="""
+mkdir -p /run/wdfeed
+printf 'wdfeed fence record 1\\nboot 00000000-0000-4000-8000-000000000000\\nstate fenced\\nat 12.000 1700000000\\nreason writable /mnt/data: read-only\\n' > /run/wdfeed/fence
+mark "note planted: $(tr '\\n' ' ' < /run/wdfeed/fence)"
+start_petter
+settle
+mark "fault none (a fenced record of another boot was in place)"
+sleep $UP_FOR
+""",
+        expect="up", timing="stay-up", standin_ok=False, drivers=("softdog",),
+        checks=("writable",), log_must=("record-other-boot",)),
 ]}
 
 
@@ -396,6 +434,8 @@ WDFEED_SAYS = {
     "held-by": r"held by pid",
     "left-armed": r"left armed \(on-exit: keep-armed\)",
     "not-stopping": r"fenced: not stopping",
+    "fenced-earlier": r"fenced earlier in this boot at .*waiting for the reset",
+    "record-other-boot": r"fence record \S+ is of another boot",
 }
 
 

@@ -1,0 +1,49 @@
+//! `wdfeed stop --fenced`: ends a fenced wdfeed (one that fenced, or one held by the fence
+//! record of this boot), which ignores SIGTERM. It sends SIGUSR1 to the pid in the status
+//! file; the devices stay armed and the fence record stays, so the node still resets and no
+//! wdfeed arms again in this boot.
+
+use std::path::Path;
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+use crate::status;
+use crate::Failure;
+
+pub fn run(status_file: &Path, fenced: bool) -> Result<(), Failure> {
+    if !fenced {
+        return Err(Failure::runtime(
+            "a healthy wdfeed stops on SIGTERM (systemctl stop wdfeed); `wdfeed stop --fenced` is only for a fenced one, which ignores SIGTERM"
+                .into(),
+        ));
+    }
+    let s = status::read(status_file).map_err(Failure::runtime)?;
+    if !s.state.starts_with("fenced") {
+        return Err(Failure::runtime(format!(
+            "wdfeed pid {} is not fenced (state {} in {}): stop it with SIGTERM (systemctl stop wdfeed)",
+            s.pid,
+            s.state,
+            status_file.display()
+        )));
+    }
+    let pid = i32::try_from(s.pid)
+        .ok()
+        .filter(|p| *p > 1)
+        .ok_or_else(|| {
+            Failure::runtime(format!(
+                "{}: pid {} is not a daemon's",
+                status_file.display(),
+                s.pid
+            ))
+        })?;
+    kill(Pid::from_raw(pid), Signal::SIGUSR1).map_err(|e| {
+        Failure::runtime(format!(
+            "cannot signal wdfeed pid {pid} (from {}): {}",
+            status_file.display(),
+            e.desc()
+        ))
+    })?;
+    println!("sent SIGUSR1 to the fenced wdfeed pid {pid}: it exits, the devices stay armed, and the fence record keeps every new wdfeed from arming until the reset");
+    Ok(())
+}

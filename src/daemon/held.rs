@@ -1,0 +1,100 @@
+//! The fence record at start-up: opened before anything is armed, and, where it says this
+//! boot was fenced (or is damaged), the held state: a wdfeed that never arms or pets, ignores
+//! SIGTERM and SIGINT like a fenced one, keeps `wdfeed status` and STATUS= saying why, and
+//! leaves only on SIGUSR1 (`wdfeed stop --fenced`). The record stays: the boot is still
+//! fenced.
+
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::Arc;
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+
+use super::{Event, Options};
+use crate::config::Config;
+use crate::fence::record::{self, FenceRecord, Found};
+use crate::status::{self, FenceStatus, LatenessStatus, Status};
+use crate::system::notify::Notifier;
+use crate::time::{BootClock, Clock};
+use crate::Failure;
+
+/// Opens the record of this boot (none in a dry run: it fences nothing). A runtime directory
+/// that is not memory-backed, or a boot id that cannot be read, stops wdfeed before it arms.
+pub(super) fn open_record(opts: &Options) -> Result<Option<(Arc<FenceRecord>, Found)>, Failure> {
+    if opts.dry_run {
+        tracing::info!("dry run: the fence record is neither read nor written");
+        return Ok(None);
+    }
+    let boot = record::read_boot_id(&opts.root).map_err(refuse)?;
+    let (rec, found) = FenceRecord::open(&opts.runtime_dir, &boot).map_err(refuse)?;
+    let line = found.describe(rec.path());
+    if found.may_arm() {
+        tracing::info!("{line}");
+    } else {
+        tracing::error!("{line}");
+    }
+    Ok(Some((Arc::new(rec), found)))
+}
+
+fn refuse(e: String) -> Failure {
+    Failure::runtime(format!("{e}; nothing was armed"))
+}
+
+/// The held state: returns when the operator releases it (SIGUSR1).
+pub(super) fn hold(
+    found: &Found,
+    rec: &FenceRecord,
+    config: &Config,
+    opts: &Options,
+    events: &Receiver<Event>,
+) {
+    let line = found.describe(rec.path());
+    let notifier = Notifier::from_env();
+    notifier.send(&format!("STATUS=FENCED: {line}"));
+    let every = config.interval.max(Duration::from_millis(100));
+    loop {
+        notifier.watchdog();
+        write_status(&line, every, opts);
+        match events.recv_timeout(every) {
+            Ok(Event::Signal(Signal::SIGUSR1)) => {
+                tracing::warn!("SIGUSR1 (wdfeed stop --fenced): leaving; the fence record stays, so every wdfeed started in this boot waits for the reset");
+                let _ = std::fs::remove_file(&opts.status_file);
+                return;
+            }
+            Ok(Event::Signal(Signal::SIGHUP)) => {
+                tracing::warn!(
+                    "SIGHUP: fenced earlier in this boot; no config is used until the reset"
+                )
+            }
+            Ok(Event::Signal(sig)) => {
+                tracing::warn!(signal = %sig, "fenced: not stopping ({line}); `wdfeed stop --fenced` ends this process, the reset ends the fence")
+            }
+            Ok(Event::FeederDone(_)) | Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => return,
+        }
+    }
+}
+
+fn write_status(line: &str, every: Duration, opts: &Options) {
+    let s = Status {
+        pid: std::process::id(),
+        written_at_s: status::secs(BootClock.now()),
+        interval_s: status::secs(every),
+        dry_run: false,
+        state: "fenced-earlier".into(),
+        fence: Some(FenceStatus {
+            check: "fence record".into(),
+            evidence: line.to_string(),
+        }),
+        bound_s: 0.0,
+        last_pet_age_s: None,
+        devices: vec![],
+        checks: vec![],
+        lateness: LatenessStatus::default(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        textfile: None,
+    };
+    if let Err(e) = status::write(&opts.status_file, &s) {
+        tracing::debug!(error = %e, "cannot write the status file");
+    }
+}
