@@ -4,7 +4,6 @@ ARP observer, the fault on the master, and the verdict from both observers' figu
 import argparse
 import concurrent.futures
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -41,7 +40,6 @@ class Result:
     scenario: str
     wdfeed: bool
     ok: bool = False
-    skipped: str = ""          # why this wdfeed cannot run the case at all (its own words)
     measured: bool = False     # a baseline that got as far as its figures
     dual: float = None
     takeover: float = None
@@ -54,8 +52,6 @@ class Result:
     workdir: str = ""
 
     def verdict(self):
-        if self.skipped:
-            return "SKIP"
         if not self.wdfeed:
             return "INFO" if self.measured else "FAIL"
         return "PASS" if self.ok else "FAIL"
@@ -64,8 +60,6 @@ class Result:
         return self.verdict() in ("PASS", "INFO")
 
     def line(self):
-        if self.skipped:
-            return f"SKIP {self.scenario} wdfeed={'yes' if self.wdfeed else 'no'} {self.skipped}"
         return (f"{self.verdict()} {self.scenario} wdfeed={'yes' if self.wdfeed else 'no'} "
                 f"dual_active={fmt(self.dual)} takeover={fmt(self.takeover)} "
                 f"reset={fmt(self.reset)} bound={fmt(self.bound)}")
@@ -81,7 +75,6 @@ class Context:
         self.wdfeed = None
         self.prebuilt = None
         self.rejected = {}     # softdog flag -> wdfeed validate's refusal of that config
-        self.unsupported = {}  # softdog flag -> the refusal, when it is a key this wdfeed lacks
         self.index = 0
         self.lock = threading.Lock()
 
@@ -112,18 +105,7 @@ def prepare(ctx):
             f.write(text)
         r = subprocess.run([ctx.wdfeed, "validate", path], capture_output=True, text=True)
         if r.returncode != 0:
-            out = (r.stdout + r.stderr).strip()
-            missing = [ln for ln in out.splitlines() if UNSUPPORTED_RE.search(ln)]
-            if missing:
-                # "wdfeed: FILE:LINE:COL: `key`: message": keep the key and the message
-                ctx.unsupported[softdog] = missing[0].split(": ", 2)[-1]
-            else:
-                ctx.rejected[softdog] = out
-
-
-# The features of wdfeed this suite needs beyond tests/vm's: a wdfeed that does not know
-# these keys yet SKIPs the cases with wdfeed (quoting its refusal); any other refusal FAILs.
-UNSUPPORTED_RE = re.compile(r"`fence\.(isolate|handover-file)`: unknown field")
+            ctx.rejected[softdog] = (r.stdout + r.stderr).strip()
 
 
 def wdfeed_config(softdog):
@@ -218,9 +200,6 @@ def run_case(ctx, scen, with_wdfeed):
     t_case = time.monotonic()
     res.workdir = os.path.join(ctx.outdir, f"{scen.name}-{'wdfeed' if with_wdfeed else 'baseline'}")
     os.makedirs(res.workdir, exist_ok=True)
-    if with_wdfeed and scen.softdog in ctx.unsupported:
-        res.skipped = "unsupported by this wdfeed: " + ctx.unsupported[scen.softdog]
-        return res
     if with_wdfeed and scen.softdog in ctx.rejected:
         # the host is not the guest (no eth0, no /mnt/data there): the guest's wdfeed decides
         res.notes.append("wdfeed validate on the host rejected the config (the guest's wdfeed "
@@ -499,9 +478,6 @@ def run_all(ctx, args, selection, t_suite):
             print(Result(s.name, w, reason="set-up failed").line())
         print(f"0 passed, {len(selection)} failed")
         return 1
-    for softdog, why in ctx.unsupported.items():
-        assets.log(f"this wdfeed lacks what the suite's config ({'with' if softdog else 'without'} "
-                   f"softdog) needs: {why}: the cases with wdfeed are SKIPped")
     for softdog, why in ctx.rejected.items():
         assets.log(f"wdfeed validate on the host rejects the suite's config ({'with' if softdog else 'without'} "
                    "softdog); the cases run, and the guests' wdfeed decides: " + (why.splitlines()[0] if why else ""))
@@ -519,8 +495,7 @@ def run_all(ctx, args, selection, t_suite):
                 print("    reason: " + r.reason.replace("\n", "\n      "))
             for n in r.notes:
                 print(f"    {n}")
-            if not r.skipped:
-                print(f"    case wall time {r.wall:.1f}s, logs {r.workdir}")
+            print(f"    case wall time {r.wall:.1f}s, logs {r.workdir}")
             if r.verdict() == "FAIL":
                 for node, tail in sorted(r.tails.items()):
                     print(f"    --- node {node} serial log tail ---")
@@ -537,8 +512,7 @@ def run_all(ctx, args, selection, t_suite):
         f.result()
     pool.shutdown()
     passed = sum(r.passed() for r in results)
-    skipped = sum(bool(r.skipped) for r in results)
-    failed = len(results) - passed - skipped
+    failed = len(results) - passed
     assets.log(f"suite wall time {time.monotonic() - t_suite:.0f}s")
-    print(f"{passed} passed, {failed} failed" + (f", {skipped} skipped" if skipped else ""))
+    print(f"{passed} passed, {failed} failed")
     return 0 if failed == 0 else 1
