@@ -391,7 +391,7 @@ kill -KILL $(pid_of wdfeed)
 rm -f /run/fakehb.pid
 spawn fakehb /bin/fakehb
 mark "note SIGKILLed the fenced wdfeed, heartbeat back; starting another wdfeed at once"
-( wdfeed run -c /etc/wdfeed/watchdog.yaml $WDFEED_ARGS 2>&1; echo "rc=$?" ) | sed 's/^/second: /' &
+( wdfeed run -c /etc/wdfeed/watchdog.yaml $WDFEED_ARGS; echo "second wdfeed rc=$?" ) &
 """,
         expect="reset", timing="bound", standin_ok=False, fences=True,
         checks=("process",), drivers=("softdog",),
