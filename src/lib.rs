@@ -1,22 +1,25 @@
 //! wdfeed pets the Linux hardware watchdog only while the node is healthy, and fences the
-//! node when it is not: it kills the cluster processes so the HA peer takes over at once,
-//! stops petting, and the hardware resets the node within a bound it states.
+//! node when it is not: it takes the service links down and kills the cluster processes so
+//! the HA peer takes over at once, stops petting, and the hardware resets the node within a
+//! bound it states.
 //!
 //! A feeder thread reads only in-memory leases, check threads renew them, and a latched
 //! fence runs once (README.md, "How it works").
 //!
 //! # Layout
 //!
-//! - `cli/`: the command line, one file per command (`run`, `check`, `info`, `validate`, `status`).
+//! - `cli/`: the command line, one file per command (`run`, `check`, `info`, `validate`,
+//!   `status`, `stop`, `doctor`).
 //! - `daemon/`: `wdfeed run`: start-up and exit order, the threads, signals, arming.
 //! - `config/`: `watchdog.yaml`: raw mirror, rules, the checked `Config`, and the fence bound.
 //! - `units/`: durations and sizes as operators write them, shared by config, checks, device.
 //! - `health/`: `Verdict` and the one pass rule, the lease table, the runner, `checks/`.
 //! - `feeder/`: the petting loop, its pure `decide()`, and its wake-up lateness histogram.
-//! - `fence/`: the latch, the fence record of this boot, the kernel log line, the kill list,
-//!   and the fence sequence.
+//! - `fence/`: the latch, the fence record of this boot, the kernel log line, isolation of
+//!   the service links, the kill list, and the fence sequence.
 //! - `device/`: the kernel watchdog API, its policy, and what sysfs says of a device.
-//! - `status/`: the status file: its format, what goes in it, and the thread that writes it.
+//! - `status/`: the status file, the handover file and the metrics (Prometheus text and the
+//!   node_exporter textfile): their formats, what goes in them, the threads that write them.
 //! - `system/`: `/proc` and `/sys` readers under an injected root; hardening; sd_notify.
 //! - `time/`: the daemon's clock (CLOCK_BOOTTIME) and the sleep a stop cuts short.
 //! - `ffi.rs`: every unsafe block, each with its SAFETY line.
