@@ -554,3 +554,82 @@ fn stat_is_tmpfs(p: &std::path::Path) -> bool {
         .map(|s| s.filesystem_type() == nix::sys::statfs::TMPFS_MAGIC)
         .unwrap_or(false)
 }
+
+/// Runs wdfeed with its standard output on the write end of a pipe whose read end is closed
+/// before it starts (`wdfeed check | head -0`).
+fn run_into_closed_pipe(args: &[&str]) -> std::process::Output {
+    let (reader, writer) = nix::unistd::pipe().unwrap();
+    drop(reader);
+    let writer = std::fs::File::from(writer);
+    wdfeed()
+        .args(args)
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .expect("wdfeed runs")
+}
+
+/// Runs wdfeed with its standard output on /dev/full: every write fails with ENOSPC.
+fn run_into_dev_full(args: &[&str]) -> std::process::Output {
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    wdfeed()
+        .args(args)
+        .stdout(full)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .expect("wdfeed runs")
+}
+
+#[test]
+fn a_closed_stdout_ends_quietly_with_the_commands_own_exit_code() {
+    let o = run_into_closed_pipe(&["validate", "--print-default"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(stderr(&o), "", "EPIPE is not an error to report");
+
+    let fx = FixtureRoot::new();
+    let cfg = fx.write("w.yaml", &fast_config(""));
+    let args = [
+        "--root",
+        &fx.root_arg(),
+        "check",
+        "-c",
+        cfg.to_str().unwrap(),
+    ];
+    let o = run_into_closed_pipe(&args);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("panicked"), "{}", stderr(&o));
+
+    fx.write("proc/1/mountinfo", MOUNTINFO_RO);
+    let o = run_into_closed_pipe(&args);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "unhealthy stays 1: {}",
+        stderr(&o)
+    );
+    assert!(!stderr(&o).contains("panicked"), "{}", stderr(&o));
+}
+
+#[test]
+fn a_full_stdout_is_one_clear_error_and_exit_1() {
+    for args in [
+        vec!["validate", "--print-default"],
+        vec![
+            "validate",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/watchdog.yaml"),
+        ],
+    ] {
+        let o = run_into_dev_full(&args);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {}", stderr(&o));
+        let err = stderr(&o);
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(
+            err.starts_with("wdfeed: cannot write to standard output: "),
+            "{args:?}: {err}"
+        );
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+}
