@@ -633,3 +633,22 @@ fn a_full_stdout_is_one_clear_error_and_exit_1() {
         assert!(!err.contains("panicked"), "{args:?}: {err}");
     }
 }
+
+#[test]
+fn a_config_nested_too_deep_is_refused_at_the_line_and_column_of_the_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("deep.yaml");
+    let mut text = String::from("interval: 1s\ndevices: ");
+    text.push_str(&"[".repeat(100_000));
+    text.push('\n');
+    std::fs::write(&p, &text).unwrap();
+    let o = run(&["validate", p.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let err = stderr(&o);
+    // `devices: ` is 9 columns; under the top-level map, the 64th `[` (column 73) opens
+    // level 65, one over the limit.
+    let want = format!("wdfeed: {}:2:73: ", p.display());
+    assert!(err.starts_with(&want), "{err}");
+    assert!(err.contains("nested deeper than 64 levels"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+}
