@@ -652,3 +652,43 @@ fn a_config_nested_too_deep_is_refused_at_the_line_and_column_of_the_limit() {
     assert!(err.contains("nested deeper than 64 levels"), "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
 }
+
+/// Runs wdfeed and waits at most `limit` for it; a run still going then is killed and fails
+/// the test, so a hang ends as a failure, not as a stuck suite.
+fn run_or_kill(args: &[&str], limit: Duration) -> std::process::Output {
+    let mut child = wdfeed()
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("wdfeed runs");
+    let start = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > limit {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!("wdfeed {args:?} still ran after {limit:?}: it hangs");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn status_and_stop_refuse_a_status_file_that_is_a_fifo_or_device_without_hanging() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("status.json");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let fifo = fifo.to_str().unwrap();
+    for args in [
+        vec!["status", "--status-file", fifo],
+        vec!["status", "--status-file", "/dev/zero"],
+        vec!["stop", "--fenced", "--status-file", fifo],
+    ] {
+        let o = run_or_kill(&args, Duration::from_secs(20));
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {}", stderr(&o));
+        let err = stderr(&o);
+        assert!(err.contains("is not a regular file"), "{args:?}: {err}");
+        assert!(stdout(&o).is_empty(), "{args:?}");
+    }
+}
