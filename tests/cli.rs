@@ -554,3 +554,141 @@ fn stat_is_tmpfs(p: &std::path::Path) -> bool {
         .map(|s| s.filesystem_type() == nix::sys::statfs::TMPFS_MAGIC)
         .unwrap_or(false)
 }
+
+/// Runs wdfeed with its standard output on the write end of a pipe whose read end is closed
+/// before it starts (`wdfeed check | head -0`).
+fn run_into_closed_pipe(args: &[&str]) -> std::process::Output {
+    let (reader, writer) = nix::unistd::pipe().unwrap();
+    drop(reader);
+    let writer = std::fs::File::from(writer);
+    wdfeed()
+        .args(args)
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .expect("wdfeed runs")
+}
+
+/// Runs wdfeed with its standard output on /dev/full: every write fails with ENOSPC.
+fn run_into_dev_full(args: &[&str]) -> std::process::Output {
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    wdfeed()
+        .args(args)
+        .stdout(full)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .expect("wdfeed runs")
+}
+
+#[test]
+fn a_closed_stdout_ends_quietly_with_the_commands_own_exit_code() {
+    let o = run_into_closed_pipe(&["validate", "--print-default"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(stderr(&o), "", "EPIPE is not an error to report");
+
+    let fx = FixtureRoot::new();
+    let cfg = fx.write("w.yaml", &fast_config(""));
+    let args = [
+        "--root",
+        &fx.root_arg(),
+        "check",
+        "-c",
+        cfg.to_str().unwrap(),
+    ];
+    let o = run_into_closed_pipe(&args);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("panicked"), "{}", stderr(&o));
+
+    fx.write("proc/1/mountinfo", MOUNTINFO_RO);
+    let o = run_into_closed_pipe(&args);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "unhealthy stays 1: {}",
+        stderr(&o)
+    );
+    assert!(!stderr(&o).contains("panicked"), "{}", stderr(&o));
+}
+
+#[test]
+fn a_full_stdout_is_one_clear_error_and_exit_1() {
+    for args in [
+        vec!["validate", "--print-default"],
+        vec![
+            "validate",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/watchdog.yaml"),
+        ],
+    ] {
+        let o = run_into_dev_full(&args);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {}", stderr(&o));
+        let err = stderr(&o);
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(
+            err.starts_with("wdfeed: cannot write to standard output: "),
+            "{args:?}: {err}"
+        );
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn a_config_nested_too_deep_is_refused_at_the_line_and_column_of_the_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("deep.yaml");
+    let mut text = String::from("interval: 1s\ndevices: ");
+    text.push_str(&"[".repeat(100_000));
+    text.push('\n');
+    std::fs::write(&p, &text).unwrap();
+    let o = run(&["validate", p.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let err = stderr(&o);
+    // `devices: ` is 9 columns; under the top-level map, the 64th `[` (column 73) opens
+    // level 65, one over the limit.
+    let want = format!("wdfeed: {}:2:73: ", p.display());
+    assert!(err.starts_with(&want), "{err}");
+    assert!(err.contains("nested deeper than 64 levels"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+}
+
+/// Runs wdfeed and waits at most `limit` for it; a run still going then is killed and fails
+/// the test, so a hang ends as a failure, not as a stuck suite.
+fn run_or_kill(args: &[&str], limit: Duration) -> std::process::Output {
+    let mut child = wdfeed()
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("wdfeed runs");
+    let start = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > limit {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!("wdfeed {args:?} still ran after {limit:?}: it hangs");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn status_and_stop_refuse_a_status_file_that_is_a_fifo_or_device_without_hanging() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("status.json");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let fifo = fifo.to_str().unwrap();
+    for args in [
+        vec!["status", "--status-file", fifo],
+        vec!["status", "--status-file", "/dev/zero"],
+        vec!["stop", "--fenced", "--status-file", fifo],
+    ] {
+        let o = run_or_kill(&args, Duration::from_secs(20));
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {}", stderr(&o));
+        let err = stderr(&o);
+        assert!(err.contains("is not a regular file"), "{args:?}: {err}");
+        assert!(stdout(&o).is_empty(), "{args:?}");
+    }
+}

@@ -51,7 +51,7 @@ pub fn run(root: &Root, config_path: Option<&Path>, json: bool) -> Result<(), Fa
     if json {
         let text =
             serde_json::to_string_pretty(&rows).map_err(|e| Failure::runtime(e.to_string()))?;
-        println!("{text}");
+        outln!("{text}");
     } else {
         print_table(&rows);
     }
@@ -62,12 +62,12 @@ pub fn run(root: &Root, config_path: Option<&Path>, json: bool) -> Result<(), Fa
         .collect();
     if failed.is_empty() {
         if !json {
-            println!("healthy: {} of {} checks passed", rows.len(), rows.len());
+            outln!("healthy: {} of {} checks passed", rows.len(), rows.len());
         }
         Ok(())
     } else {
         if !json {
-            println!(
+            outln!(
                 "UNHEALTHY: {} of {} checks failed: {}",
                 failed.len(),
                 rows.len(),
@@ -119,15 +119,20 @@ fn run_check(c: &CheckConfig, root: &Root) -> Row {
 
 fn print_table(rows: &[Row]) {
     let width = rows.iter().map(|r| r.check.len()).max().unwrap_or(5).max(5);
-    println!(
+    outln!(
         "{:<width$}  {:<7}  {:>10}  EVIDENCE",
-        "CHECK", "VERDICT", "ELAPSED"
+        "CHECK",
+        "VERDICT",
+        "ELAPSED"
     );
     for r in rows {
         let verdict = if r.healthy { "ok" } else { "FAIL" };
-        println!(
+        outln!(
             "{:<width$}  {:<7}  {:>8.1}ms  {}",
-            r.check, verdict, r.elapsed_ms, r.evidence
+            r.check,
+            verdict,
+            r.elapsed_ms,
+            r.evidence
         );
     }
 }

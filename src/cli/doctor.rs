@@ -157,7 +157,7 @@ pub fn run(root: &Root, config_path: Option<&Path>) -> Result<(), Failure> {
     systemd::check(&wd, sbd.as_ref(), &mut report);
     others::check_keepalived(&wd, &mut report);
     others::check_holders(&wd, &mut report);
-    print!(
+    out!(
         "{}",
         render(&wd, &loaded.origin.name(), sbd.as_ref(), &report)
     );

@@ -53,15 +53,15 @@ pub fn run(
         };
         let text =
             serde_json::to_string_pretty(&report).map_err(|e| Failure::runtime(e.to_string()))?;
-        println!("{text}");
+        outln!("{text}");
         return Ok(());
     }
     if devices.is_empty() && nodes.is_empty() {
         if only.is_empty() {
-            println!("{HOW_TO_GET_ONE}");
+            outln!("{HOW_TO_GET_ONE}");
         } else {
             let names: Vec<String> = only.iter().map(|p| p.display().to_string()).collect();
-            println!(
+            outln!(
                 "no such watchdog device: {} (run `wdfeed info` to list them)",
                 names.join(", ")
             );
@@ -71,10 +71,10 @@ pub fn run(
         print_device(w);
     }
     for n in &nodes {
-        println!("{}  (no sysfs entry: a legacy driver such as ipmi_watchdog; wdfeed learns its identity and timeout when it opens it)\n", n.display());
+        outln!("{}  (no sysfs entry: a legacy driver such as ipmi_watchdog; wdfeed learns its identity and timeout when it opens it)\n", n.display());
     }
-    println!("config: {}", loaded.origin.name());
-    println!("{bound}");
+    outln!("config: {}", loaded.origin.name());
+    outln!("{bound}");
     Ok(())
 }
 
@@ -83,24 +83,24 @@ fn print_device(w: &SysfsWatchdog) {
         v.map(|n| format!("{n}{unit}"))
             .unwrap_or_else(|| "-".into())
     };
-    println!("{}  {}", w.name, w.device.display());
-    println!("  identity     {}", w.identity.as_deref().unwrap_or("-"));
-    println!("  state        {}", w.state.as_deref().unwrap_or("-"));
-    println!(
+    outln!("{}  {}", w.name, w.device.display());
+    outln!("  identity     {}", w.identity.as_deref().unwrap_or("-"));
+    outln!("  state        {}", w.state.as_deref().unwrap_or("-"));
+    outln!(
         "  timeout      {} (min {}, max {})",
         num(w.timeout, " s"),
         num(w.min_timeout, " s"),
         num(w.max_timeout, " s")
     );
-    println!("  pretimeout   {}", num(w.pretimeout, " s"));
-    println!("  time left    {}", num(w.timeleft, " s"));
-    println!(
+    outln!("  pretimeout   {}", num(w.pretimeout, " s"));
+    outln!("  time left    {}", num(w.timeleft, " s"));
+    outln!(
         "  boot status  {}",
         w.bootstatus
             .map(describe_bootstatus)
             .unwrap_or_else(|| "-".into())
     );
-    println!(
+    outln!(
         "  nowayout     {}",
         match w.nowayout {
             Some(true) => "yes (once opened, it cannot be stopped: on-exit: disarm has no effect)",
@@ -108,11 +108,11 @@ fn print_device(w: &SysfsWatchdog) {
             None => "-",
         }
     );
-    println!(
+    outln!(
         "  options      {}",
         w.options
             .map(|o| decode(o).join(", "))
             .unwrap_or_else(|| "-".into())
     );
-    println!();
+    outln!();
 }

@@ -2,9 +2,21 @@
 //! each command lives in a module of its own and returns a [`Failure`] or success, and [`main`]
 //! turns that into the exit code and prints the error once.
 
+/// `print!` to standard output through [`out`]: never panics on a closed or full stdout.
+macro_rules! out {
+    ($($arg:tt)*) => { $crate::cli::out::write(format_args!($($arg)*)) };
+}
+
+/// `println!` to standard output through [`out`]: never panics on a closed or full stdout.
+macro_rules! outln {
+    () => { $crate::cli::out::write(format_args!("\n")) };
+    ($($arg:tt)*) => { $crate::cli::out::write(format_args!("{}\n", format_args!($($arg)*))) };
+}
+
 mod check;
 mod doctor;
 mod info;
+mod out;
 mod run;
 mod status;
 mod stop;
@@ -169,7 +181,7 @@ pub fn main() -> ExitCode {
         } => validate::run(&root, file.as_deref(), print_default),
         Command::Doctor { config } => doctor::run(&root, config.as_deref()),
     };
-    match result {
+    let code = match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => {
             if !f.message.is_empty() {
@@ -177,5 +189,6 @@ pub fn main() -> ExitCode {
             }
             ExitCode::from(f.code)
         }
-    }
+    };
+    out::finish(code)
 }

@@ -22,27 +22,30 @@ pub fn run(path: &Path, format: Format) -> Result<(), Failure> {
     let s = status::read(path).map_err(Failure::runtime)?;
     let age = BootClock.now().as_secs_f64() - s.written_at_s;
     if format == Format::Prometheus {
-        print!("{}", status::render_prometheus(&s));
+        out!("{}", status::render_prometheus(&s));
     } else if format == Format::Json {
         let text = serde_json::to_string_pretty(&s).map_err(|e| Failure::runtime(e.to_string()))?;
-        println!("{text}");
+        outln!("{text}");
     } else {
-        println!("wdfeed pid {}: {}", s.pid, s.summary());
+        outln!("wdfeed pid {}: {}", s.pid, s.summary());
         for d in &s.devices {
             let left = d
                 .time_left_s
                 .map(|t| format!("{t:.1} s (estimate)"))
                 .unwrap_or_else(|| "-".into());
-            println!(
+            outln!(
                 "  device {}  {}  timeout {:.0} s  time left {left}",
                 d.path.display(),
                 d.identity.as_deref().unwrap_or("-"),
                 d.timeout_s
             );
         }
-        println!(
+        outln!(
             "  {:<24} {:<7} {:>10} {:>10}  EVIDENCE",
-            "CHECK", "VERDICT", "LEASE", "LAST RUN"
+            "CHECK",
+            "VERDICT",
+            "LEASE",
+            "LAST RUN"
         );
         for c in &s.checks {
             let verdict = match c.healthy {
@@ -52,7 +55,7 @@ pub fn run(path: &Path, format: Format) -> Result<(), Failure> {
             };
             let secs =
                 |v: Option<f64>| v.map(|v| format!("{v:.1} s")).unwrap_or_else(|| "-".into());
-            println!(
+            outln!(
                 "  {:<24} {:<7} {:>10} {:>10}  {}",
                 c.name,
                 verdict,
@@ -61,12 +64,12 @@ pub fn run(path: &Path, format: Format) -> Result<(), Failure> {
                 c.evidence.as_deref().unwrap_or("")
             );
         }
-        println!(
+        outln!(
             "  feeder wake-up lateness: p50 <= {} us, p99 <= {} us, p99.9 <= {} us, max {} us over {} wake-ups",
             s.lateness.p50_us, s.lateness.p99_us, s.lateness.p999_us, s.lateness.max_us, s.lateness.wakeups
         );
         if let Some(t) = &s.textfile {
-            println!(
+            outln!(
                 "  metrics textfile {}: {} writes, {} rounds skipped{}",
                 t.path.display(),
                 t.writes,

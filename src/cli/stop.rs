@@ -44,6 +44,6 @@ pub fn run(status_file: &Path, fenced: bool) -> Result<(), Failure> {
             e.desc()
         ))
     })?;
-    println!("sent SIGUSR1 to the fenced wdfeed pid {pid}: it exits, the devices stay armed, and the fence record keeps every new wdfeed from arming until the reset");
+    outln!("sent SIGUSR1 to the fenced wdfeed pid {pid}: it exits, the devices stay armed, and the fence record keeps every new wdfeed from arming until the reset");
     Ok(())
 }

@@ -10,16 +10,16 @@ use crate::Failure;
 
 pub fn run(root: &Root, file: Option<&Path>, print_default: bool) -> Result<(), Failure> {
     if print_default {
-        print!("{EMBEDDED_DEFAULT}");
+        out!("{EMBEDDED_DEFAULT}");
         return Ok(());
     }
     let loaded = config::load(file).map_err(Failure::config)?;
     for w in &loaded.warnings {
-        println!("warning: {w}");
+        outln!("warning: {w}");
     }
-    println!("{}: config looks good", loaded.origin.name());
+    outln!("{}: config looks good", loaded.origin.name());
     let identities =
         sysfs::identities(root, loaded.config.devices.iter().map(|d| d.path.as_path()));
-    println!("{}", bound::compute(&loaded.config, &identities, None));
+    outln!("{}", bound::compute(&loaded.config, &identities, None));
     Ok(())
 }

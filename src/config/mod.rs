@@ -6,6 +6,7 @@
 pub(crate) mod advice;
 pub(crate) mod bound;
 mod check_keys;
+mod depth;
 mod locate;
 mod raw;
 mod rules;
@@ -282,11 +283,21 @@ fn permission_warning(path: &Path) -> Option<String> {
 
 /// Parses and checks config text; `source` names it in problems.
 pub fn parse(text: &str, source: &str) -> Result<Config, ConfigError> {
-    let index = LocationIndex::build(text);
     let fail = |problems: Vec<Problem>| ConfigError {
         source: source.to_string(),
         problems,
     };
+    if let Some((line, column)) = depth::too_deep(text) {
+        return Err(fail(vec![Problem {
+            key: String::new(),
+            message: format!(
+                "the config is nested deeper than {} levels here: a watchdog.yaml needs a few; look for an unclosed `[` or `{{`",
+                depth::MAX_DEPTH
+            ),
+            location: Some(Location { line, column }),
+        }]));
+    }
+    let index = LocationIndex::build(text);
     if text.trim().is_empty() {
         return Err(fail(vec![Problem {
             key: String::new(),

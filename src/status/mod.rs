@@ -152,17 +152,51 @@ pub fn write(path: &Path, status: &Status) -> io::Result<()> {
     fs::rename(&tmp, path)
 }
 
-/// Reads a status file.
+/// The largest status file read: the daemon writes a few KiB.
+pub const MAX_STATUS_BYTES: u64 = 1024 * 1024;
+
+/// Reads a status file: a regular file only (a FIFO or device would hang or never end), opened
+/// without blocking, at most [`MAX_STATUS_BYTES`].
 pub fn read(path: &Path) -> Result<Status, String> {
-    let text = fs::read_to_string(path).map_err(|e| match e.kind() {
-        io::ErrorKind::NotFound => format!(
-            "no status at {}: wdfeed is not running (or runs with another --status-file)",
-            path.display()
-        ),
-        _ => format!("cannot read {}: {e}", path.display()),
-    })?;
+    let text = read_regular_file(path)?;
     serde_json::from_str(&text)
         .map_err(|e| format!("{} is not a wdfeed status file: {e}", path.display()))
+}
+
+fn read_regular_file(path: &Path) -> Result<String, String> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => format!(
+                "no status at {}: wdfeed is not running (or runs with another --status-file)",
+                path.display()
+            ),
+            _ => format!("cannot read {}: {e}", path.display()),
+        })?;
+    let meta = file
+        .metadata()
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    if !meta.is_file() {
+        return Err(format!(
+            "{} is not a regular file (a FIFO, device or directory): give the --status-file the daemon writes",
+            path.display()
+        ));
+    }
+    let mut text = String::new();
+    file.take(MAX_STATUS_BYTES + 1)
+        .read_to_string(&mut text)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    if text.len() as u64 > MAX_STATUS_BYTES {
+        return Err(format!(
+            "{} is over {MAX_STATUS_BYTES} bytes: not a wdfeed status file",
+            path.display()
+        ));
+    }
+    Ok(text)
 }
 
 /// Seconds with millisecond precision, for the file.
@@ -173,6 +207,15 @@ pub fn secs(d: Duration) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_oversized_status_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let big = dir.path().join("status.json");
+        fs::write(&big, vec![b' '; 1024 * 1024 + 1]).unwrap();
+        let e = read(&big).unwrap_err();
+        assert!(e.contains("over 1048576 bytes"), "{e}");
+    }
 
     fn sample() -> Status {
         Status {
