@@ -144,54 +144,19 @@ impl KillList {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::process::{Child, Command};
-    use std::time::Duration;
+    use crate::system::victim::SleepCopy;
+    use std::process::Child;
 
     /// A victim of our own, under a name nothing else on the machine has.
-    fn victim(tag: &str) -> (Child, String, tempfile::TempDir) {
+    fn victim(tag: &str) -> (Child, String, SleepCopy) {
         victim_as(tag, None)
     }
 
     /// The same, started as `uid` (needs root).
-    fn victim_as(tag: &str, uid: Option<u32>) -> (Child, String, tempfile::TempDir) {
-        use std::os::unix::process::CommandExt;
-        let dir = tempfile::tempdir().unwrap();
-        let name = format!("wdv{}{tag}", std::process::id() % 100_000);
-        let exe = dir.path().join(&name);
-        std::fs::copy("/bin/sleep", &exe).unwrap();
-        std::fs::set_permissions(
-            dir.path(),
-            std::os::unix::fs::PermissionsExt::from_mode(0o755),
-        )
-        .unwrap();
-        // Another test thread may be forking while this copy's descriptor was open, so the
-        // kernel can still see the file as open for writing for a moment (ETXTBSY).
-        let child = (0..100)
-            .find_map(|_| {
-                let mut cmd = Command::new(&exe);
-                cmd.arg("60");
-                if let Some(u) = uid {
-                    cmd.uid(u).gid(u);
-                }
-                match cmd.spawn() {
-                    Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) => {
-                        std::thread::sleep(Duration::from_millis(10));
-                        None
-                    }
-                    other => Some(other.unwrap()),
-                }
-            })
-            .expect("the victim's copy of sleep stayed busy");
-        // Wait until /proc shows the new name (exec has happened).
-        for _ in 0..200 {
-            if process_table::stat(&Root::host(), i32::try_from(child.id()).unwrap())
-                .is_some_and(|s| s.comm == name)
-            {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        (child, name, dir)
+    fn victim_as(tag: &str, uid: Option<u32>) -> (Child, String, SleepCopy) {
+        let copy = SleepCopy::new(&format!("wdv{tag}"));
+        let child = copy.spawn(uid);
+        (child, copy.name.clone(), copy)
     }
 
     #[test]
@@ -284,12 +249,8 @@ mod tests {
     #[test]
     fn holds_at_most_the_cap_per_name() {
         let me = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata("/proc/self").unwrap());
-        let (mut a, name, d) = victim("cap");
-        let exe = d.path().join(&name);
-        let mut more: Vec<Child> = (0..2)
-            .map(|_| Command::new(&exe).arg("60").spawn().unwrap())
-            .collect();
-        std::thread::sleep(Duration::from_millis(100));
+        let (mut a, name, copy) = victim("cap");
+        let mut more: Vec<Child> = (0..2).map(|_| copy.spawn(None)).collect();
         let list = KillList::new(vec![name], Root::host()).owned_by(me, 2);
         list.refresh();
         assert_eq!(list.held.lock().unwrap().len(), 2);

@@ -13,5 +13,7 @@ pub mod process_table;
 pub(crate) mod root;
 pub(crate) mod sysfile;
 pub(crate) mod users;
+#[cfg(test)]
+pub(crate) mod victim;
 
 pub use root::Root;

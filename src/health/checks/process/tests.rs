@@ -296,37 +296,13 @@ fn a_pidfile_naming_another_users_process_fails() {
 /// process as another user; skipped (visibly) otherwise.
 #[test]
 fn live_stopped_process_of_nobody_does_not_fence() {
-    use std::os::unix::process::CommandExt;
-    use std::process::Command;
     if std::os::unix::fs::MetadataExt::uid(&std::fs::metadata("/proc/self").unwrap()) != 0 {
         eprintln!("SKIP live_stopped_process_of_nobody_does_not_fence: needs root");
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let name = format!("wdhb{}", std::process::id() % 100_000);
-    let exe = dir.path().join(&name);
-    std::fs::copy("/bin/sleep", &exe).unwrap();
-    std::fs::set_permissions(
-        dir.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
-    let spawn = |uid: Option<u32>| {
-        for _ in 0..100 {
-            let mut cmd = Command::new(&exe);
-            cmd.arg("60");
-            if let Some(u) = uid {
-                cmd.uid(u).gid(u);
-            }
-            match cmd.spawn() {
-                Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) => {
-                    std::thread::sleep(Duration::from_millis(10))
-                }
-                other => return other.unwrap(),
-            }
-        }
-        panic!("the copy of sleep stayed busy");
-    };
+    let copy = crate::system::victim::SleepCopy::new("wdhb");
+    let name = copy.name.clone();
+    let spawn = |uid: Option<u32>| copy.spawn(uid);
     /// Kills and reaps the victims even when an assertion fails.
     struct Kids(Vec<std::process::Child>);
     impl Drop for Kids {
