@@ -10,8 +10,10 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError
 use std::thread;
 use std::time::Duration;
 
+use tracing_subscriber::filter::Targets;
 use tracing_subscriber::fmt::MakeWriter;
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::system::hardening::THREAD_STACK;
 
@@ -22,8 +24,8 @@ const QUEUED_LINES: usize = 1024;
 /// How long exit waits for the queued lines to reach stderr.
 const FLUSH_AT_EXIT: Duration = Duration::from_secs(1);
 
-/// Installs the subscriber; `level` is `error`, `warn`, `info`, `debug` or `trace`, or a
-/// full filter directive.
+/// Installs the subscriber; `level` is `error`, `warn`, `info`, `debug` or `trace`, or
+/// `target=level` directives separated by commas (a bare level among them is the default).
 pub fn init(level: &str) -> Result<LogGuard, String> {
     const LEVELS: &[&str] = &["off", "error", "warn", "info", "debug", "trace"];
     // A bare word that is no level would be taken as a target name and silence everything.
@@ -32,19 +34,18 @@ pub fn init(level: &str) -> Result<LogGuard, String> {
             "--log-level `{level}` is not a level: use error, warn, info, debug or trace"
         ));
     }
-    let filter = EnvFilter::try_new(level).map_err(|e| {
+    let filter: Targets = level.parse().map_err(|e| {
         format!("--log-level `{level}` is not a level: use error, warn, info, debug or trace ({e})")
     })?;
     let (writer, guard) = start_writer(io::stderr())?;
     let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
         .with_writer(writer)
         .with_target(false)
         .with_ansi(false);
     let result = if std::env::var_os("JOURNAL_STREAM").is_some() {
-        builder.without_time().try_init()
+        builder.without_time().finish().with(filter).try_init()
     } else {
-        builder.try_init()
+        builder.finish().with(filter).try_init()
     };
     result.map_err(|e| format!("cannot start logging: {e}"))?;
     Ok(guard)

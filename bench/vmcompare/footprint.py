@@ -148,17 +148,18 @@ def fmt(r, foot_s):
     return lines
 
 
-def run(ctx, outdir, foot_s, out, jobs=1):
+def run(ctx, outdir, foot_s, out, jobs=1, only=None):
     import concurrent.futures
+    variants = [(v, d) for v, d in VARIANTS if not only or v in only]
     out(f"== footprint: {DRIVER} (-M q35), pets seen as QEMU's tco_timer_reload traces; {foot_s}s idle per "
         f"daemon, {jobs} VM(s) at a time (TCG: CPU times are inflated against real hardware, compare them with each other only)")
     res = {}
     with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
-        futs = {pool.submit(one, ctx, outdir, v, foot_s): v for v, _ in VARIANTS}
+        futs = {pool.submit(one, ctx, outdir, v, foot_s): v for v, _ in variants}
         for fu in concurrent.futures.as_completed(futs):
             r = fu.result()
             res[futs[fu]] = r
-    for v, doc in VARIANTS:
+    for v, doc in variants:
         out(f"  {v}: {doc}")
         for ln in fmt(res[v], foot_s):
             out(ln)

@@ -62,6 +62,8 @@ def main(argv):
                     help="idle seconds before the footprint sample (default 120)")
     ap.add_argument("--footprint-jobs", type=int, default=1, choices=(1, 2),
                     help="footprint VMs at a time (default 1: no neighbour on the host's cores)")
+    ap.add_argument("--footprint-variants", nargs="+", choices=[v for v, _ in footprint.VARIANTS],
+                    help="footprint daemons to boot (default: all three)")
     ap.add_argument("--scenarios", nargs="+", default=list(detection.SCENARIOS),
                     choices=list(detection.SCENARIOS), help="detection scenarios (default: all)")
     ap.add_argument("--wdfeed", metavar="PATH", help="boot this wdfeed binary instead of building this tree's")
@@ -90,6 +92,7 @@ def main(argv):
     if "detection" in parts:
         detection.run(ctx, outdir, args.detect_secs, args.scenarios, out)
     if "footprint" in parts:
-        footprint.run(ctx, outdir, args.footprint_secs, out, jobs=args.footprint_jobs)
+        footprint.run(ctx, outdir, args.footprint_secs, out, jobs=args.footprint_jobs,
+                      only=args.footprint_variants)
     out(f"# done in {time.monotonic() - t0:.0f}s; logs in {os.path.relpath(outdir, REPO)}")
     return 0

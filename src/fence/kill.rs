@@ -10,7 +10,9 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Mutex;
 
 use crate::ffi;
-use crate::system::{process_table, Root};
+use crate::system::process_scan::{self, ScanCache};
+use crate::system::process_table;
+use crate::system::Root;
 
 /// At most this many pidfds are held per name of the kill list.
 pub const MAX_HELD_PER_NAME: usize = 64;
@@ -28,6 +30,8 @@ pub struct KillList {
     names: Vec<String>,
     root: Root,
     held: Mutex<Vec<Held>>,
+    /// What the last refresh saw of each process; the fence's own scan does not use it.
+    exe_cache: Mutex<ScanCache>,
     /// The real uid a process must have to be held or killed.
     owner: u32,
     /// Pidfds held per name at most.
@@ -40,6 +44,7 @@ impl KillList {
             names,
             root,
             held: Mutex::new(Vec::new()),
+            exe_cache: Mutex::new(ScanCache::new()),
             owner: 0,
             cap: MAX_HELD_PER_NAME,
         }
@@ -59,34 +64,49 @@ impl KillList {
 
     /// Finds the named processes now and holds a pidfd on each.
     pub fn refresh(&self) {
-        let fresh = self.scan();
+        let fresh = match self.exe_cache.lock() {
+            Ok(mut cache) => self.scan(Some(&mut cache)),
+            Err(_) => self.scan(None),
+        };
         if let Ok(mut held) = self.held.lock() {
             *held = fresh;
         }
     }
 
-    fn scan(&self) -> Vec<Held> {
+    /// The named processes of the expected owner, each held by a new pidfd. With a cache,
+    /// only processes the last refresh did not see are opened and readlinked.
+    fn scan(&self, mut cache: Option<&mut ScanCache>) -> Vec<Held> {
         let me = nix::unistd::getpid().as_raw();
         let mut out = Vec::new();
         for name in &self.names {
             let mut held = 0usize;
             let mut over = 0usize;
-            for p in process_table::find_by_name(&self.root, name) {
+            let found: Vec<i32> = match cache.as_deref_mut() {
+                Some(c) => process_scan::find_details_by_name(&self.root, name, c)
+                    .into_iter()
+                    .map(|d| d.stat.pid)
+                    .collect(),
+                None => process_table::find_by_name(&self.root, name)
+                    .into_iter()
+                    .map(|p| p.pid)
+                    .collect(),
+            };
+            for pid in found {
                 // Never ourselves; never init (killing it panics the kernel instead of fencing).
-                if p.pid == me || p.pid == 1 || !self.root.is_host() {
+                if pid == me || pid == 1 || !self.root.is_host() {
                     continue;
                 }
-                if process_table::real_uid(&self.root, p.pid) != Some(self.owner) {
+                if process_table::real_uid(&self.root, pid) != Some(self.owner) {
                     continue;
                 }
                 if held >= self.cap {
                     over += 1;
                     continue;
                 }
-                if let Ok(fd) = ffi::pidfd_open(p.pid) {
+                if let Ok(fd) = ffi::pidfd_open(pid) {
                     held += 1;
                     out.push(Held {
-                        pid: p.pid,
+                        pid,
                         name: name.clone(),
                         fd,
                     });
@@ -134,7 +154,7 @@ impl KillList {
             send(h, &mut lines);
         }
         drop(held);
-        for h in self.scan() {
+        for h in self.scan(None) {
             send(&h, &mut lines);
         }
         lines

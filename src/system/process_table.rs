@@ -149,17 +149,6 @@ pub fn detail(root: &Root, pid: i32) -> Option<ProcDetail> {
     parse_detail(&sysfile::read_capped(root, &path, sysfile::SMALL).ok()?)
 }
 
-/// Like [`find_by_name`], with the parent and start time of each process.
-pub fn find_details_by_name(root: &Root, name: &str) -> Vec<ProcDetail> {
-    let mut found: Vec<ProcDetail> = pids(root)
-        .into_iter()
-        .filter_map(|pid| detail(root, pid))
-        .filter(|d| name_matches(root, &d.stat, name))
-        .collect();
-    found.sort_by_key(|d| d.stat.pid);
-    found
-}
-
 /// Reads a pidfile (a node path such as `/run/heartbeat.pid`): one positive decimal pid.
 pub fn read_pidfile(root: &Root, node_path: &Path) -> Result<i32, ReadError> {
     let text = sysfile::read_capped(root, &root.resolve(node_path), sysfile::SMALL)?;

@@ -80,8 +80,14 @@ pub fn read_capped(root: &Root, view_path: &Path, limit: u64) -> Result<String, 
     read_from(file, limit).map_err(|e| ReadError::new(&name, None, e.to_string()))
 }
 
+/// The buffer a read starts with: most kernel files fit, so one read(2) returns all of it
+/// and a second one the end of file. An empty buffer would grow by small reads (five per
+/// `/proc/<pid>/stat`, measured with strace), and these files are read every second.
+const FIRST_READ: u64 = 8 * 1024;
+
 fn read_from(file: File, limit: u64) -> io::Result<String> {
-    let mut bytes = Vec::new();
+    let first = usize::try_from(FIRST_READ.min(limit.saturating_add(1))).unwrap_or(4096);
+    let mut bytes = Vec::with_capacity(first);
     file.take(limit.saturating_add(1)).read_to_end(&mut bytes)?;
     text_of(bytes, limit)
 }

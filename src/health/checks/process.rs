@@ -26,6 +26,7 @@ use serde::Deserialize;
 
 use super::{CheckKind, KeyProblem};
 use crate::health::{Check, Verdict};
+use crate::system::process_scan::{self, ScanCache};
 use crate::system::process_table::{self, ProcDetail};
 use crate::system::{sysfile, users, Root};
 use crate::units::HumanDuration;
@@ -156,6 +157,8 @@ pub struct Process {
     /// After a run: how much longer the process seen in D state may stay there (`None`: none
     /// is). Before the first run: `max-uninterruptible`.
     undecided: Option<Duration>,
+    /// What the last scan saw of each process (open `stat`, executable name).
+    scan_cache: ScanCache,
 }
 
 impl Process {
@@ -177,6 +180,7 @@ impl Process {
             undecided: Some(settings.max_uninterruptible.get()),
             settings,
             in_d_since: HashMap::new(),
+            scan_cache: ScanCache::new(),
         })
     }
 
@@ -204,7 +208,7 @@ impl Process {
     }
 
     /// The processes to judge (with a note on the ignored ones), or why there are none.
-    fn find(&self) -> Result<(Vec<ProcDetail>, Option<String>), String> {
+    fn find(&mut self) -> Result<(Vec<ProcDetail>, Option<String>), String> {
         if let Some(pidfile) = &self.settings.pidfile {
             let pid = process_table::read_pidfile(&self.root, pidfile)
                 .map_err(|e| format!("pidfile {e}"))?;
@@ -223,7 +227,7 @@ impl Process {
         let name = self.settings.name.as_deref().unwrap_or_default();
         let mut all = Vec::new();
         let mut ignored = Vec::new();
-        for d in process_table::find_details_by_name(&self.root, name) {
+        for d in process_scan::find_details_by_name(&self.root, name, &mut self.scan_cache) {
             match self.foreign(d.stat.pid) {
                 None => all.push(d),
                 Some(why) => ignored.push(format!("pid {} {why}", d.stat.pid)),
