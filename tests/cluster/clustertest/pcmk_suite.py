@@ -57,6 +57,7 @@ CI_SUBSET = ["ext4-error", "healthy-load"]
 class PResult(Result):
     fatal = 0
     peer_reset = None
+    early = ()
 
     def line(self):
         return super().line() + f" fatal={self.fatal}"
@@ -253,10 +254,10 @@ def drive(case, with_wdfeed, guests, obs, res):
     t_fence = fence[0] if fence and fence[0] <= t_end else None
     if t_fence:
         res.notes.append(f"wdfeed fenced {t_fence - t0:.2f}s after the fault: {fence[1].group(0)[:140]}")
-    for pat, what in ((r"softdog: Initiating system reboot", "n1's softdog fired"),
+    for pat, what in ((r"softdog: Initiating system reboot", "softdog fired"),
                       (r"Waiting \d+s for n1 to self-fence", "n2's fencer waits"),
                       (r"Self-fencing .* assumed complete", "n2: self-fencing assumed complete"),
-                      (r"CL: exited (sbd|corosync) rc=\d+", "n1")):
+                      (r"CL: exited (sbd|corosync) rc=\d+", "exited")):
         for g in (n1, n2):
             hit = g.first_line(pat, after=t0)
             if hit and hit[0] <= t_end:
@@ -265,6 +266,12 @@ def drive(case, with_wdfeed, guests, obs, res):
     res.fatal = len(fatal)
     for t, m in fatal[:3]:
         res.notes.append(f"fatal: {m.string[:160]}")
+    # a fence before the fault is a false fence, whatever follows (a reset boots /init again,
+    # so the case then ran on the node's second boot)
+    res.early = [(g.node, m.group(0)[:120]) for g in (n1, n2)
+                 for t, m in g.matching(r"wdfeed: FENCE .*") if t < t0]
+    for node, line in res.early:
+        res.notes.append(f"{node} fenced before the fault: {line}")
     peer_reset = reset_time(n2, t0, t_end)
     res.peer_reset = (peer_reset - t0) if peer_reset else None
     if peer_reset:
@@ -275,7 +282,7 @@ def drive(case, with_wdfeed, guests, obs, res):
 
 
 def judge(case, res, t0, t_fence, obs, mac1, t_end):
-    failed = []
+    failed = [f"wdfeed fenced {node} before the fault (a false fence): {line}" for node, line in res.early]
     if case.two_node:
         # the documented defect: with two_node and diskless sbd, the survivor resets too.
         # The case passes when that is seen (docs/PACEMAKER.md, "Quorum")
