@@ -7,6 +7,7 @@ pub(crate) mod advice;
 pub(crate) mod bound;
 mod check_keys;
 mod depth;
+mod input_rules;
 mod locate;
 mod raw;
 mod rules;
@@ -328,6 +329,13 @@ pub fn parse(text: &str, source: &str) -> Result<Config, ConfigError> {
     };
     let mut problems = Vec::new();
     let config = rules::build(raw, &mut problems);
+    let mut nul = Vec::new();
+    input_rules::nul_bytes(text, &mut nul);
+    for p in nul {
+        if !problems.iter().any(|q| q.key == p.key) {
+            problems.push(p);
+        }
+    }
     if problems.is_empty() {
         Ok(config)
     } else {
