@@ -76,7 +76,8 @@ impl LineError {
 /// rest of the table.
 pub fn read_capped(root: &Root, view_path: &Path, limit: u64) -> Result<String, ReadError> {
     let name = root.node_name(view_path);
-    let file = File::open(view_path).map_err(|e| ReadError::new(&name, None, e.to_string()))?;
+    let file = File::open(root.follow(view_path))
+        .map_err(|e| ReadError::new(&name, None, e.to_string()))?;
     read_from(file, limit).map_err(|e| ReadError::new(&name, None, e.to_string()))
 }
 
