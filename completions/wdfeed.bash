@@ -71,7 +71,7 @@ _wdfeed() {
 
     case "${cmd}" in
         wdfeed)
-            opts="-h -V --root --log-level --help --version run stop status check info doctor validate help"
+            opts="-h -V --root --allow-unsafe-config --log-level --help --version run stop status check info doctor validate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -93,7 +93,7 @@ _wdfeed() {
             return 0
             ;;
         wdfeed__subcmd__check)
-            opts="-c -h -V --config --json --root --log-level --help --version"
+            opts="-c -h -V --config --json --root --allow-unsafe-config --log-level --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -123,7 +123,7 @@ _wdfeed() {
             return 0
             ;;
         wdfeed__subcmd__doctor)
-            opts="-c -h -V --config --root --log-level --help --version"
+            opts="-c -h -V --config --root --allow-unsafe-config --log-level --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -279,7 +279,7 @@ _wdfeed() {
             return 0
             ;;
         wdfeed__subcmd__info)
-            opts="-c -h -V --config --json --root --log-level --help --version"
+            opts="-c -h -V --config --json --root --allow-unsafe-config --log-level --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -309,7 +309,7 @@ _wdfeed() {
             return 0
             ;;
         wdfeed__subcmd__run)
-            opts="-c -h -V --config --dry-run --status-file --runtime-dir --root --log-level --help --version"
+            opts="-c -h -V --config --dry-run --status-file --runtime-dir --root --allow-unsafe-config --log-level --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -347,7 +347,7 @@ _wdfeed() {
             return 0
             ;;
         wdfeed__subcmd__status)
-            opts="-h -V --status-file --format --json --root --log-level --help --version"
+            opts="-h -V --status-file --format --json --root --allow-unsafe-config --log-level --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -377,7 +377,7 @@ _wdfeed() {
             return 0
             ;;
         wdfeed__subcmd__stop)
-            opts="-h -V --fenced --status-file --root --log-level --help --version"
+            opts="-h -V --fenced --status-file --root --allow-unsafe-config --log-level --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -403,7 +403,7 @@ _wdfeed() {
             return 0
             ;;
         wdfeed__subcmd__validate)
-            opts="-h -V --print-default --root --log-level --help --version"
+            opts="-h -V --print-default --root --allow-unsafe-config --log-level --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_wdfeed_global_optspecs
-    string join \n root= log-level= h/help V/version
+    string join \n root= allow-unsafe-config log-level= h/help V/version
 end
 
 function __fish_wdfeed_needs_command
@@ -26,6 +26,7 @@ end
 
 complete -c wdfeed -n "__fish_wdfeed_needs_command" -l root -d 'Read every /proc, /sys and /dev path under DIR (a fixture tree, or the host\'s root mounted in a container, e.g. /host)' -r -F
 complete -c wdfeed -n "__fish_wdfeed_needs_command" -l log-level -d 'error, warn, info, debug or trace' -r
+complete -c wdfeed -n "__fish_wdfeed_needs_command" -l allow-unsafe-config -d 'Accept a config that users other than its owner and root can write, or replace in its directory (a warning instead of a refusal). For test rigs only: those users can make wdfeed fence this node'
 complete -c wdfeed -n "__fish_wdfeed_needs_command" -s h -l help -d 'Print help'
 complete -c wdfeed -n "__fish_wdfeed_needs_command" -s V -l version -d 'Print version'
 complete -c wdfeed -n "__fish_wdfeed_needs_command" -f -a "run" -d 'Run the daemon: pet every device while every check passes; fence when one fails'
@@ -42,12 +43,14 @@ complete -c wdfeed -n "__fish_wdfeed_using_subcommand run" -l runtime-dir -d 'wd
 complete -c wdfeed -n "__fish_wdfeed_using_subcommand run" -l root -d 'Read every /proc, /sys and /dev path under DIR (a fixture tree, or the host\'s root mounted in a container, e.g. /host)' -r -F
 complete -c wdfeed -n "__fish_wdfeed_using_subcommand run" -l log-level -d 'error, warn, info, debug or trace' -r
 complete -c wdfeed -n "__fish_wdfeed_using_subcommand run" -l dry-run -d 'Run every check and log each decision ("would pet", "would fence") without opening a device or killing anything'
+complete -c wdfeed -n "__fish_wdfeed_using_subcommand run" -l allow-unsafe-config -d 'Accept a config that users other than its owner and root can write, or replace in its directory (a warning instead of a refusal). For test rigs only: those users can make wdfeed fence this node'
 complete -c wdfeed -n "__fish_wdfeed_using_subcommand run" -s h -l help -d 'Print help'
 complete -c wdfeed -n "__fish_wdfeed_using_subcommand run" -s V -l version -d 'Print version'
 complete -c wdfeed -n "__fish_wdfeed_using_subcommand stop" -l status-file -r -F
 complete -c wdfeed -n "__fish_wdfeed_using_subcommand stop" -l root -d 'Read every /proc, /sys and /dev path under DIR (a fixture tree, or the host\'s root mounted in a container, e.g. /host)' -r -F
 complete -c wdfeed -n "__fish_wdfeed_using_subcommand stop" -l log-level -d 'error, warn, info, debug or trace' -r
 complete -c wdfeed -n "__fish_wdfeed_using_subcommand stop" -l fenced -d 'Required: says that the daemon to stop is fenced'
+complete -c wdfeed -n "__fish_wdfeed_using_subcommand stop" -l allow-unsafe-config -d 'Accept a config that users other than its owner and root can write, or replace in its directory (a warning instead of a refusal). For test rigs only: those users can make wdfeed fence this node'
 complete -c wdfeed -n "__fish_wdfeed_using_subcommand stop" -s h -l help -d 'Print help'
 complete -c wdfeed -n "__fish_wdfeed_using_subcommand stop" -s V -l version -d 'Print version'
 complete -c wdfeed -n "__fish_wdfeed_using_subcommand status" -l status-file -r -F
@@ -57,28 +60,33 @@ prometheus\t'The Prometheus text format (docs/METRICS.md)'"
 complete -c wdfeed -n "__fish_wdfeed_using_subcommand status" -l root -d 'Read every /proc, /sys and /dev path under DIR (a fixture tree, or the host\'s root mounted in a container, e.g. /host)' -r -F
 complete -c wdfeed -n "__fish_wdfeed_using_subcommand status" -l log-level -d 'error, warn, info, debug or trace' -r
 complete -c wdfeed -n "__fish_wdfeed_using_subcommand status" -l json -d 'Same as `--format json`'
+complete -c wdfeed -n "__fish_wdfeed_using_subcommand status" -l allow-unsafe-config -d 'Accept a config that users other than its owner and root can write, or replace in its directory (a warning instead of a refusal). For test rigs only: those users can make wdfeed fence this node'
 complete -c wdfeed -n "__fish_wdfeed_using_subcommand status" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c wdfeed -n "__fish_wdfeed_using_subcommand status" -s V -l version -d 'Print version'
 complete -c wdfeed -n "__fish_wdfeed_using_subcommand check" -s c -l config -r -F
 complete -c wdfeed -n "__fish_wdfeed_using_subcommand check" -l root -d 'Read every /proc, /sys and /dev path under DIR (a fixture tree, or the host\'s root mounted in a container, e.g. /host)' -r -F
 complete -c wdfeed -n "__fish_wdfeed_using_subcommand check" -l log-level -d 'error, warn, info, debug or trace' -r
 complete -c wdfeed -n "__fish_wdfeed_using_subcommand check" -l json -d 'Print JSON instead of a table'
+complete -c wdfeed -n "__fish_wdfeed_using_subcommand check" -l allow-unsafe-config -d 'Accept a config that users other than its owner and root can write, or replace in its directory (a warning instead of a refusal). For test rigs only: those users can make wdfeed fence this node'
 complete -c wdfeed -n "__fish_wdfeed_using_subcommand check" -s h -l help -d 'Print help'
 complete -c wdfeed -n "__fish_wdfeed_using_subcommand check" -s V -l version -d 'Print version'
 complete -c wdfeed -n "__fish_wdfeed_using_subcommand info" -s c -l config -r -F
 complete -c wdfeed -n "__fish_wdfeed_using_subcommand info" -l root -d 'Read every /proc, /sys and /dev path under DIR (a fixture tree, or the host\'s root mounted in a container, e.g. /host)' -r -F
 complete -c wdfeed -n "__fish_wdfeed_using_subcommand info" -l log-level -d 'error, warn, info, debug or trace' -r
 complete -c wdfeed -n "__fish_wdfeed_using_subcommand info" -l json -d 'Print JSON instead of a table'
+complete -c wdfeed -n "__fish_wdfeed_using_subcommand info" -l allow-unsafe-config -d 'Accept a config that users other than its owner and root can write, or replace in its directory (a warning instead of a refusal). For test rigs only: those users can make wdfeed fence this node'
 complete -c wdfeed -n "__fish_wdfeed_using_subcommand info" -s h -l help -d 'Print help'
 complete -c wdfeed -n "__fish_wdfeed_using_subcommand info" -s V -l version -d 'Print version'
 complete -c wdfeed -n "__fish_wdfeed_using_subcommand doctor" -s c -l config -d 'The config file (default: as `run`)' -r -F
 complete -c wdfeed -n "__fish_wdfeed_using_subcommand doctor" -l root -d 'Read every /proc, /sys and /dev path under DIR (a fixture tree, or the host\'s root mounted in a container, e.g. /host)' -r -F
 complete -c wdfeed -n "__fish_wdfeed_using_subcommand doctor" -l log-level -d 'error, warn, info, debug or trace' -r
+complete -c wdfeed -n "__fish_wdfeed_using_subcommand doctor" -l allow-unsafe-config -d 'Accept a config that users other than its owner and root can write, or replace in its directory (a warning instead of a refusal). For test rigs only: those users can make wdfeed fence this node'
 complete -c wdfeed -n "__fish_wdfeed_using_subcommand doctor" -s h -l help -d 'Print help'
 complete -c wdfeed -n "__fish_wdfeed_using_subcommand doctor" -s V -l version -d 'Print version'
 complete -c wdfeed -n "__fish_wdfeed_using_subcommand validate" -l root -d 'Read every /proc, /sys and /dev path under DIR (a fixture tree, or the host\'s root mounted in a container, e.g. /host)' -r -F
 complete -c wdfeed -n "__fish_wdfeed_using_subcommand validate" -l log-level -d 'error, warn, info, debug or trace' -r
 complete -c wdfeed -n "__fish_wdfeed_using_subcommand validate" -l print-default -d 'Print the embedded default config and exit'
+complete -c wdfeed -n "__fish_wdfeed_using_subcommand validate" -l allow-unsafe-config -d 'Accept a config that users other than its owner and root can write, or replace in its directory (a warning instead of a refusal). For test rigs only: those users can make wdfeed fence this node'
 complete -c wdfeed -n "__fish_wdfeed_using_subcommand validate" -s h -l help -d 'Print help'
 complete -c wdfeed -n "__fish_wdfeed_using_subcommand validate" -s V -l version -d 'Print version'
 complete -c wdfeed -n "__fish_wdfeed_using_subcommand help; and not __fish_seen_subcommand_from run stop status check info doctor validate help" -f -a "run" -d 'Run the daemon: pet every device while every check passes; fence when one fails'

@@ -50,6 +50,12 @@ pub struct Cli {
     )]
     root: PathBuf,
 
+    /// Accept a config that users other than its owner and root can write, or replace in
+    /// its directory (a warning instead of a refusal). For test rigs only: those users can
+    /// make wdfeed fence this node.
+    #[arg(long, global = true, env = "WDFEED_ALLOW_UNSAFE_CONFIG", value_parser = clap::builder::FalseyValueParser::new())]
+    allow_unsafe_config: bool,
+
     /// error, warn, info, debug or trace.
     #[arg(long, global = true, value_name = "LEVEL", default_value = "info")]
     log_level: String,
@@ -150,6 +156,7 @@ pub fn main() -> ExitCode {
         }
     };
     let root = Root::at(&cli.root);
+    crate::config::permissions::allow_unsafe(cli.allow_unsafe_config);
     let result = match cli.command {
         Command::Run {
             config,

@@ -7,6 +7,7 @@
 //! [`publish`] is the thread that writes it.
 
 mod handover;
+pub mod liveness;
 mod prometheus;
 mod publish;
 mod report;
@@ -32,6 +33,10 @@ pub const DEFAULT_STATUS_FILE: &str = "/run/wdfeed/status.json";
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Status {
     pub pid: u32,
+    /// The daemon's start time (clock ticks after boot, /proc/PID/stat field 22): with the
+    /// pid, it tells the daemon from a process that reused its pid.
+    #[serde(default)]
+    pub start_time: Option<u64>,
     /// CLOCK_BOOTTIME when this was written, in seconds.
     pub written_at_s: f64,
     pub interval_s: f64,
@@ -141,15 +146,53 @@ impl Status {
     }
 }
 
-/// Writes `status` to `path` atomically (a temporary file renamed over it).
+/// The status file's mode: it names the checks and quotes their evidence, for root only.
+pub const STATUS_MODE: u32 = 0o600;
+
+/// Writes `status` to `path` atomically: a new temporary file in the same directory
+/// (`O_CREAT|O_EXCL|O_NOFOLLOW`, mode [`STATUS_MODE`]: never one planted there, never through
+/// a symlink), renamed over it.
 pub fn write(path: &Path, status: &Status) -> io::Result<()> {
-    if let Some(dir) = path.parent() {
-        fs::create_dir_all(dir)?;
+    use std::io::Write;
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o755)
+            .create(dir)?;
     }
     let text = serde_json::to_vec_pretty(status).map_err(io::Error::other)?;
-    let tmp = path.with_extension("json.tmp");
-    fs::write(&tmp, text)?;
-    fs::rename(&tmp, path)
+    let name = path
+        .file_name()
+        .ok_or_else(|| io::Error::other("the status file path names no file"))?;
+    let tmp = path.with_file_name(format!(
+        ".{}.{}.tmp",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
+    let open = || {
+        fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(STATUS_MODE)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&tmp)
+    };
+    let mut file = match open() {
+        // Left by an earlier run of this pid, or planted: unlink never follows a symlink.
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            fs::remove_file(&tmp)?;
+            open()?
+        }
+        other => other?,
+    };
+    let written = file.write_all(&text);
+    drop(file);
+    if let Err(e) = written.and_then(|()| fs::rename(&tmp, path)) {
+        let _ = fs::remove_file(&tmp);
+        return Err(e);
+    }
+    Ok(())
 }
 
 /// The largest status file read: the daemon writes a few KiB.
@@ -168,9 +211,13 @@ fn read_regular_file(path: &Path) -> Result<String, String> {
     use std::os::unix::fs::OpenOptionsExt;
     let file = fs::OpenOptions::new()
         .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_NOFOLLOW)
         .open(path)
         .map_err(|e| match e.kind() {
+            _ if e.raw_os_error() == Some(libc::ELOOP) => format!(
+                "{} is a symbolic link: the daemon never writes one; give the --status-file the daemon writes",
+                path.display()
+            ),
             io::ErrorKind::NotFound => format!(
                 "no status at {}: wdfeed is not running (or runs with another --status-file)",
                 path.display()
@@ -220,6 +267,7 @@ mod tests {
     fn sample() -> Status {
         Status {
             pid: 42,
+            start_time: Some(7),
             written_at_s: 100.0,
             interval_s: 5.0,
             dry_run: false,
@@ -283,5 +331,36 @@ mod tests {
         assert!(read(&p).unwrap_err().contains("not running"));
         fs::write(&p, "{").unwrap();
         assert!(read(&p).unwrap_err().contains("not a wdfeed status file"));
+    }
+
+    #[test]
+    fn the_file_is_root_only_and_a_planted_temporary_symlink_is_not_followed() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("status.json");
+        let victim = dir.path().join("victim");
+        fs::write(&victim, "keep").unwrap();
+        let tmp = dir
+            .path()
+            .join(format!(".status.json.{}.tmp", std::process::id()));
+        std::os::unix::fs::symlink(&victim, &tmp).unwrap();
+        write(&p, &sample()).unwrap();
+        assert_eq!(fs::read_to_string(&victim).unwrap(), "keep");
+        assert!(!fs::symlink_metadata(&p).unwrap().file_type().is_symlink());
+        assert!(!tmp.exists(), "the temporary file was renamed");
+        let mode = fs::metadata(&p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, STATUS_MODE, "{mode:o}");
+        assert_eq!(read(&p).unwrap(), sample());
+    }
+
+    #[test]
+    fn the_reader_refuses_a_symlink() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("real.json");
+        write(&real, &sample()).unwrap();
+        let link = dir.path().join("status.json");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        let e = read(&link).unwrap_err();
+        assert!(e.contains("is a symbolic link"), "{e}");
     }
 }

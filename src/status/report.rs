@@ -70,6 +70,7 @@ impl Reporter {
         let l = &self.feeder.lateness;
         Status {
             pid: std::process::id(),
+            start_time: super::liveness::own_start_time(),
             written_at_s: secs(now),
             interval_s: secs(self.interval),
             dry_run: self.dry_run,

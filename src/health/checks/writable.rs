@@ -263,7 +263,7 @@ fn open_probe(root: &Root, mount: &Path, node_path: &Path) -> Result<Probe, Stri
         .open(&path)
         .map_err(|e| what("cannot open", e))?;
     let probe_dev = file.metadata().map_err(|e| what("fstat", e))?.dev();
-    let mount_dev = std::fs::metadata(root.resolve(mount))
+    let mount_dev = std::fs::metadata(root.follow(mount))
         .map_err(|e| what(&format!("stat {}", mount.display()), e))?
         .dev();
     if probe_dev != mount_dev {
