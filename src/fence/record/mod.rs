@@ -122,6 +122,11 @@ impl FenceRecord {
         &self.path
     }
 
+    /// The boot id read at start-up.
+    pub fn boot_id(&self) -> &str {
+        &self.boot_id
+    }
+
     fn write_clean(&self) -> io::Result<()> {
         let mut buf = [b'\n'; SIZE];
         let mut c = Cursor::new(&mut buf[..]);
