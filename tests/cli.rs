@@ -346,13 +346,22 @@ fn status_shows_the_running_daemon_and_its_checks() {
 }
 
 #[test]
-fn the_command_line_is_public_for_man_pages_and_has_seven_commands() {
+fn the_command_line_is_public_for_man_pages_and_has_eight_commands() {
     let cmd = <wdfeed::cli::Cli as clap::CommandFactory>::command();
     let mut names: Vec<&str> = cmd.get_subcommands().map(|c| c.get_name()).collect();
     names.sort_unstable();
     assert_eq!(
         names,
-        ["check", "doctor", "info", "run", "status", "stop", "validate"]
+        [
+            "check",
+            "doctor",
+            "info",
+            "rejoin-now",
+            "run",
+            "status",
+            "stop",
+            "validate"
+        ]
     );
 }
 

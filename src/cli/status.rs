@@ -34,6 +34,14 @@ pub fn run(path: &Path, format: Format) -> Result<(), Failure> {
         outln!("{text}");
     } else {
         outln!("wdfeed pid {}: {}", s.pid, s.summary());
+        if let Some(r) = &s.rejoin {
+            outln!(
+                "  rejoin delay {:.1} s: READY=1 in {:.1} s (`wdfeed rejoin-now` ends it); {}",
+                r.delay_s,
+                r.wait_left_s,
+                r.cause
+            );
+        }
         for d in &s.devices {
             let left = d
                 .time_left_s

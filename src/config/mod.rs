@@ -37,6 +37,9 @@ pub struct Config {
     pub devices: Vec<DeviceConfig>,
     pub interval: Duration,
     pub on_exit: OnExit,
+    /// `rejoin-delay`: how long READY=1 waits on a boot after one that ended armed without a
+    /// clean stop; `None`: the delay recorded by the config that was running (its B).
+    pub rejoin_delay: Option<Duration>,
     pub fence: FenceConfig,
     pub checks: Vec<CheckConfig>,
     /// The node_exporter textfile-collector file the daemon rewrites (`metrics.textfile`).

@@ -35,6 +35,7 @@ pub fn build(raw: RawConfig, problems: &mut Vec<Problem>) -> Config {
         devices,
         interval,
         on_exit: raw.on_exit.unwrap_or(OnExit::Disarm),
+        rejoin_delay: raw.rejoin_delay.map(HumanDuration::get),
         fence,
         checks,
         metrics_textfile,

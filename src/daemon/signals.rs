@@ -1,6 +1,7 @@
 //! Signals: blocked in every thread before any exists, and taken by one thread of their own
 //! that turns them into events for the daemon's main loop. SIGHUP re-reads the config;
-//! SIGUSR1 (`wdfeed stop --fenced`) ends a fenced wdfeed, and nothing else.
+//! SIGUSR1 (`wdfeed stop --fenced`) ends a fenced wdfeed, and nothing else; SIGUSR2
+//! (`wdfeed rejoin-now`) ends a rejoin delay in progress.
 
 use std::path::Path;
 use std::sync::mpsc::Sender;
@@ -22,6 +23,7 @@ fn handled_signals() -> SigSet {
         Signal::SIGINT,
         Signal::SIGHUP,
         Signal::SIGUSR1,
+        Signal::SIGUSR2,
     ] {
         set.add(s);
     }

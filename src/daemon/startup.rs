@@ -82,6 +82,9 @@ pub(super) fn wait_until_healthy(
             Ok(Event::Signal(Signal::SIGUSR1)) => {
                 tracing::warn!("SIGUSR1 ignored: it only ends a fenced wdfeed")
             }
+            Ok(Event::Signal(Signal::SIGUSR2)) => {
+                tracing::warn!("SIGUSR2 (wdfeed rejoin-now) before arming: ignored; run it again once wdfeed is armed")
+            }
             Ok(Event::Signal(_)) | Err(RecvTimeoutError::Disconnected) => return false,
             Ok(Event::FeederDone(_)) | Err(RecvTimeoutError::Timeout) => {}
         }

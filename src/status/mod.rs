@@ -55,6 +55,19 @@ pub struct Status {
     /// The node_exporter textfile, when `metrics.textfile` is set.
     #[serde(default)]
     pub textfile: Option<TextfileStatus>,
+    /// While READY=1 waits for the rejoin delay (state `rejoin-wait`).
+    #[serde(default)]
+    pub rejoin: Option<RejoinStatus>,
+}
+
+/// The rejoin delay in progress: armed and petting, READY=1 held back.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RejoinStatus {
+    /// Seconds until READY=1.
+    pub wait_left_s: f64,
+    pub delay_s: f64,
+    /// What the state record (and the kernel) said of the previous boot.
+    pub cause: String,
 }
 
 /// How the textfile writer fares: a problem is a warning, never a failed check.
@@ -137,8 +150,18 @@ impl Status {
             .last_pet_age_s
             .map(|a| format!("last pet {a:.1} s ago"))
             .unwrap_or_else(|| "not petted yet".into());
+        let wait = self
+            .rejoin
+            .as_ref()
+            .map(|r| {
+                format!(
+                    ", READY=1 held for the rejoin delay: {:.1} s left",
+                    r.wait_left_s
+                )
+            })
+            .unwrap_or_default();
         format!(
-            "{}: {healthy}/{} checks healthy, {pet}, fence bound {:.1} s",
+            "{}: {healthy}/{} checks healthy, {pet}, fence bound {:.1} s{wait}",
             self.state,
             self.checks.len(),
             self.bound_s
@@ -299,6 +322,7 @@ mod tests {
             lateness: LatenessStatus::default(),
             version: "0.0.0".into(),
             textfile: None,
+            rejoin: None,
         }
     }
 
@@ -322,6 +346,20 @@ mod tests {
             evidence: "/ read-only".into(),
         });
         assert_eq!(s.summary(), "FENCED by writable /: / read-only");
+        let mut s = sample();
+        s.state = "rejoin-wait".into();
+        s.rejoin = Some(RejoinStatus {
+            wait_left_s: 7.25,
+            delay_s: 14.0,
+            cause: "the previous boot ended armed".into(),
+        });
+        assert!(
+            s.summary().starts_with("rejoin-wait: ")
+                && s.summary()
+                    .ends_with("READY=1 held for the rejoin delay: 7.2 s left"),
+            "{}",
+            s.summary()
+        );
     }
 
     #[test]
