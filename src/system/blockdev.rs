@@ -12,9 +12,13 @@ pub fn disks(root: &Root) -> Result<Vec<String>, ReadError> {
     let path = root.sys("block");
     let dir = std::fs::read_dir(&path)
         .map_err(|e| ReadError::new(root.node_name(&path), None, e.to_string()))?;
-    let mut out: Vec<String> = dir
-        .filter_map(|e| e.ok()?.file_name().into_string().ok())
-        .collect();
+    // A directory entry that cannot be read is an error, never a disk quietly left out.
+    let mut out = Vec::new();
+    for entry in dir {
+        let entry =
+            entry.map_err(|e| ReadError::new(root.node_name(&path), None, e.to_string()))?;
+        out.push(entry.file_name().to_string_lossy().into_owned());
+    }
     out.sort();
     Ok(out)
 }
