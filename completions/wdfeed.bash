@@ -28,6 +28,9 @@ _wdfeed() {
             wdfeed,info)
                 cmd="wdfeed__subcmd__info"
                 ;;
+            wdfeed,rejoin-now)
+                cmd="wdfeed__subcmd__rejoin__subcmd__now"
+                ;;
             wdfeed,run)
                 cmd="wdfeed__subcmd__run"
                 ;;
@@ -52,6 +55,9 @@ _wdfeed() {
             wdfeed__subcmd__help,info)
                 cmd="wdfeed__subcmd__help__subcmd__info"
                 ;;
+            wdfeed__subcmd__help,rejoin-now)
+                cmd="wdfeed__subcmd__help__subcmd__rejoin__subcmd__now"
+                ;;
             wdfeed__subcmd__help,run)
                 cmd="wdfeed__subcmd__help__subcmd__run"
                 ;;
@@ -71,7 +77,7 @@ _wdfeed() {
 
     case "${cmd}" in
         wdfeed)
-            opts="-h -V --root --log-level --help --version run stop status check info doctor validate help"
+            opts="-h -V --root --allow-unsafe-config --log-level --help --version run rejoin-now stop status check info doctor validate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -93,7 +99,7 @@ _wdfeed() {
             return 0
             ;;
         wdfeed__subcmd__check)
-            opts="-c -h -V --config --json --root --log-level --help --version"
+            opts="-c -h -V --config --json --root --allow-unsafe-config --log-level --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -123,7 +129,7 @@ _wdfeed() {
             return 0
             ;;
         wdfeed__subcmd__doctor)
-            opts="-c -h -V --config --root --log-level --help --version"
+            opts="-c -h -V --config --root --allow-unsafe-config --log-level --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -153,7 +159,7 @@ _wdfeed() {
             return 0
             ;;
         wdfeed__subcmd__help)
-            opts="run stop status check info doctor validate help"
+            opts="run rejoin-now stop status check info doctor validate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -209,6 +215,20 @@ _wdfeed() {
             return 0
             ;;
         wdfeed__subcmd__help__subcmd__info)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        wdfeed__subcmd__help__subcmd__rejoin__subcmd__now)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -279,7 +299,7 @@ _wdfeed() {
             return 0
             ;;
         wdfeed__subcmd__info)
-            opts="-c -h -V --config --json --root --log-level --help --version"
+            opts="-c -h -V --config --json --root --allow-unsafe-config --log-level --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -308,8 +328,34 @@ _wdfeed() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        wdfeed__subcmd__rejoin__subcmd__now)
+            opts="-h -V --status-file --root --allow-unsafe-config --log-level --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --status-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --root)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-level)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         wdfeed__subcmd__run)
-            opts="-c -h -V --config --dry-run --status-file --runtime-dir --root --log-level --help --version"
+            opts="-c -h -V --config --dry-run --status-file --runtime-dir --state-dir --root --allow-unsafe-config --log-level --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -331,6 +377,10 @@ _wdfeed() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --state-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --root)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -347,7 +397,7 @@ _wdfeed() {
             return 0
             ;;
         wdfeed__subcmd__status)
-            opts="-h -V --status-file --format --json --root --log-level --help --version"
+            opts="-h -V --status-file --format --json --root --allow-unsafe-config --log-level --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -377,7 +427,7 @@ _wdfeed() {
             return 0
             ;;
         wdfeed__subcmd__stop)
-            opts="-h -V --fenced --status-file --root --log-level --help --version"
+            opts="-h -V --fenced --status-file --root --allow-unsafe-config --log-level --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -403,7 +453,7 @@ _wdfeed() {
             return 0
             ;;
         wdfeed__subcmd__validate)
-            opts="-h -V --print-default --root --log-level --help --version"
+            opts="-h -V --print-default --root --allow-unsafe-config --log-level --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

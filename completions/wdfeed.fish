@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_wdfeed_global_optspecs
-    string join \n root= log-level= h/help V/version
+    string join \n root= allow-unsafe-config log-level= h/help V/version
 end
 
 function __fish_wdfeed_needs_command
@@ -26,9 +26,11 @@ end
 
 complete -c wdfeed -n "__fish_wdfeed_needs_command" -l root -d 'Read every /proc, /sys and /dev path under DIR (a fixture tree, or the host\'s root mounted in a container, e.g. /host)' -r -F
 complete -c wdfeed -n "__fish_wdfeed_needs_command" -l log-level -d 'error, warn, info, debug or trace' -r
+complete -c wdfeed -n "__fish_wdfeed_needs_command" -l allow-unsafe-config -d 'Accept a config that users other than its owner and root can write, or replace in its directory (a warning instead of a refusal). For test rigs only: those users can make wdfeed fence this node'
 complete -c wdfeed -n "__fish_wdfeed_needs_command" -s h -l help -d 'Print help'
 complete -c wdfeed -n "__fish_wdfeed_needs_command" -s V -l version -d 'Print version'
 complete -c wdfeed -n "__fish_wdfeed_needs_command" -f -a "run" -d 'Run the daemon: pet every device while every check passes; fence when one fails'
+complete -c wdfeed -n "__fish_wdfeed_needs_command" -f -a "rejoin-now" -d 'End the rejoin delay now: READY=1 goes at once and the cluster stack ordered after wdfeed starts. Only when the peer is known to have stopped waiting for this node'
 complete -c wdfeed -n "__fish_wdfeed_needs_command" -f -a "stop" -d 'End a fenced wdfeed (it ignores SIGTERM): the devices stay armed, the node still resets, and no wdfeed arms again in this boot'
 complete -c wdfeed -n "__fish_wdfeed_needs_command" -f -a "status" -d 'Show the running daemon\'s state: checks, leases, last pet, fence state, bound'
 complete -c wdfeed -n "__fish_wdfeed_needs_command" -f -a "check" -d 'Run every check once and print a table; exit 0 if healthy, 1 if not'
@@ -39,15 +41,24 @@ complete -c wdfeed -n "__fish_wdfeed_needs_command" -f -a "help" -d 'Print this 
 complete -c wdfeed -n "__fish_wdfeed_using_subcommand run" -s c -l config -d 'The config file (default: /etc/wdfeed/watchdog.yaml, else the embedded default)' -r -F
 complete -c wdfeed -n "__fish_wdfeed_using_subcommand run" -l status-file -d 'Where to keep the state `wdfeed status` reads' -r -F
 complete -c wdfeed -n "__fish_wdfeed_using_subcommand run" -l runtime-dir -d 'wdfeed\'s runtime directory: must be on a tmpfs (or ramfs); it holds the fence record of this boot. Not under --root: it is this host\'s state' -r -F
+complete -c wdfeed -n "__fish_wdfeed_using_subcommand run" -l state-dir -d 'wdfeed\'s persistent state directory: it holds the state record that tells the next boot whether this one ended armed (the rejoin delay). Not under --root' -r -F
 complete -c wdfeed -n "__fish_wdfeed_using_subcommand run" -l root -d 'Read every /proc, /sys and /dev path under DIR (a fixture tree, or the host\'s root mounted in a container, e.g. /host)' -r -F
 complete -c wdfeed -n "__fish_wdfeed_using_subcommand run" -l log-level -d 'error, warn, info, debug or trace' -r
 complete -c wdfeed -n "__fish_wdfeed_using_subcommand run" -l dry-run -d 'Run every check and log each decision ("would pet", "would fence") without opening a device or killing anything'
+complete -c wdfeed -n "__fish_wdfeed_using_subcommand run" -l allow-unsafe-config -d 'Accept a config that users other than its owner and root can write, or replace in its directory (a warning instead of a refusal). For test rigs only: those users can make wdfeed fence this node'
 complete -c wdfeed -n "__fish_wdfeed_using_subcommand run" -s h -l help -d 'Print help'
 complete -c wdfeed -n "__fish_wdfeed_using_subcommand run" -s V -l version -d 'Print version'
+complete -c wdfeed -n "__fish_wdfeed_using_subcommand rejoin-now" -l status-file -r -F
+complete -c wdfeed -n "__fish_wdfeed_using_subcommand rejoin-now" -l root -d 'Read every /proc, /sys and /dev path under DIR (a fixture tree, or the host\'s root mounted in a container, e.g. /host)' -r -F
+complete -c wdfeed -n "__fish_wdfeed_using_subcommand rejoin-now" -l log-level -d 'error, warn, info, debug or trace' -r
+complete -c wdfeed -n "__fish_wdfeed_using_subcommand rejoin-now" -l allow-unsafe-config -d 'Accept a config that users other than its owner and root can write, or replace in its directory (a warning instead of a refusal). For test rigs only: those users can make wdfeed fence this node'
+complete -c wdfeed -n "__fish_wdfeed_using_subcommand rejoin-now" -s h -l help -d 'Print help'
+complete -c wdfeed -n "__fish_wdfeed_using_subcommand rejoin-now" -s V -l version -d 'Print version'
 complete -c wdfeed -n "__fish_wdfeed_using_subcommand stop" -l status-file -r -F
 complete -c wdfeed -n "__fish_wdfeed_using_subcommand stop" -l root -d 'Read every /proc, /sys and /dev path under DIR (a fixture tree, or the host\'s root mounted in a container, e.g. /host)' -r -F
 complete -c wdfeed -n "__fish_wdfeed_using_subcommand stop" -l log-level -d 'error, warn, info, debug or trace' -r
 complete -c wdfeed -n "__fish_wdfeed_using_subcommand stop" -l fenced -d 'Required: says that the daemon to stop is fenced'
+complete -c wdfeed -n "__fish_wdfeed_using_subcommand stop" -l allow-unsafe-config -d 'Accept a config that users other than its owner and root can write, or replace in its directory (a warning instead of a refusal). For test rigs only: those users can make wdfeed fence this node'
 complete -c wdfeed -n "__fish_wdfeed_using_subcommand stop" -s h -l help -d 'Print help'
 complete -c wdfeed -n "__fish_wdfeed_using_subcommand stop" -s V -l version -d 'Print version'
 complete -c wdfeed -n "__fish_wdfeed_using_subcommand status" -l status-file -r -F
@@ -57,35 +68,41 @@ prometheus\t'The Prometheus text format (docs/METRICS.md)'"
 complete -c wdfeed -n "__fish_wdfeed_using_subcommand status" -l root -d 'Read every /proc, /sys and /dev path under DIR (a fixture tree, or the host\'s root mounted in a container, e.g. /host)' -r -F
 complete -c wdfeed -n "__fish_wdfeed_using_subcommand status" -l log-level -d 'error, warn, info, debug or trace' -r
 complete -c wdfeed -n "__fish_wdfeed_using_subcommand status" -l json -d 'Same as `--format json`'
+complete -c wdfeed -n "__fish_wdfeed_using_subcommand status" -l allow-unsafe-config -d 'Accept a config that users other than its owner and root can write, or replace in its directory (a warning instead of a refusal). For test rigs only: those users can make wdfeed fence this node'
 complete -c wdfeed -n "__fish_wdfeed_using_subcommand status" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c wdfeed -n "__fish_wdfeed_using_subcommand status" -s V -l version -d 'Print version'
 complete -c wdfeed -n "__fish_wdfeed_using_subcommand check" -s c -l config -r -F
 complete -c wdfeed -n "__fish_wdfeed_using_subcommand check" -l root -d 'Read every /proc, /sys and /dev path under DIR (a fixture tree, or the host\'s root mounted in a container, e.g. /host)' -r -F
 complete -c wdfeed -n "__fish_wdfeed_using_subcommand check" -l log-level -d 'error, warn, info, debug or trace' -r
 complete -c wdfeed -n "__fish_wdfeed_using_subcommand check" -l json -d 'Print JSON instead of a table'
+complete -c wdfeed -n "__fish_wdfeed_using_subcommand check" -l allow-unsafe-config -d 'Accept a config that users other than its owner and root can write, or replace in its directory (a warning instead of a refusal). For test rigs only: those users can make wdfeed fence this node'
 complete -c wdfeed -n "__fish_wdfeed_using_subcommand check" -s h -l help -d 'Print help'
 complete -c wdfeed -n "__fish_wdfeed_using_subcommand check" -s V -l version -d 'Print version'
 complete -c wdfeed -n "__fish_wdfeed_using_subcommand info" -s c -l config -r -F
 complete -c wdfeed -n "__fish_wdfeed_using_subcommand info" -l root -d 'Read every /proc, /sys and /dev path under DIR (a fixture tree, or the host\'s root mounted in a container, e.g. /host)' -r -F
 complete -c wdfeed -n "__fish_wdfeed_using_subcommand info" -l log-level -d 'error, warn, info, debug or trace' -r
 complete -c wdfeed -n "__fish_wdfeed_using_subcommand info" -l json -d 'Print JSON instead of a table'
+complete -c wdfeed -n "__fish_wdfeed_using_subcommand info" -l allow-unsafe-config -d 'Accept a config that users other than its owner and root can write, or replace in its directory (a warning instead of a refusal). For test rigs only: those users can make wdfeed fence this node'
 complete -c wdfeed -n "__fish_wdfeed_using_subcommand info" -s h -l help -d 'Print help'
 complete -c wdfeed -n "__fish_wdfeed_using_subcommand info" -s V -l version -d 'Print version'
 complete -c wdfeed -n "__fish_wdfeed_using_subcommand doctor" -s c -l config -d 'The config file (default: as `run`)' -r -F
 complete -c wdfeed -n "__fish_wdfeed_using_subcommand doctor" -l root -d 'Read every /proc, /sys and /dev path under DIR (a fixture tree, or the host\'s root mounted in a container, e.g. /host)' -r -F
 complete -c wdfeed -n "__fish_wdfeed_using_subcommand doctor" -l log-level -d 'error, warn, info, debug or trace' -r
+complete -c wdfeed -n "__fish_wdfeed_using_subcommand doctor" -l allow-unsafe-config -d 'Accept a config that users other than its owner and root can write, or replace in its directory (a warning instead of a refusal). For test rigs only: those users can make wdfeed fence this node'
 complete -c wdfeed -n "__fish_wdfeed_using_subcommand doctor" -s h -l help -d 'Print help'
 complete -c wdfeed -n "__fish_wdfeed_using_subcommand doctor" -s V -l version -d 'Print version'
 complete -c wdfeed -n "__fish_wdfeed_using_subcommand validate" -l root -d 'Read every /proc, /sys and /dev path under DIR (a fixture tree, or the host\'s root mounted in a container, e.g. /host)' -r -F
 complete -c wdfeed -n "__fish_wdfeed_using_subcommand validate" -l log-level -d 'error, warn, info, debug or trace' -r
 complete -c wdfeed -n "__fish_wdfeed_using_subcommand validate" -l print-default -d 'Print the embedded default config and exit'
+complete -c wdfeed -n "__fish_wdfeed_using_subcommand validate" -l allow-unsafe-config -d 'Accept a config that users other than its owner and root can write, or replace in its directory (a warning instead of a refusal). For test rigs only: those users can make wdfeed fence this node'
 complete -c wdfeed -n "__fish_wdfeed_using_subcommand validate" -s h -l help -d 'Print help'
 complete -c wdfeed -n "__fish_wdfeed_using_subcommand validate" -s V -l version -d 'Print version'
-complete -c wdfeed -n "__fish_wdfeed_using_subcommand help; and not __fish_seen_subcommand_from run stop status check info doctor validate help" -f -a "run" -d 'Run the daemon: pet every device while every check passes; fence when one fails'
-complete -c wdfeed -n "__fish_wdfeed_using_subcommand help; and not __fish_seen_subcommand_from run stop status check info doctor validate help" -f -a "stop" -d 'End a fenced wdfeed (it ignores SIGTERM): the devices stay armed, the node still resets, and no wdfeed arms again in this boot'
-complete -c wdfeed -n "__fish_wdfeed_using_subcommand help; and not __fish_seen_subcommand_from run stop status check info doctor validate help" -f -a "status" -d 'Show the running daemon\'s state: checks, leases, last pet, fence state, bound'
-complete -c wdfeed -n "__fish_wdfeed_using_subcommand help; and not __fish_seen_subcommand_from run stop status check info doctor validate help" -f -a "check" -d 'Run every check once and print a table; exit 0 if healthy, 1 if not'
-complete -c wdfeed -n "__fish_wdfeed_using_subcommand help; and not __fish_seen_subcommand_from run stop status check info doctor validate help" -f -a "info" -d 'Describe the watchdog devices from sysfs without opening them (opening arms them), and the fence bound of the config'
-complete -c wdfeed -n "__fish_wdfeed_using_subcommand help; and not __fish_seen_subcommand_from run stop status check info doctor validate help" -f -a "doctor" -d 'Find sbd, Pacemaker, corosync, systemd\'s runtime watchdog, keepalived and any other watchdog user on this node, and say what conflicts with the config and how to fix it'
-complete -c wdfeed -n "__fish_wdfeed_using_subcommand help; and not __fish_seen_subcommand_from run stop status check info doctor validate help" -f -a "validate" -d 'Check a config: print every problem, or "config looks good" and its fence bound'
-complete -c wdfeed -n "__fish_wdfeed_using_subcommand help; and not __fish_seen_subcommand_from run stop status check info doctor validate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c wdfeed -n "__fish_wdfeed_using_subcommand help; and not __fish_seen_subcommand_from run rejoin-now stop status check info doctor validate help" -f -a "run" -d 'Run the daemon: pet every device while every check passes; fence when one fails'
+complete -c wdfeed -n "__fish_wdfeed_using_subcommand help; and not __fish_seen_subcommand_from run rejoin-now stop status check info doctor validate help" -f -a "rejoin-now" -d 'End the rejoin delay now: READY=1 goes at once and the cluster stack ordered after wdfeed starts. Only when the peer is known to have stopped waiting for this node'
+complete -c wdfeed -n "__fish_wdfeed_using_subcommand help; and not __fish_seen_subcommand_from run rejoin-now stop status check info doctor validate help" -f -a "stop" -d 'End a fenced wdfeed (it ignores SIGTERM): the devices stay armed, the node still resets, and no wdfeed arms again in this boot'
+complete -c wdfeed -n "__fish_wdfeed_using_subcommand help; and not __fish_seen_subcommand_from run rejoin-now stop status check info doctor validate help" -f -a "status" -d 'Show the running daemon\'s state: checks, leases, last pet, fence state, bound'
+complete -c wdfeed -n "__fish_wdfeed_using_subcommand help; and not __fish_seen_subcommand_from run rejoin-now stop status check info doctor validate help" -f -a "check" -d 'Run every check once and print a table; exit 0 if healthy, 1 if not'
+complete -c wdfeed -n "__fish_wdfeed_using_subcommand help; and not __fish_seen_subcommand_from run rejoin-now stop status check info doctor validate help" -f -a "info" -d 'Describe the watchdog devices from sysfs without opening them (opening arms them), and the fence bound of the config'
+complete -c wdfeed -n "__fish_wdfeed_using_subcommand help; and not __fish_seen_subcommand_from run rejoin-now stop status check info doctor validate help" -f -a "doctor" -d 'Find sbd, Pacemaker, corosync, systemd\'s runtime watchdog, keepalived and any other watchdog user on this node, and say what conflicts with the config and how to fix it'
+complete -c wdfeed -n "__fish_wdfeed_using_subcommand help; and not __fish_seen_subcommand_from run rejoin-now stop status check info doctor validate help" -f -a "validate" -d 'Check a config: print every problem, or "config looks good" and its fence bound'
+complete -c wdfeed -n "__fish_wdfeed_using_subcommand help; and not __fish_seen_subcommand_from run rejoin-now stop status check info doctor validate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

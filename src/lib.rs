@@ -43,6 +43,7 @@ mod ffi;
 pub mod fuzz_entry;
 pub mod health;
 mod logging;
+mod rejoin;
 mod status;
 pub mod system;
 mod time;

@@ -272,6 +272,52 @@ fn sighup_with_a_broken_config_keeps_the_running_one() {
 }
 
 #[test]
+fn sighup_with_the_config_replaced_by_a_fifo_still_obeys_sigterm() {
+    let fx = FixtureRoot::new();
+    let cfg = fx.write("w.yaml", &fast_config(""));
+    let mut d = fx.daemon(&cfg, true);
+    d.wait_for("would pet", Duration::from_secs(20))
+        .expect("pets");
+    std::fs::remove_file(&cfg).unwrap();
+    nix::unistd::mkfifo(&cfg, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    d.signal(SIGHUP);
+    d.signal(SIGHUP);
+    std::thread::sleep(Duration::from_millis(300));
+    d.signal(SIGTERM);
+    assert_eq!(
+        d.wait(Duration::from_secs(10)),
+        Some(0),
+        "{}",
+        d.transcript()
+    );
+    assert!(
+        !d.log.iter().any(|l| l.contains("would fence")),
+        "{}",
+        d.transcript()
+    );
+}
+
+#[test]
+fn a_start_up_read_that_hangs_ends_in_an_error_with_nothing_armed() {
+    let fx = FixtureRoot::new();
+    let cfg = fx.write("w.yaml", &fast_config(""));
+    let mountinfo = fx.path().join("proc/1/mountinfo");
+    std::fs::remove_file(&mountinfo).unwrap();
+    // Opening a FIFO for reading blocks until a writer comes: a read that hangs.
+    nix::unistd::mkfifo(&mountinfo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let mut d = fx.daemon(&cfg, true);
+    let code = d.wait(Duration::from_secs(30));
+    let t = d.transcript();
+    assert!(matches!(code, Some(c) if c != 0), "{code:?}: {t}");
+    assert!(
+        t.contains("preparing the checks did not end within 10 s"),
+        "{t}"
+    );
+    assert!(!t.contains("would arm"), "{t}");
+    assert!(!t.contains("would pet"), "{t}");
+}
+
+#[test]
 fn run_refuses_a_device_path_that_is_not_a_character_device() {
     let fx = FixtureRoot::new();
     fx.write("dev/watchdog0", "");
@@ -346,13 +392,22 @@ fn status_shows_the_running_daemon_and_its_checks() {
 }
 
 #[test]
-fn the_command_line_is_public_for_man_pages_and_has_seven_commands() {
+fn the_command_line_is_public_for_man_pages_and_has_eight_commands() {
     let cmd = <wdfeed::cli::Cli as clap::CommandFactory>::command();
     let mut names: Vec<&str> = cmd.get_subcommands().map(|c| c.get_name()).collect();
     names.sort_unstable();
     assert_eq!(
         names,
-        ["check", "doctor", "info", "run", "status", "stop", "validate"]
+        [
+            "check",
+            "doctor",
+            "info",
+            "rejoin-now",
+            "run",
+            "status",
+            "stop",
+            "validate"
+        ]
     );
 }
 

@@ -197,6 +197,24 @@ fn the_status_directory_is_the_hosts_run_so_it_outlives_the_pod() {
 }
 
 #[test]
+fn the_state_directory_is_the_hosts_persistent_var_lib_wdfeed() {
+    let c = container();
+    let args = strings(&c["args"]);
+    let at = args
+        .iter()
+        .position(|a| a == "--state-dir")
+        .expect("--state-dir: without it the rejoin record dies with the pod");
+    let state_dir = &args[at + 1];
+    let (_, ro, host, _) = mounts()
+        .into_iter()
+        .filter(|(path, ..)| Path::new(state_dir).starts_with(path))
+        .max_by_key(|(path, ..)| path.len())
+        .unwrap_or_else(|| panic!("{state_dir} is on no mount: it would not outlive the pod"));
+    assert!(!ro, "{state_dir} must be writable");
+    assert_eq!(host.as_deref(), Some("/var/lib/wdfeed"));
+}
+
+#[test]
 fn host_pids_host_network_and_every_node() {
     let pod = pod();
     assert_eq!(

@@ -18,9 +18,12 @@ mod corosync;
 mod corosync_conf;
 mod devices;
 mod envfile;
+mod helper;
 mod others;
 mod pacemaker;
 mod sbd;
+mod sbd_process;
+mod sbd_timing;
 mod systemd;
 
 use std::fmt::Write as _;

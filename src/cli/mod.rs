@@ -50,6 +50,12 @@ pub struct Cli {
     )]
     root: PathBuf,
 
+    /// Accept a config that users other than its owner and root can write, or replace in
+    /// its directory (a warning instead of a refusal). For test rigs only: those users can
+    /// make wdfeed fence this node.
+    #[arg(long, global = true, env = "WDFEED_ALLOW_UNSAFE_CONFIG", value_parser = clap::builder::FalseyValueParser::new())]
+    allow_unsafe_config: bool,
+
     /// error, warn, info, debug or trace.
     #[arg(long, global = true, value_name = "LEVEL", default_value = "info")]
     log_level: String,
@@ -76,6 +82,16 @@ enum Command {
         /// record of this boot. Not under --root: it is this host's state.
         #[arg(long, value_name = "DIR", env = "WDFEED_RUNTIME_DIR", default_value = crate::fence::record::DEFAULT_RUNTIME_DIR)]
         runtime_dir: PathBuf,
+        /// wdfeed's persistent state directory: it holds the state record that tells the next
+        /// boot whether this one ended armed (the rejoin delay). Not under --root.
+        #[arg(long, value_name = "DIR", env = "WDFEED_STATE_DIR", default_value = crate::rejoin::state::DEFAULT_STATE_DIR)]
+        state_dir: PathBuf,
+    },
+    /// End the rejoin delay now: READY=1 goes at once and the cluster stack ordered after
+    /// wdfeed starts. Only when the peer is known to have stopped waiting for this node.
+    RejoinNow {
+        #[arg(long, value_name = "FILE", default_value = crate::status::DEFAULT_STATUS_FILE)]
+        status_file: PathBuf,
     },
     /// End a fenced wdfeed (it ignores SIGTERM): the devices stay armed, the node still
     /// resets, and no wdfeed arms again in this boot.
@@ -150,13 +166,16 @@ pub fn main() -> ExitCode {
         }
     };
     let root = Root::at(&cli.root);
+    crate::config::permissions::allow_unsafe(cli.allow_unsafe_config);
     let result = match cli.command {
         Command::Run {
             config,
             dry_run,
             status_file,
             runtime_dir,
-        } => run::run(root, config, dry_run, status_file, runtime_dir),
+            state_dir,
+        } => run::run(root, config, dry_run, status_file, runtime_dir, state_dir),
+        Command::RejoinNow { status_file } => stop::rejoin_now(&status_file),
         Command::Stop {
             fenced,
             status_file,

@@ -12,6 +12,7 @@ pub fn run(
     dry_run: bool,
     status_file: PathBuf,
     runtime_dir: PathBuf,
+    state_dir: PathBuf,
 ) -> Result<(), Failure> {
     daemon::run(Options {
         root,
@@ -19,5 +20,6 @@ pub fn run(
         dry_run,
         status_file,
         runtime_dir,
+        state_dir,
     })
 }

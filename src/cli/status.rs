@@ -4,6 +4,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::status;
+use crate::system::Root;
 use crate::time::{BootClock, Clock};
 use crate::Failure;
 
@@ -20,14 +21,27 @@ pub enum Format {
 
 pub fn run(path: &Path, format: Format) -> Result<(), Failure> {
     let s = status::read(path).map_err(Failure::runtime)?;
+    if let Err(why) = status::liveness::check(&Root::host(), s.pid, s.start_time) {
+        not_running(&s, format, &why)?;
+        return Err(Failure::runtime(why));
+    }
     let age = BootClock.now().as_secs_f64() - s.written_at_s;
     if format == Format::Prometheus {
         out!("{}", status::render_prometheus(&s));
+        out!("{}", running_metric(1));
     } else if format == Format::Json {
         let text = serde_json::to_string_pretty(&s).map_err(|e| Failure::runtime(e.to_string()))?;
         outln!("{text}");
     } else {
         outln!("wdfeed pid {}: {}", s.pid, s.summary());
+        if let Some(r) = &s.rejoin {
+            outln!(
+                "  rejoin delay {:.1} s: READY=1 in {:.1} s (`wdfeed rejoin-now` ends it); {}",
+                r.delay_s,
+                r.wait_left_s,
+                r.cause
+            );
+        }
         for d in &s.devices {
             let left = d
                 .time_left_s
@@ -89,4 +103,26 @@ pub fn run(path: &Path, format: Format) -> Result<(), Failure> {
         )));
     }
     Ok(())
+}
+
+/// What a scraper or a script reads when the daemon that wrote the file is gone: the file's
+/// content is not shown (it described a node that is no longer watched).
+fn not_running(s: &status::Status, format: Format, why: &str) -> Result<(), Failure> {
+    match format {
+        Format::Text => {}
+        Format::Json => {
+            let v = serde_json::json!({"running": false, "pid": s.pid, "reason": why});
+            let text =
+                serde_json::to_string_pretty(&v).map_err(|e| Failure::runtime(e.to_string()))?;
+            outln!("{text}");
+        }
+        Format::Prometheus => out!("{}", running_metric(0)),
+    }
+    Ok(())
+}
+
+fn running_metric(v: u8) -> String {
+    format!(
+        "# HELP wdfeed_running 1 while the daemon that wrote the status file runs, else 0.\n# TYPE wdfeed_running gauge\nwdfeed_running {v}\n"
+    )
 }

@@ -7,7 +7,9 @@ pub(crate) mod advice;
 pub(crate) mod bound;
 mod check_keys;
 mod depth;
+mod input_rules;
 mod locate;
+pub mod permissions;
 mod raw;
 mod rules;
 
@@ -35,6 +37,9 @@ pub struct Config {
     pub devices: Vec<DeviceConfig>,
     pub interval: Duration,
     pub on_exit: OnExit,
+    /// `rejoin-delay`: how long READY=1 waits on a boot after one that ended armed without a
+    /// clean stop; `None`: the delay recorded by the config that was running (its B).
+    pub rejoin_delay: Option<Duration>,
     pub fence: FenceConfig,
     pub checks: Vec<CheckConfig>,
     /// The node_exporter textfile-collector file the daemon rewrites (`metrics.textfile`).
@@ -167,7 +172,22 @@ pub fn load(path: Option<&Path>) -> Result<Loaded, ConfigError> {
     let config = parse(&text, &origin.name())?;
     let mut warnings = Vec::new();
     if let Origin::File(p) = &origin {
-        warnings.extend(permission_warning(p));
+        let v = permissions::judge(p);
+        if !v.refuse.is_empty() {
+            return Err(ConfigError {
+                source: origin.name(),
+                problems: v
+                    .refuse
+                    .into_iter()
+                    .map(|message| Problem {
+                        key: String::new(),
+                        message,
+                        location: None,
+                    })
+                    .collect(),
+            });
+        }
+        warnings.extend(v.warnings);
     }
     if config.checks.is_empty() {
         warnings.push(
@@ -267,20 +287,6 @@ mod read_tests {
     }
 }
 
-/// A config that others may write can be turned into a reset switch by them.
-fn permission_warning(path: &Path) -> Option<String> {
-    use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(path).ok()?.permissions().mode();
-    (mode & 0o022 != 0).then(|| {
-        format!(
-            "{} is writable by group or others (mode {:o}): whoever can write it can fence this node; run `chmod go-w {}`",
-            path.display(),
-            mode & 0o777,
-            path.display()
-        )
-    })
-}
-
 /// Parses and checks config text; `source` names it in problems.
 pub fn parse(text: &str, source: &str) -> Result<Config, ConfigError> {
     let fail = |problems: Vec<Problem>| ConfigError {
@@ -328,6 +334,13 @@ pub fn parse(text: &str, source: &str) -> Result<Config, ConfigError> {
     };
     let mut problems = Vec::new();
     let config = rules::build(raw, &mut problems);
+    let mut nul = Vec::new();
+    input_rules::nul_bytes(text, &mut nul);
+    for p in nul {
+        if !problems.iter().any(|q| q.key == p.key) {
+            problems.push(p);
+        }
+    }
     if problems.is_empty() {
         Ok(config)
     } else {

@@ -15,6 +15,8 @@ pub struct RawConfig {
     pub devices: Vec<RawDevice>,
     pub interval: Option<HumanDuration>,
     pub on_exit: Option<OnExit>,
+    /// How long READY=1 waits on a boot after one that ended armed (absent: the recorded B).
+    pub rejoin_delay: Option<HumanDuration>,
     #[serde(default)]
     pub fence: RawFence,
     /// Each check is kept as YAML until its `kind` is known: every kind has a strict settings

@@ -5,8 +5,10 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use super::check_keys::parse_check;
+use super::input_rules;
 use super::raw::{FenceMode, OnExit, RawConfig, RawDevice, RawFence};
 use super::{CheckConfig, Config, DeviceConfig, FenceConfig, Problem, DEFAULT_TIMEOUT};
+use crate::health::checks::CheckSettings;
 use crate::health::Schedule;
 use crate::units::format_duration;
 use crate::units::HumanDuration;
@@ -33,6 +35,7 @@ pub fn build(raw: RawConfig, problems: &mut Vec<Problem>) -> Config {
         devices,
         interval,
         on_exit: raw.on_exit.unwrap_or(OnExit::Disarm),
+        rejoin_delay: raw.rejoin_delay.map(HumanDuration::get),
         fence,
         checks,
         metrics_textfile,
@@ -88,8 +91,16 @@ fn devices(raw: Vec<RawDevice>, problems: &mut Vec<Problem>) -> Vec<DeviceConfig
                 ),
             );
         }
-        if !seen.insert(d.path.clone()) {
-            problem(key("path"), format!("{} is listed twice", d.path.display()));
+        let normal = input_rules::normalize(&d.path);
+        if !seen.insert(normal.clone()) {
+            problem(
+                key("path"),
+                format!(
+                    "{} is listed twice (as {} once worked out)",
+                    d.path.display(),
+                    normal.display()
+                ),
+            );
         }
         let timeout = or_default(d.timeout, DEFAULT_TIMEOUT);
         if timeout.subsec_nanos() != 0 || timeout < Duration::from_secs(1) {
@@ -134,6 +145,8 @@ fn interval(
     let interval = or_default(raw, min_timeout / 6);
     if interval.is_zero() {
         problem("interval".into(), "must be above zero, e.g. `5s`".into());
+    } else if let Some(m) = input_rules::period_too_short(interval) {
+        problem("interval".into(), m);
     } else if interval > min_timeout / 3 {
         problem(
             "interval".into(),
@@ -244,7 +257,8 @@ fn checks(
     let mut checks = Vec::new();
     let mut names = HashSet::new();
     for (i, value) in raw.into_iter().enumerate() {
-        let Some((common, settings)) = parse_check(i, value, problems) else {
+        let timeout_written = value.get("timeout").is_some();
+        let Some((common, mut settings)) = parse_check(i, value, problems) else {
             continue;
         };
         let key = |k: &str| format!("checks[{i}].{k}");
@@ -256,6 +270,8 @@ fn checks(
         for (k, d) in [("every", every), ("deadline", deadline)] {
             if d.is_zero() {
                 push(problems, key(k), "must be above zero, e.g. `5s`".into());
+            } else if let Some(m) = input_rules::period_too_short(d).filter(|_| k == "every") {
+                push(problems, key(k), m);
             } else if d >= min_timeout {
                 push(
                     problems,
@@ -275,6 +291,9 @@ fn checks(
                 format!("{tolerance} is more than {MAX_TOLERANCE} consecutive failures"),
             );
         }
+        if let (CheckSettings::Command(c), false) = (&mut settings, timeout_written) {
+            c.timeout = HumanDuration(input_rules::default_command_timeout(deadline));
+        }
         if let Some((limit_key, limit)) = settings.own_time_limit() {
             if limit >= deadline {
                 push(
@@ -288,7 +307,11 @@ fn checks(
                 );
             }
         }
-        for p in settings.problems() {
+        for p in settings
+            .problems()
+            .into_iter()
+            .chain(input_rules::check_settings(&settings))
+        {
             let k = if p.key.is_empty() {
                 format!("checks[{i}]")
             } else {

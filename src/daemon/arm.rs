@@ -100,30 +100,42 @@ fn arm(config: &Config, opts: &Options) -> Result<Armament, Failure> {
     Ok((devices, identities, granted))
 }
 
-/// The exit sequence: after a fence, never disarm; otherwise as `on-exit` says.
-pub(super) fn leave(devices: Vec<Box<dyn Armed>>, fenced: bool, on_exit: OnExit, dry_run: bool) {
+/// The exit sequence: after a fence, never disarm; otherwise as `on-exit` says. True if
+/// every device was disarmed.
+pub(super) fn leave(
+    devices: Vec<Box<dyn Armed>>,
+    fenced: bool,
+    on_exit: OnExit,
+    dry_run: bool,
+) -> bool {
     if dry_run {
         tracing::info!("dry run: nothing to disarm");
-        return;
+        return false;
     }
     if fenced {
         tracing::warn!("fenced: leaving every device armed; the hardware resets the node");
-        return;
+        return false;
     }
     match on_exit {
         OnExit::Disarm => {
+            let mut all = true;
             for d in devices {
                 let path = d.path().display().to_string();
                 match d.disarm() {
                     Ok(()) => tracing::info!(device = %path, "disarmed"),
-                    Err(e) => tracing::error!(error = %e, "disarm failed"),
+                    Err(e) => {
+                        all = false;
+                        tracing::error!(error = %e, "disarm failed")
+                    }
                 }
             }
+            all
         }
         OnExit::KeepArmed => {
             for d in &devices {
                 tracing::warn!(device = %d.path().display(), "left armed (on-exit: keep-armed): the node resets unless wdfeed is back within the timeout");
             }
+            false
         }
     }
 }

@@ -78,6 +78,7 @@ pub(super) fn hold(
 fn write_status(line: &str, every: Duration, opts: &Options) {
     let s = Status {
         pid: std::process::id(),
+        start_time: status::liveness::own_start_time(),
         written_at_s: status::secs(BootClock.now()),
         interval_s: status::secs(every),
         dry_run: false,
@@ -93,6 +94,7 @@ fn write_status(line: &str, every: Duration, opts: &Options) {
         lateness: LatenessStatus::default(),
         version: env!("CARGO_PKG_VERSION").into(),
         textfile: None,
+        rejoin: None,
     };
     if let Err(e) = status::write(&opts.status_file, &s) {
         tracing::debug!(error = %e, "cannot write the status file");

@@ -11,6 +11,7 @@
 
 mod arm;
 mod held;
+mod ready;
 mod signals;
 mod startup;
 mod threads;
@@ -46,6 +47,8 @@ pub struct Options {
     pub status_file: PathBuf,
     /// wdfeed's runtime directory (a tmpfs): the fence record of this boot.
     pub runtime_dir: PathBuf,
+    /// The persistent state directory (host state, not under the root): the state record.
+    pub state_dir: PathBuf,
 }
 
 enum Event {
@@ -95,6 +98,7 @@ pub fn run(opts: Options) -> Result<(), Failure> {
 
     arm::note_device_states(&config, &opts.root);
     let clock: Arc<dyn Clock> = Arc::new(BootClock);
+    let rejoin = ready::start_rejoin(&config, &opts, record.as_ref(), clock.now());
     let stoppers = Stoppers::default();
     let (runner, leases) =
         startup::start_checks(&config, &opts.root, &clock, Arc::clone(&stoppers.status))?;
@@ -108,6 +112,8 @@ pub fn run(opts: Options) -> Result<(), Failure> {
     kill.refresh();
     let kernel_log = KernelLog::prepare(&opts.root, opts.dry_run);
     let (devices, bound) = arm::arm_and_state_bound(&config, &opts)?;
+    rejoin.armed(bound.total);
+    let bound_total = bound.total;
     // Once armed, a check that fails with its tolerance used up revokes its
     // lease at once: the feeder fences at its next tick, not when the lease runs out.
     leases.allow_revocation();
@@ -163,14 +169,19 @@ pub fn run(opts: Options) -> Result<(), Failure> {
         latch: Arc::clone(&latch),
         handover: handover.clone(),
         textfile,
+        rejoin: Arc::clone(&rejoin.shared),
     };
-    let feeder_thread =
-        threads::start_feeder(feeder, clock, Arc::clone(&stoppers.feeder), events_tx)?;
-    notifier.send("READY=1");
+    let feeder_thread = threads::start_feeder(
+        feeder,
+        Arc::clone(&clock),
+        Arc::clone(&stoppers.feeder),
+        events_tx,
+    )?;
     let status_thread = status::start(reporter, Arc::clone(&stoppers.status))
         .map_err(|e| Failure::runtime(format!("cannot start the status thread: {e}")))?;
 
-    let exit = steady(&events, &config, &opts, &latch, &stoppers);
+    let mut gate = ready::Gate::new(&rejoin, &notifier, clock.as_ref(), &latch);
+    let exit = steady(&events, &config, &opts, &latch, &stoppers, &mut gate);
     stoppers.stop();
     status_thread.wait_stopped(Duration::from_secs(1));
     // A disarming exit hands the service over for good; keep-armed leaves the file as it is.
@@ -179,14 +190,18 @@ pub fn run(opts: Options) -> Result<(), Failure> {
             let _ = h.seal();
         }
     }
-    finish(
+    let disarmed = finish(
         exit,
         feeder_thread,
         runner,
         &notifier,
         &config,
         opts.dry_run,
-    )
+    )?;
+    if disarmed {
+        rejoin.stopped_cleanly(bound_total);
+    }
+    Ok(())
 }
 
 /// Creates `fence.handover-file` saying `1` (no all-pass round yet); none in a dry run,
@@ -232,34 +247,39 @@ fn steady(
     opts: &Options,
     latch: &Latch,
     stoppers: &Stoppers,
+    gate: &mut ready::Gate,
 ) -> Exit {
     loop {
-        match events.recv() {
-            Ok(Event::Signal(Signal::SIGHUP)) => signals::reload(config, opts.config.as_deref()),
-            Ok(Event::Signal(Signal::SIGUSR1)) if !latch.is_closed() => {
+        match gate.next_event(events) {
+            None => {}
+            Some(Ok(Event::Signal(Signal::SIGUSR2))) => gate.rejoin_now(),
+            Some(Ok(Event::Signal(Signal::SIGHUP))) => {
+                signals::reload(config, opts.config.as_deref())
+            }
+            Some(Ok(Event::Signal(Signal::SIGUSR1))) if !latch.is_closed() => {
                 tracing::warn!("SIGUSR1 ignored: it only ends a fenced wdfeed (wdfeed stop --fenced); stop this one with SIGTERM")
             }
-            Ok(Event::Signal(Signal::SIGUSR1)) => {
+            Some(Ok(Event::Signal(Signal::SIGUSR1))) => {
                 tracing::warn!("SIGUSR1 (wdfeed stop --fenced): leaving every device armed; the hardware resets the node");
                 stoppers.stop();
                 return Exit::Stopped;
             }
-            Ok(Event::Signal(sig)) if !obeys_stop(latch.is_closed(), opts.dry_run) => {
+            Some(Ok(Event::Signal(sig))) if !obeys_stop(latch.is_closed(), opts.dry_run) => {
                 tracing::warn!(signal = %sig, "fenced: not stopping (a restarted wdfeed could pet a node that must reset); the hardware resets the node")
             }
-            Ok(Event::Signal(sig)) => {
+            Some(Ok(Event::Signal(sig))) => {
                 tracing::info!(signal = %sig, "stopping");
                 stoppers.stop();
                 return Exit::Stopped;
             }
-            Ok(Event::FeederDone(exit)) => return exit,
-            Err(_) => return Exit::Stopped,
+            Some(Ok(Event::FeederDone(exit))) => return exit,
+            Some(Err(())) => return Exit::Stopped,
         }
     }
 }
 
 /// The exit sequence: the feeder is joined, its lateness reported, and the devices left as
-/// the fence state and `on-exit` say.
+/// the fence state and `on-exit` say. True if every device was disarmed (a clean stop).
 fn finish(
     exit: Exit,
     feeder_thread: JoinHandle<Feeder>,
@@ -267,7 +287,7 @@ fn finish(
     notifier: &Notifier,
     config: &Config,
     dry_run: bool,
-) -> Result<(), Failure> {
+) -> Result<bool, Failure> {
     let feeder = feeder_thread
         .join()
         .map_err(|_| Failure::runtime("the feeder thread died".into()))?;
@@ -292,10 +312,7 @@ fn finish(
                 "the device went away (driver unloaded?); wdfeed stops and leaves every other device armed",
             )))
         }
-        Exit::Stopped => {
-            arm::leave(devices, fenced, config.on_exit, dry_run);
-            Ok(())
-        }
+        Exit::Stopped => Ok(arm::leave(devices, fenced, config.on_exit, dry_run)),
     }
 }
 

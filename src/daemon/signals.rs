@@ -1,8 +1,10 @@
 //! Signals: blocked in every thread before any exists, and taken by one thread of their own
 //! that turns them into events for the daemon's main loop. SIGHUP re-reads the config;
-//! SIGUSR1 (`wdfeed stop --fenced`) ends a fenced wdfeed, and nothing else.
+//! SIGUSR1 (`wdfeed stop --fenced`) ends a fenced wdfeed, and nothing else; SIGUSR2
+//! (`wdfeed rejoin-now`) ends a rejoin delay in progress.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Sender;
 use std::thread;
 use std::time::Duration;
@@ -22,6 +24,7 @@ fn handled_signals() -> SigSet {
         Signal::SIGINT,
         Signal::SIGHUP,
         Signal::SIGUSR1,
+        Signal::SIGUSR2,
     ] {
         set.add(s);
     }
@@ -57,10 +60,36 @@ pub(super) fn start_signal_thread(tx: Sender<Event>) -> Result<(), Failure> {
         .map_err(|e| Failure::runtime(format!("cannot start the signal thread: {e}")))
 }
 
-/// SIGHUP: re-read the config. An invalid one is rejected with its error and the running
-/// config stays; a valid one that differs is applied at the next start (a live swap of
-/// devices or checks under an armed watchdog is a risk wdfeed does not take).
+/// A re-read under way: a second SIGHUP meanwhile is refused, so a hanging file costs one
+/// thread, not one per signal.
+static RELOADING: AtomicBool = AtomicBool::new(false);
+
+/// SIGHUP: re-read the config, on a thread of its own, so that a file that hangs (a FIFO, a
+/// dead network mount) never blocks the main loop that obeys SIGTERM. An invalid config is
+/// rejected with its error and the running config stays; a valid one that differs is applied
+/// at the next start (a live swap of devices or checks under an armed watchdog is a risk
+/// wdfeed does not take).
 pub(super) fn reload(running: &Config, path: Option<&Path>) {
+    if RELOADING.swap(true, Ordering::SeqCst) {
+        tracing::warn!("SIGHUP ignored: the previous re-read of the config has not ended (does the config path hang?)");
+        return;
+    }
+    let running = running.clone();
+    let path: Option<PathBuf> = path.map(Path::to_path_buf);
+    let spawned = thread::Builder::new()
+        .name("reload".into())
+        .stack_size(THREAD_STACK)
+        .spawn(move || {
+            reread(&running, path.as_deref());
+            RELOADING.store(false, Ordering::SeqCst);
+        });
+    if let Err(e) = spawned {
+        RELOADING.store(false, Ordering::SeqCst);
+        tracing::error!(error = %e, "SIGHUP: cannot start a thread to re-read the config; the running config stays");
+    }
+}
+
+fn reread(running: &Config, path: Option<&Path>) {
     match config::load(path) {
         Err(e) => tracing::error!(error = %e, "SIGHUP: new config rejected; the running config stays"),
         Ok(l) if &l.config == running => tracing::info!("SIGHUP: config unchanged"),

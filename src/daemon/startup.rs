@@ -37,7 +37,37 @@ pub(super) fn start_checks(
     Ok((runner, leases))
 }
 
+/// How long start-up waits for the checks to be prepared (they read /proc/1/mountinfo, /sys
+/// and open probes): a read that hangs there ends start-up with an error, before anything is
+/// armed, instead of a daemon stuck before it can obey SIGTERM.
+pub(super) const PREPARE_DEADLINE: Duration = Duration::from_secs(10);
+
+/// Prepares every check on a thread of its own, waiting at most [`PREPARE_DEADLINE`]; a
+/// thread left hanging in the kernel ends with the process.
 fn build_checks(config: &Config, root: &Root) -> Result<Vec<NamedCheck>, Failure> {
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    let (config, root) = (config.clone(), root.clone());
+    std::thread::Builder::new()
+        .name("prepare".into())
+        .stack_size(THREAD_STACK)
+        .spawn(move || drop(tx.send(build_checks_now(&config, &root))))
+        .map_err(|e| {
+            Failure::runtime(format!(
+                "cannot start the thread that prepares the checks: {e}"
+            ))
+        })?;
+    match rx.recv_timeout(PREPARE_DEADLINE) {
+        Ok(built) => built,
+        Err(_) => Err(Failure::runtime(format!(
+            "preparing the checks did not end within {} s: a read of /proc or /sys (such as \
+             /proc/1/mountinfo) or a probe hangs; nothing was armed. Find the hanging file \
+             (cat /proc/<wdfeed pid>/task/*/stack) and start wdfeed again",
+            PREPARE_DEADLINE.as_secs()
+        ))),
+    }
+}
+
+fn build_checks_now(config: &Config, root: &Root) -> Result<Vec<NamedCheck>, Failure> {
     config
         .checks
         .iter()
@@ -81,6 +111,9 @@ pub(super) fn wait_until_healthy(
             }
             Ok(Event::Signal(Signal::SIGUSR1)) => {
                 tracing::warn!("SIGUSR1 ignored: it only ends a fenced wdfeed")
+            }
+            Ok(Event::Signal(Signal::SIGUSR2)) => {
+                tracing::warn!("SIGUSR2 (wdfeed rejoin-now) before arming: ignored; run it again once wdfeed is armed")
             }
             Ok(Event::Signal(_)) | Err(RecvTimeoutError::Disconnected) => return false,
             Ok(Event::FeederDone(_)) | Err(RecvTimeoutError::Timeout) => {}

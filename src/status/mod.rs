@@ -6,7 +6,9 @@
 //! from the daemon's parts without ever waiting on the feeder, the fence or a check; and
 //! [`publish`] is the thread that writes it.
 
+mod file;
 mod handover;
+pub mod liveness;
 mod prometheus;
 mod publish;
 mod report;
@@ -14,14 +16,13 @@ mod textfile;
 
 pub use prometheus::render as render_prometheus;
 
+pub use file::{read, write};
 pub use handover::HandoverFile;
 pub use publish::start;
 pub use report::Reporter;
 pub use textfile::Textfile;
 
-use std::fs;
-use std::io;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -32,6 +33,10 @@ pub const DEFAULT_STATUS_FILE: &str = "/run/wdfeed/status.json";
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Status {
     pub pid: u32,
+    /// The daemon's start time (clock ticks after boot, /proc/PID/stat field 22): with the
+    /// pid, it tells the daemon from a process that reused its pid.
+    #[serde(default)]
+    pub start_time: Option<u64>,
     /// CLOCK_BOOTTIME when this was written, in seconds.
     pub written_at_s: f64,
     pub interval_s: f64,
@@ -50,6 +55,19 @@ pub struct Status {
     /// The node_exporter textfile, when `metrics.textfile` is set.
     #[serde(default)]
     pub textfile: Option<TextfileStatus>,
+    /// While READY=1 waits for the rejoin delay (state `rejoin-wait`).
+    #[serde(default)]
+    pub rejoin: Option<RejoinStatus>,
+}
+
+/// The rejoin delay in progress: armed and petting, READY=1 held back.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RejoinStatus {
+    /// Seconds until READY=1.
+    pub wait_left_s: f64,
+    pub delay_s: f64,
+    /// What the state record (and the kernel) said of the previous boot.
+    pub cause: String,
 }
 
 /// How the textfile writer fares: a problem is a warning, never a failed check.
@@ -132,71 +150,23 @@ impl Status {
             .last_pet_age_s
             .map(|a| format!("last pet {a:.1} s ago"))
             .unwrap_or_else(|| "not petted yet".into());
+        let wait = self
+            .rejoin
+            .as_ref()
+            .map(|r| {
+                format!(
+                    ", READY=1 held for the rejoin delay: {:.1} s left",
+                    r.wait_left_s
+                )
+            })
+            .unwrap_or_default();
         format!(
-            "{}: {healthy}/{} checks healthy, {pet}, fence bound {:.1} s",
+            "{}: {healthy}/{} checks healthy, {pet}, fence bound {:.1} s{wait}",
             self.state,
             self.checks.len(),
             self.bound_s
         )
     }
-}
-
-/// Writes `status` to `path` atomically (a temporary file renamed over it).
-pub fn write(path: &Path, status: &Status) -> io::Result<()> {
-    if let Some(dir) = path.parent() {
-        fs::create_dir_all(dir)?;
-    }
-    let text = serde_json::to_vec_pretty(status).map_err(io::Error::other)?;
-    let tmp = path.with_extension("json.tmp");
-    fs::write(&tmp, text)?;
-    fs::rename(&tmp, path)
-}
-
-/// The largest status file read: the daemon writes a few KiB.
-pub const MAX_STATUS_BYTES: u64 = 1024 * 1024;
-
-/// Reads a status file: a regular file only (a FIFO or device would hang or never end), opened
-/// without blocking, at most [`MAX_STATUS_BYTES`].
-pub fn read(path: &Path) -> Result<Status, String> {
-    let text = read_regular_file(path)?;
-    serde_json::from_str(&text)
-        .map_err(|e| format!("{} is not a wdfeed status file: {e}", path.display()))
-}
-
-fn read_regular_file(path: &Path) -> Result<String, String> {
-    use std::io::Read;
-    use std::os::unix::fs::OpenOptionsExt;
-    let file = fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
-        .open(path)
-        .map_err(|e| match e.kind() {
-            io::ErrorKind::NotFound => format!(
-                "no status at {}: wdfeed is not running (or runs with another --status-file)",
-                path.display()
-            ),
-            _ => format!("cannot read {}: {e}", path.display()),
-        })?;
-    let meta = file
-        .metadata()
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    if !meta.is_file() {
-        return Err(format!(
-            "{} is not a regular file (a FIFO, device or directory): give the --status-file the daemon writes",
-            path.display()
-        ));
-    }
-    let mut text = String::new();
-    file.take(MAX_STATUS_BYTES + 1)
-        .read_to_string(&mut text)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    if text.len() as u64 > MAX_STATUS_BYTES {
-        return Err(format!(
-            "{} is over {MAX_STATUS_BYTES} bytes: not a wdfeed status file",
-            path.display()
-        ));
-    }
-    Ok(text)
 }
 
 /// Seconds with millisecond precision, for the file.
@@ -206,7 +176,9 @@ pub fn secs(d: Duration) -> f64 {
 
 #[cfg(test)]
 mod tests {
+    use super::file::STATUS_MODE;
     use super::*;
+    use std::fs;
 
     #[test]
     fn an_oversized_status_file_is_refused() {
@@ -220,6 +192,7 @@ mod tests {
     fn sample() -> Status {
         Status {
             pid: 42,
+            start_time: Some(7),
             written_at_s: 100.0,
             interval_s: 5.0,
             dry_run: false,
@@ -251,6 +224,7 @@ mod tests {
             lateness: LatenessStatus::default(),
             version: "0.0.0".into(),
             textfile: None,
+            rejoin: None,
         }
     }
 
@@ -274,6 +248,20 @@ mod tests {
             evidence: "/ read-only".into(),
         });
         assert_eq!(s.summary(), "FENCED by writable /: / read-only");
+        let mut s = sample();
+        s.state = "rejoin-wait".into();
+        s.rejoin = Some(RejoinStatus {
+            wait_left_s: 7.25,
+            delay_s: 14.0,
+            cause: "the previous boot ended armed".into(),
+        });
+        assert!(
+            s.summary().starts_with("rejoin-wait: ")
+                && s.summary()
+                    .ends_with("READY=1 held for the rejoin delay: 7.2 s left"),
+            "{}",
+            s.summary()
+        );
     }
 
     #[test]
@@ -283,5 +271,36 @@ mod tests {
         assert!(read(&p).unwrap_err().contains("not running"));
         fs::write(&p, "{").unwrap();
         assert!(read(&p).unwrap_err().contains("not a wdfeed status file"));
+    }
+
+    #[test]
+    fn the_file_is_root_only_and_a_planted_temporary_symlink_is_not_followed() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("status.json");
+        let victim = dir.path().join("victim");
+        fs::write(&victim, "keep").unwrap();
+        let tmp = dir
+            .path()
+            .join(format!(".status.json.{}.tmp", std::process::id()));
+        std::os::unix::fs::symlink(&victim, &tmp).unwrap();
+        write(&p, &sample()).unwrap();
+        assert_eq!(fs::read_to_string(&victim).unwrap(), "keep");
+        assert!(!fs::symlink_metadata(&p).unwrap().file_type().is_symlink());
+        assert!(!tmp.exists(), "the temporary file was renamed");
+        let mode = fs::metadata(&p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, STATUS_MODE, "{mode:o}");
+        assert_eq!(read(&p).unwrap(), sample());
+    }
+
+    #[test]
+    fn the_reader_refuses_a_symlink() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("real.json");
+        write(&real, &sample()).unwrap();
+        let link = dir.path().join("status.json");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        let e = read(&link).unwrap_err();
+        assert!(e.contains("is a symbolic link"), "{e}");
     }
 }

@@ -41,6 +41,17 @@ pub fn render(s: &Status) -> String {
     }
 
     out.family(
+        "wdfeed_rejoin_wait_seconds",
+        "gauge",
+        "Seconds READY=1 still waits for the rejoin delay (0: not waiting); the cluster stack ordered after wdfeed starts when it reaches 0.",
+    );
+    out.sample(
+        "wdfeed_rejoin_wait_seconds",
+        &[],
+        s.rejoin.as_ref().map_or(0.0, |r| r.wait_left_s),
+    );
+
+    out.family(
         "wdfeed_check_healthy",
         "gauge",
         "1 when the check's last run passed (healthy within its deadline), else 0 (also before its first run).",

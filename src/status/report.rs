@@ -6,7 +6,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::textfile::Textfile;
-use super::{secs, CheckStatus, DeviceStatus, FenceStatus, LatenessBucket, LatenessStatus, Status};
+use super::{
+    secs, CheckStatus, DeviceStatus, FenceStatus, LatenessBucket, LatenessStatus, RejoinStatus,
+    Status,
+};
 use crate::config::bound::Bound;
 use crate::feeder::FeederShared;
 use crate::fence::Fencer;
@@ -32,6 +35,8 @@ pub struct Reporter {
     pub handover: Option<Arc<super::HandoverFile>>,
     /// The node_exporter textfile writer, when `metrics.textfile` is set.
     pub textfile: Option<Arc<Textfile>>,
+    /// The rejoin delay: how long READY=1 still waits.
+    pub rejoin: Arc<crate::rejoin::RejoinShared>,
 }
 
 impl Reporter {
@@ -62,14 +67,21 @@ impl Reporter {
             .fencer
             .fenced_by()
             .map(|(check, evidence)| FenceStatus { check, evidence });
-        let state = match (&fence, self.dry_run) {
-            (Some(_), _) => "fenced",
-            (None, true) => "dry-run",
-            (None, false) => "armed",
+        let rejoin = self.rejoin.left(now).map(|left| RejoinStatus {
+            wait_left_s: secs(left),
+            delay_s: secs(self.rejoin.delay),
+            cause: self.rejoin.cause.clone(),
+        });
+        let state = match (&fence, self.dry_run, &rejoin) {
+            (Some(_), _, _) => "fenced",
+            (None, true, _) => "dry-run",
+            (None, false, Some(_)) => "rejoin-wait",
+            (None, false, None) => "armed",
         };
         let l = &self.feeder.lateness;
         Status {
             pid: std::process::id(),
+            start_time: super::liveness::own_start_time(),
             written_at_s: secs(now),
             interval_s: secs(self.interval),
             dry_run: self.dry_run,
@@ -94,6 +106,7 @@ impl Reporter {
             },
             version: env!("CARGO_PKG_VERSION").into(),
             textfile: self.textfile.as_ref().map(|t| t.status()),
+            rejoin,
         }
     }
 

@@ -12,9 +12,13 @@ pub fn disks(root: &Root) -> Result<Vec<String>, ReadError> {
     let path = root.sys("block");
     let dir = std::fs::read_dir(&path)
         .map_err(|e| ReadError::new(root.node_name(&path), None, e.to_string()))?;
-    let mut out: Vec<String> = dir
-        .filter_map(|e| e.ok()?.file_name().into_string().ok())
-        .collect();
+    // A directory entry that cannot be read is an error, never a disk quietly left out.
+    let mut out = Vec::new();
+    for entry in dir {
+        let entry =
+            entry.map_err(|e| ReadError::new(root.node_name(&path), None, e.to_string()))?;
+        out.push(entry.file_name().to_string_lossy().into_owned());
+    }
     out.sort();
     Ok(out)
 }
@@ -60,7 +64,8 @@ pub fn parse_inflight(text: &str) -> Result<(u64, u64), String> {
 pub fn device_state(root: &Root, dev: &str) -> Option<Result<String, ReadError>> {
     let path = root.sys(format!("block/{dev}/device/state"));
     match sysfile::read_capped(root, &path, sysfile::SMALL) {
-        Ok(text) => Some(Ok(text.trim().to_string())),
+        // Quoted in evidence: an excerpt, never the whole file.
+        Ok(text) => Some(Ok(sysfile::shorten(text.trim()))),
         Err(_) if matches!(std::fs::metadata(&path), Err(e) if e.kind() == ErrorKind::NotFound) => {
             None
         }
@@ -152,5 +157,21 @@ mod tests {
             .unwrap_err()
             .to_string()
             .starts_with("/sys/block/vda/inflight"));
+    }
+
+    #[test]
+    fn a_device_state_is_quoted_as_a_short_escaped_excerpt() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Root::at(dir.path());
+        std::fs::create_dir_all(root.sys("block/sda/device")).unwrap();
+        let long = format!("offline\x1b[2J{}", "z".repeat(5000));
+        std::fs::write(root.sys("block/sda/device/state"), long).unwrap();
+        let s = device_state(&root, "sda").unwrap().unwrap();
+        assert!(s.starts_with("offline\\u{1b}[2J"), "{s}");
+        assert!(
+            s.chars().count() <= sysfile::EXCERPT_CHARS + 8,
+            "{}",
+            s.len()
+        );
     }
 }

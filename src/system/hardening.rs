@@ -19,8 +19,9 @@ pub const THREAD_STACK: usize = if cfg!(debug_assertions) {
     64 * 1024
 };
 
-/// The feeder's SCHED_FIFO priority; check threads run below it.
-pub const FEEDER_PRIORITY: i32 = 50;
+/// The feeder's SCHED_FIFO priority: the top one, like sbd's and corosync's (SCHED_RR 99), so a
+/// busy cluster stack cannot starve it past the stall threshold; check threads run below it.
+pub const FEEDER_PRIORITY: i32 = 99;
 pub const CHECK_PRIORITY: i32 = 10;
 
 /// mlockall(MCL_CURRENT | MCL_FUTURE): no page of wdfeed is ever swapped out or dropped, so

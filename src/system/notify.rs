@@ -36,6 +36,14 @@ impl Notifier {
         }
     }
 
+    /// A notifier connected to a socket a test listens on.
+    #[cfg(test)]
+    pub fn connected_to(path: &std::path::Path) -> Self {
+        Notifier {
+            socket: Some(connect(&path.to_string_lossy()).expect("test notify socket")),
+        }
+    }
+
     /// The keep-alive, for the feeder.
     pub fn watchdog(&self) {
         self.send("WATCHDOG=1");

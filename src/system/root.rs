@@ -6,6 +6,9 @@
 
 use std::path::{Component, Path, PathBuf};
 
+/// The most symlinks one path may go through inside a root (the kernel's MAXSYMLINKS).
+pub const MAX_LINKS: usize = 40;
+
 /// Where the node's `/` is, as seen from this process.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Root {
@@ -37,38 +40,98 @@ impl Root {
 
     /// `<root>/proc/<rel>`.
     pub fn proc(&self, rel: impl AsRef<Path>) -> PathBuf {
-        self.base.join("proc").join(rel)
+        self.under("proc", rel.as_ref())
     }
 
     /// `<root>/sys/<rel>`.
     pub fn sys(&self, rel: impl AsRef<Path>) -> PathBuf {
-        self.base.join("sys").join(rel)
+        self.under("sys", rel.as_ref())
     }
 
     /// `<root>/dev/<rel>`.
     pub fn dev(&self, rel: impl AsRef<Path>) -> PathBuf {
-        self.base.join("dev").join(rel)
+        self.under("dev", rel.as_ref())
+    }
+
+    fn under(&self, top: &str, rel: &Path) -> PathBuf {
+        if self.is_host() {
+            self.base.join(top).join(rel)
+        } else {
+            self.resolve(Path::new("/").join(top).join(rel))
+        }
     }
 
     /// Maps a path as the node names it (`/dev/watchdog0`, `/var/lib/x`) into this view.
     /// Relative paths are taken from the node's `/` too; `..` cannot climb above the root.
+    ///
+    /// Under a root other than `/`, every directory on the way is resolved inside the root:
+    /// a symlink `var/run -> /run` of the view leads to `<root>/run`, never to this machine's
+    /// `/run` (at most [`MAX_LINKS`] links, as the kernel's MAXSYMLINKS). The last component
+    /// is kept as it is, so that readlink(2) of `/proc/PID/exe` still reads the link; a reader
+    /// that opens the file goes through [`Root::follow`].
     pub fn resolve(&self, node_path: impl AsRef<Path>) -> PathBuf {
-        let mut out = self.base.clone();
-        let mut depth = 0usize;
-        for part in node_path.as_ref().components() {
-            match part {
-                Component::Normal(p) => {
-                    out.push(p);
-                    depth += 1;
+        self.walk(node_path.as_ref(), false)
+    }
+
+    /// [`Root::resolve`] of a path of this view (or of a node path), the last component
+    /// followed inside the root too: the path to open.
+    pub fn follow(&self, view_path: impl AsRef<Path>) -> PathBuf {
+        let p = view_path.as_ref();
+        if self.is_host() {
+            return p.to_path_buf();
+        }
+        let node = p.strip_prefix(&self.base).unwrap_or(p);
+        self.walk(node, true)
+    }
+
+    fn walk(&self, node_path: &Path, follow_last: bool) -> PathBuf {
+        let mut pending: std::collections::VecDeque<std::ffi::OsString> = node_path
+            .components()
+            .filter_map(|c| match c {
+                Component::Normal(p) => Some(p.to_os_string()),
+                Component::ParentDir => Some("..".into()),
+                _ => None,
+            })
+            .collect();
+        let mut done: Vec<std::ffi::OsString> = Vec::new();
+        let mut links = 0usize;
+        let here = |done: &[std::ffi::OsString]| {
+            let mut p = self.base.clone();
+            p.extend(done);
+            p
+        };
+        while let Some(part) = pending.pop_front() {
+            if part == ".." {
+                done.pop();
+                continue;
+            }
+            let last = pending.is_empty();
+            let candidate = here(&done).join(&part);
+            let target = if self.is_host() || (last && !follow_last) || links >= MAX_LINKS {
+                None
+            } else {
+                std::fs::symlink_metadata(&candidate)
+                    .ok()
+                    .filter(|m| m.file_type().is_symlink())
+                    .and_then(|_| std::fs::read_link(&candidate).ok())
+            };
+            let Some(target) = target else {
+                done.push(part);
+                continue;
+            };
+            links += 1;
+            if target.is_absolute() {
+                done.clear();
+            }
+            for c in target.components().rev() {
+                match c {
+                    Component::Normal(p) => pending.push_front(p.to_os_string()),
+                    Component::ParentDir => pending.push_front("..".into()),
+                    _ => {}
                 }
-                Component::ParentDir if depth > 0 => {
-                    out.pop();
-                    depth -= 1;
-                }
-                _ => {}
             }
         }
-        out
+        here(&done)
     }
 
     /// The inverse of [`Root::resolve`]: how the node names a path of this view, for messages.
@@ -112,5 +175,46 @@ mod tests {
             Path::new("/dev/watchdog0")
         );
         assert!(!r.is_host());
+    }
+
+    #[test]
+    fn symlinks_inside_the_root_resolve_inside_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = dir.path();
+        std::fs::create_dir_all(base.join("run/wdfeed")).unwrap();
+        std::fs::create_dir_all(base.join("var")).unwrap();
+        std::os::unix::fs::symlink("/run", base.join("var/run")).unwrap();
+        std::os::unix::fs::symlink("../run/wdfeed", base.join("var/lib")).unwrap();
+        let r = Root::at(base);
+        assert_eq!(
+            r.resolve("/var/run/corosync.pid"),
+            base.join("run/corosync.pid")
+        );
+        assert_eq!(r.resolve("/var/lib/x/../y"), base.join("run/wdfeed/y"));
+        // The last component is kept for readlink, and followed for opening.
+        assert_eq!(r.resolve("/var/run"), base.join("var/run"));
+        assert_eq!(r.follow(base.join("var/run")), base.join("run"));
+        // A loop ends after MAX_LINKS links instead of spinning.
+        std::os::unix::fs::symlink("/loop", base.join("loop")).unwrap();
+        assert!(r.follow("/loop").starts_with(base));
+    }
+
+    #[test]
+    fn a_read_through_a_root_symlink_reads_the_root_not_this_machine() {
+        let host = tempfile::tempdir().unwrap();
+        let outside = host.path().join("secret");
+        std::fs::write(&outside, "this machine").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let inside = dir.path().join(outside.strip_prefix("/").unwrap());
+        std::fs::create_dir_all(inside.parent().unwrap()).unwrap();
+        std::fs::write(&inside, "the root").unwrap();
+        std::os::unix::fs::symlink(&outside, dir.path().join("link")).unwrap();
+        std::fs::create_dir_all(dir.path().join("proc")).unwrap();
+        std::os::unix::fs::symlink(outside.parent().unwrap(), dir.path().join("proc/d")).unwrap();
+        let r = Root::at(dir.path());
+        let text = crate::system::sysfile::read_capped(&r, &r.resolve("/link"), 100).unwrap();
+        assert_eq!(text, "the root");
+        let text = crate::system::sysfile::read_capped(&r, &r.proc("d/secret"), 100).unwrap();
+        assert_eq!(text, "the root");
     }
 }

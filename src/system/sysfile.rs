@@ -76,7 +76,8 @@ impl LineError {
 /// rest of the table.
 pub fn read_capped(root: &Root, view_path: &Path, limit: u64) -> Result<String, ReadError> {
     let name = root.node_name(view_path);
-    let file = File::open(view_path).map_err(|e| ReadError::new(&name, None, e.to_string()))?;
+    let file = File::open(root.follow(view_path))
+        .map_err(|e| ReadError::new(&name, None, e.to_string()))?;
     read_from(file, limit).map_err(|e| ReadError::new(&name, None, e.to_string()))
 }
 
@@ -109,10 +110,23 @@ pub fn parse_u64(item: &str, text: &str) -> Result<u64, String> {
         .map_err(|_| format!("{item} `{}` is not a counter", shorten(text)))
 }
 
-/// At most 40 characters of `text`, for messages about garbage input.
+/// The most characters of a file's content a message quotes: files expected to be tiny
+/// (pidfiles, sysfs state files) may be symlinks to anything, and evidence goes to logs and
+/// the status file.
+pub const EXCERPT_CHARS: usize = 32;
+
+/// At most [`EXCERPT_CHARS`] characters of `text`, control characters escaped (`\n`,
+/// `\u{1b}`), for messages that quote a file's content.
 pub fn shorten(text: &str) -> String {
-    let mut out: String = text.chars().take(40).collect();
-    if text.chars().nth(40).is_some() {
+    let mut out = String::new();
+    for c in text.chars().take(EXCERPT_CHARS) {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    if text.chars().nth(EXCERPT_CHARS).is_some() {
         out.push_str("...");
     }
     out
@@ -162,5 +176,29 @@ mod tests {
         assert!(parse_u64("reads", "18446744073709551616").is_err());
         assert!(parse_u64("reads", "-1").unwrap_err().contains("reads `-1`"));
         assert!(shorten(&"x".repeat(100)).ends_with("..."));
+    }
+
+    #[test]
+    fn an_excerpt_is_short_and_escaped() {
+        let secret =
+            "root:$6$saltsalt$0123456789abcdefghijklmnopqrstuvwxyz:19000:0:99999:7:::\nbin:x";
+        let e = shorten(secret);
+        assert_eq!(e, format!("{}...", &secret[..EXCERPT_CHARS]));
+        assert_eq!(shorten("a\nb\x1b[2Jc"), "a\\nb\\u{1b}[2Jc");
+    }
+
+    #[test]
+    fn a_pidfile_linked_to_a_secret_shows_only_an_escaped_excerpt() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Root::at(dir.path());
+        let secret = format!("{}\n{}\n", "s".repeat(30) + "XYZ-SECRET-TAIL", "line two");
+        fs::write(dir.path().join("shadow"), &secret).unwrap();
+        std::os::unix::fs::symlink("/shadow", dir.path().join("x.pid")).unwrap();
+        let e = crate::system::process_table::read_pidfile(&root, Path::new("/x.pid"))
+            .unwrap_err()
+            .to_string();
+        assert!(!e.contains("SECRET"), "{e}");
+        assert!(!e.contains("line two"), "{e}");
+        assert!(e.contains(&"s".repeat(30)), "{e}");
     }
 }

@@ -57,6 +57,13 @@ impl FixtureRoot {
             .unwrap();
         let f = FixtureRoot { dir, runtime };
         f.write("proc/1/mountinfo", MOUNTINFO_RW);
+        // The ext4 error record of vda1 and the boot time: writable fails without them.
+        f.write("sys/fs/ext4/vda1/errors_count", "0\n");
+        f.write("sys/fs/ext4/vda1/last_error_time", "0\n");
+        f.write(
+            "proc/stat",
+            "cpu  1 0 1 100 0 0 0 0 0 0\nbtime 1795551161\n",
+        );
         f.write(
             "proc/sys/kernel/random/boot_id",
             "0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0\n",

@@ -4,16 +4,16 @@
 //! elsewhere; `-w` and `-1` in SBD_OPTS override it), and do those agree with wdfeed's
 //! devices, its fence bound and its kill list.
 
-use std::fs;
 use std::path::Path;
 
-use super::{cib, devices, envfile, exists, printable, read_file, Level, Report, Wdfeed};
+use super::{
+    cib, devices, envfile, exists, read_file, sbd_process, sbd_timing, Level, Report, Wdfeed,
+};
 use crate::config::advice;
 use crate::device::sysfs;
-use crate::system::{process_table, Root};
 
-const SBD_PIDFILE: &str = "/run/sbd.pid";
-const SBD_EXE: &str = "/usr/sbin/sbd";
+pub(super) const SBD_PIDFILE: &str = "/run/sbd.pid";
+pub(super) const SBD_EXE: &str = "/usr/sbin/sbd";
 const SBD_ENV_FILES: [&str; 2] = ["/etc/default/sbd", "/etc/sysconfig/sbd"];
 
 /// What the doctor learned about sbd, for the sections after it.
@@ -49,93 +49,9 @@ pub(super) fn yes(v: &str) -> bool {
     )
 }
 
-/// How sbd is running, if it is: Pacemaker looks at /run/sbd.pid whose exe must be
-/// /usr/sbin/sbd, then for a process named sbd (lib/common/watchdog.c `pcmk__locate_sbd`).
-fn sbd_running(root: &Root, report: &mut Report) -> (bool, bool) {
-    let mut pidfile_seen = false;
-    let mut via_pidfile = None;
-    if exists(root, SBD_PIDFILE) {
-        pidfile_seen = true;
-        match process_table::read_pidfile(root, Path::new(SBD_PIDFILE)) {
-            Ok(pid) if root.proc(pid.to_string()).exists() => {
-                let exe = fs::read_link(root.proc(format!("{pid}/exe"))).map(|t| {
-                    t.to_string_lossy()
-                        .trim_end_matches(" (deleted)")
-                        .to_string()
-                });
-                match exe {
-                    Ok(e) if e == SBD_EXE => via_pidfile = Some(pid),
-                    Ok(e) => report.add(
-                        Level::Note,
-                        "sbd",
-                        format!(
-                            "{SBD_PIDFILE} names pid {pid}, whose executable is {e}, not \
-                             {SBD_EXE}: Pacemaker does not take it for sbd"
-                        ),
-                        None,
-                    ),
-                    Err(err) => report.add(
-                        Level::Note,
-                        "sbd",
-                        format!(
-                            "{SBD_PIDFILE} names pid {pid}, whose executable cannot be read \
-                             ({err}): run doctor as root to see it"
-                        ),
-                        None,
-                    ),
-                }
-            }
-            Ok(pid) => report.add(
-                Level::Note,
-                "sbd",
-                format!("{SBD_PIDFILE} names pid {pid}, which does not run: a stale pidfile"),
-                None,
-            ),
-            Err(e) => report.add(
-                Level::Warn,
-                "sbd",
-                format!("cannot use {e}"),
-                Some(format!("remove {SBD_PIDFILE} if sbd is not running")),
-            ),
-        }
-    }
-    let procs = process_table::find_by_name(root, "sbd");
-    if let Some(pid) = via_pidfile {
-        report.add(
-            Level::Ok,
-            "sbd",
-            format!(
-                "runs: pid {pid} from {SBD_PIDFILE}, executable {SBD_EXE}: Pacemaker's \
-                 watchdog fencing finds it"
-            ),
-            None,
-        );
-        return (true, true);
-    }
-    if let Some(p) = procs.first() {
-        report.add(
-            Level::Ok,
-            "sbd",
-            format!(
-                "runs: a process named sbd (pid {}{}): Pacemaker's watchdog fencing finds it \
-                 by name",
-                p.pid,
-                if procs.len() > 1 {
-                    format!(" and {} more", procs.len() - 1)
-                } else {
-                    String::new()
-                }
-            ),
-            None,
-        );
-        return (true, true);
-    }
-    (false, pidfile_seen)
-}
-
 pub(super) fn check(wd: &Wdfeed, report: &mut Report) -> Option<Sbd> {
     let root = wd.root;
-    let (running, pidfile_seen) = sbd_running(root, report);
+    let (running, pidfile_seen) = sbd_process::sbd_running(root, report);
     let env_path = SBD_ENV_FILES.iter().find(|p| exists(root, p)).copied();
     let installed = exists(root, SBD_EXE);
     if !running && !pidfile_seen && env_path.is_none() && !installed {
@@ -317,118 +233,7 @@ pub(super) fn check(wd: &Wdfeed, report: &mut Report) -> Option<Sbd> {
         }
     }
 
-    // The timeout against the fence bound.
-    let rec = advice::pacemaker(wd.bound.total);
-    let timeout = match sbd_timeout(&env, &opts) {
-        Some(s) => Some(s),
-        None => {
-            if let Some(e) = env.get("SBD_WATCHDOG_TIMEOUT") {
-                report.add(
-                    Level::Warn,
-                    "sbd",
-                    format!(
-                        "SBD_WATCHDOG_TIMEOUT=`{}` ({env_name}:{}) is not a time in seconds",
-                        printable(&e.value),
-                        e.line
-                    ),
-                    Some(format!("SBD_WATCHDOG_TIMEOUT={}", rec.sbd_watchdog_timeout)),
-                );
-            }
-            None
-        }
-    };
-    let s = timeout.unwrap_or(advice::SBD_DEFAULT_WATCHDOG_TIMEOUT);
-    if s < rec.sbd_watchdog_timeout {
-        report.add(
-            Level::Warn,
-            "sbd",
-            format!(
-                "SBD_WATCHDOG_TIMEOUT={s} ({}) is less than half of wdfeed's fence bound \
-                 ({}): with fencing-watchdog-timeout set to a negative value (auto: 2 x {s} = \
-                 {} s) the peer would stop waiting before wdfeed has reset this node",
-                at("SBD_WATCHDOG_TIMEOUT"),
-                wd.b(),
-                2 * s
-            ),
-            Some(format!(
-                "SBD_WATCHDOG_TIMEOUT={} on every node, or keep {s} and set \
-                 fencing-watchdog-timeout={}s explicitly",
-                rec.sbd_watchdog_timeout,
-                advice::fencing_watchdog_timeout(wd.bound.total, s)
-            )),
-        );
-    } else {
-        report.add(
-            Level::Ok,
-            "sbd",
-            format!(
-                "SBD_WATCHDOG_TIMEOUT={s} ({}): at least half of wdfeed's fence bound ({})",
-                at("SBD_WATCHDOG_TIMEOUT"),
-                wd.b()
-            ),
-            None,
-        );
-    }
-
-    // The start delay: a node reset by a fence must not rejoin while its peer still waits.
-    let f = advice::fencing_watchdog_timeout(wd.bound.total, s);
-    let delay = env.get("SBD_DELAY_START").map(|e| {
-        let v = e.value.trim();
-        if yes(v) {
-            2 * s
-        } else {
-            cib::parse_msec(v).map_or(0, |ms| u64::try_from(ms / 1000).unwrap_or(0))
-        }
-    });
-    match delay {
-        Some(d) if d >= f => {
-            report.add(
-                Level::Ok,
-                "sbd",
-                format!(
-                    "SBD_DELAY_START ({}): sbd waits {d} s at start, no less than \
-                     fencing-watchdog-timeout ({f} s)",
-                    at("SBD_DELAY_START")
-                ),
-                None,
-            );
-            if d >= 90 {
-                report.add(
-                    Level::Note,
-                    "sbd",
-                    format!(
-                        "sbd.service starts only after that {d} s wait, and systemd's default \
-                         start timeout is 90 s"
-                    ),
-                    Some(format!(
-                        "a drop-in /etc/systemd/system/sbd.service.d/timeout.conf with \
-                         [Service] TimeoutStartSec={}s",
-                        d + 30
-                    )),
-                );
-            }
-        }
-        _ => {
-            let now = match delay {
-                Some(d) if d > 0 => format!("waits only {d} s at start"),
-                _ => "is off".to_string(),
-            };
-            report.add(
-                Level::Note,
-                "sbd",
-                format!(
-                    "SBD_DELAY_START ({}) {now}: a node reset by a fence can rejoin while its \
-                     peer still waits fencing-watchdog-timeout ({f} s) for it",
-                    at("SBD_DELAY_START")
-                ),
-                Some(format!(
-                    "SBD_DELAY_START=yes (sbd then waits 2 x SBD_WATCHDOG_TIMEOUT) with \
-                     SBD_WATCHDOG_TIMEOUT={}",
-                    rec.sbd_watchdog_timeout.max(s)
-                )),
-            );
-        }
-    }
+    let timeout = sbd_timing::check(wd, &env, env_name, &opts, report);
 
     if !wd.kills("sbd") {
         report.add(
@@ -453,7 +258,7 @@ pub(super) fn check(wd: &Wdfeed, report: &mut Report) -> Option<Sbd> {
 }
 
 /// SBD_WATCHDOG_TIMEOUT (or `-1 N` in SBD_OPTS), in whole seconds as sbd reads it.
-fn sbd_timeout(env: &envfile::EnvFile, opts: &str) -> Option<u64> {
+pub(super) fn sbd_timeout(env: &envfile::EnvFile, opts: &str) -> Option<u64> {
     let text =
         sbd_opt(opts, "-1").or_else(|| env.get("SBD_WATCHDOG_TIMEOUT").map(|e| e.value.clone()));
     match text {

@@ -221,10 +221,13 @@ impl Check for BlockIo {
     }
 
     fn run(&mut self, now: Duration) -> Verdict {
-        let stats = match diskstats::read(&self.root) {
+        let mut stats = match diskstats::read(&self.root) {
             Ok(s) => s,
             Err(e) => return Verdict::unhealthy(e.to_string()),
         };
+        if stats.is_empty() {
+            return Verdict::unhealthy("/proc/diskstats lists no block devices");
+        }
         let disks = match self.disks() {
             Ok(d) => d,
             Err(e) => return Verdict::unhealthy(e),
@@ -233,36 +236,34 @@ impl Check for BlockIo {
         let mut waiting = Vec::new();
         let mut fine = Vec::new();
         let mut seen = HashMap::with_capacity(disks.len());
+        let mut reread = false;
         self.undecided = None;
         for dev in &disks {
             let name = blockdev::diskstats_name(dev);
-            let Some(stat) = stats.iter().find(|s| s.name == name) else {
-                if self.devices.is_some() {
-                    bad.push(format!("{dev}: not in /proc/diskstats"));
+            // A disk added between the two reads: look once more before calling it missing.
+            if !reread && !stats.iter().any(|s| s.name == name) {
+                reread = true;
+                match diskstats::read(&self.root) {
+                    Ok(s) => stats = s,
+                    Err(e) => return Verdict::unhealthy(e.to_string()),
                 }
-                continue;
-            };
-            let cur = self.sample(dev, stat);
-            let (keep, judgement) =
-                judge(self.progress.get(dev).copied(), cur, now, self.stuck_after);
-            seen.insert(dev.clone(), keep);
-            match judgement {
-                Judgement::Stuck { in_flight, for_ } => bad.push(format!(
-                    "{dev}: {in_flight} {} in flight, none completed for {} s",
-                    requests(in_flight),
-                    for_.as_secs()
-                )),
-                Judgement::Waiting { in_flight, for_ } => {
-                    let left = self.stuck_after.saturating_sub(for_);
-                    self.undecided = self.undecided.max(Some(left));
-                    waiting.push(format!(
-                        "{dev}: {in_flight} {} in flight, none completed for {} s (stuck after {})",
-                        requests(in_flight),
-                        for_.as_secs(),
-                        HumanDuration(self.stuck_after)
-                    ))
+            }
+            if let Some(stat) = stats.iter().find(|s| s.name == name) {
+                match self.sample(dev, stat) {
+                    Ok(cur) => {
+                        let (keep, judgement) =
+                            judge(self.progress.get(dev).copied(), cur, now, self.stuck_after);
+                        seen.insert(dev.clone(), keep);
+                        self.record(dev, judgement, &mut bad, &mut waiting, &mut fine);
+                    }
+                    Err(e) => bad.push(e),
                 }
-                Judgement::Idle | Judgement::Completing => fine.push(dev.as_str()),
+            } else if self.devices.is_some() {
+                bad.push(format!("{dev}: not in /proc/diskstats"));
+            } else {
+                bad.push(format!(
+                    "{dev}: in /sys/block but not in /proc/diskstats, its I/O cannot be watched"
+                ));
             }
             if let Some(problem) = self.device_state_problem(dev) {
                 bad.push(problem);
@@ -293,14 +294,43 @@ fn requests(n: u64) -> &'static str {
 
 impl BlockIo {
     /// diskstats' in-progress count, or `inflight` when it says more: both count requests
-    /// the driver holds, and a stale zero in either must not hide a stuck disk.
-    fn sample(&self, dev: &str, stat: &DiskStat) -> Sample {
+    /// the driver holds, and a stale zero in either must not hide a stuck disk. An unreadable
+    /// `inflight` is an error: every block device has one.
+    fn sample(&self, dev: &str, stat: &DiskStat) -> Result<Sample, String> {
         let sysfs = blockdev::inflight(&self.root, dev)
             .map(|(r, w)| r.saturating_add(w))
-            .unwrap_or(0);
-        Sample {
+            .map_err(|e| format!("{dev}: cannot read its requests in flight: {e}"))?;
+        Ok(Sample {
             completed: stat.completed(),
             in_flight: stat.in_progress.max(sysfs),
+        })
+    }
+
+    fn record<'a>(
+        &mut self,
+        dev: &'a str,
+        judgement: Judgement,
+        bad: &mut Vec<String>,
+        waiting: &mut Vec<String>,
+        fine: &mut Vec<&'a str>,
+    ) {
+        match judgement {
+            Judgement::Stuck { in_flight, for_ } => bad.push(format!(
+                "{dev}: {in_flight} {} in flight, none completed for {} s",
+                requests(in_flight),
+                for_.as_secs()
+            )),
+            Judgement::Waiting { in_flight, for_ } => {
+                let left = self.stuck_after.saturating_sub(for_);
+                self.undecided = self.undecided.max(Some(left));
+                waiting.push(format!(
+                    "{dev}: {in_flight} {} in flight, none completed for {} s (stuck after {})",
+                    requests(in_flight),
+                    for_.as_secs(),
+                    HumanDuration(self.stuck_after)
+                ))
+            }
+            Judgement::Idle | Judgement::Completing => fine.push(dev),
         }
     }
 

@@ -366,7 +366,7 @@ impl Process {
             return Ok(None);
         };
         let shown = file.display();
-        let modified = std::fs::metadata(self.root.resolve(file))
+        let modified = std::fs::metadata(self.root.follow(file))
             .and_then(|m| m.modified())
             .map_err(|e| format!("fresh-file {shown}: {e}"))?;
         let age = SystemTime::now()

@@ -25,7 +25,7 @@ use serde::Deserialize;
 use super::{CheckKind, KeyProblem};
 use crate::health::{Check, Verdict};
 use crate::system::mountinfo::{self, MountEntry};
-use crate::system::{blockdev, ext4, Root};
+use crate::system::{ext4, Root};
 
 /// The probe file's name when `probe-paths` does not say otherwise.
 pub const PROBE_NAME: &str = ".wdfeed-probe";
@@ -197,16 +197,12 @@ struct Probe {
     path: PathBuf,
 }
 
-struct Ext4Watch {
-    dev: String,
-    baseline: u64,
-}
-
 pub struct Writable {
     root: Root,
     watched: Vec<Watched>,
-    /// When the node booted (epoch seconds), to tell this boot's ext4 errors from old ones.
-    boot_time: Option<u64>,
+    /// When the node booted (epoch seconds), to tell this boot's ext4 errors from old ones;
+    /// read again while it cannot be read.
+    boot_time: Result<u64, String>,
 }
 
 impl Writable {
@@ -230,7 +226,7 @@ impl Writable {
                 None
             };
             let ext4 = if settings.ext4_errors {
-                ext4_watch(root, entry)
+                Ext4Watch::find(root, entry)
             } else {
                 None
             };
@@ -244,7 +240,7 @@ impl Writable {
         Ok(Writable {
             root: root.clone(),
             watched,
-            boot_time: ext4::boot_time(root).ok(),
+            boot_time: ext4::boot_time(root).map_err(|e| e.to_string()),
         })
     }
 }
@@ -263,7 +259,7 @@ fn open_probe(root: &Root, mount: &Path, node_path: &Path) -> Result<Probe, Stri
         .open(&path)
         .map_err(|e| what("cannot open", e))?;
     let probe_dev = file.metadata().map_err(|e| what("fstat", e))?.dev();
-    let mount_dev = std::fs::metadata(root.resolve(mount))
+    let mount_dev = std::fs::metadata(root.follow(mount))
         .map_err(|e| what(&format!("stat {}", mount.display()), e))?
         .dev();
     if probe_dev != mount_dev {
@@ -295,31 +291,19 @@ impl Probe {
     }
 }
 
-/// The device name ext4 files its sysfs directory under, and its error count now. `None`
-/// when the filesystem is not ext-family or the kernel has no error record to read.
-fn ext4_watch(root: &Root, entry: &MountEntry) -> Option<Ext4Watch> {
-    if !ext4::is_ext(&entry.fs_type) {
-        return None;
-    }
-    let dev = blockdev::name_of(root, entry.major, entry.minor).or_else(|| {
-        // No sysfs entry for the device number: fall back to the mount source's name.
-        let name = entry.source.strip_prefix("/dev/")?;
-        (name != "root" && !name.contains('/')).then(|| name.to_string())
-    })?;
-    let baseline = ext4::error_record(root, &dev).ok()?.count;
-    Some(Ext4Watch { dev, baseline })
-}
-
 impl Check for Writable {
     fn run(&mut self, now: Duration) -> Verdict {
         let table = match mountinfo::read_init(&self.root) {
             Ok(t) => t,
             Err(e) => return Verdict::unhealthy(format!("cannot read the mount table: {e}")),
         };
+        if self.boot_time.is_err() && self.watched.iter().any(|w| w.ext4.is_some()) {
+            self.boot_time = ext4::boot_time(&self.root).map_err(|e| e.to_string());
+        }
         let mut bad = Vec::new();
         let mut good = Vec::new();
-        for w in &self.watched {
-            match self.judge(w, &table, now) {
+        for i in 0..self.watched.len() {
+            match self.judge(i, &table, now) {
                 Ok(fine) => good.push(fine),
                 Err(why) => bad.push(why),
             }
@@ -333,7 +317,8 @@ impl Check for Writable {
 }
 
 impl Writable {
-    fn judge(&self, w: &Watched, table: &[MountEntry], now: Duration) -> Result<String, String> {
+    fn judge(&mut self, i: usize, table: &[MountEntry], now: Duration) -> Result<String, String> {
+        let w = &mut self.watched[i];
         let m = w.mount.display();
         let entry = mountinfo::top(table, &w.mount)
             .ok_or_else(|| format!("{m} is not mounted (no entry in /proc/1/mountinfo)"))?;
@@ -354,23 +339,8 @@ impl Writable {
             ));
         }
         let mut fine = vec![format!("{m} rw in /proc/1/mountinfo")];
-        if let Some(x) = &w.ext4 {
-            let rec = ext4::error_record(&self.root, &x.dev)
-                .map_err(|e| format!("{m}: cannot read its ext4 error record: {e}"))?;
-            if rec.count > x.baseline {
-                return Err(format!(
-                    "{m} ({}): ext4 errors_count {}, was {} at start-up",
-                    x.dev, rec.count, x.baseline
-                ));
-            }
-            if let Some(boot) = self.boot_time.filter(|b| rec.last_error_time >= *b) {
-                return Err(format!(
-                    "{m} ({}): ext4 error during this boot (last_error_time {}, booted at {boot}, \
-                     errors_count {})",
-                    x.dev, rec.last_error_time, rec.count
-                ));
-            }
-            fine.push(format!("ext4 {} errors_count {}", x.dev, rec.count));
+        if let Some(x) = &mut w.ext4 {
+            fine.push(x.judge(&self.root, &self.boot_time, &m.to_string())?);
         }
         if let Some(p) = &w.probe {
             p.write(now)?;
@@ -379,6 +349,9 @@ impl Writable {
         Ok(fine.join(", "))
     }
 }
+
+mod ext4_watch;
+use ext4_watch::Ext4Watch;
 
 #[cfg(test)]
 mod tests;

@@ -77,9 +77,10 @@ class Janitor:
 class Network:
     """One case's namespace: br0 with the observer's addresses, tap1 and tap2 enslaved."""
 
-    def __init__(self, janitor, index):
+    def __init__(self, janitor, index, taps=None):
         self.janitor = janitor
         self.name = f"{PREFIX}-{os.getpid()}-{index}"
+        self.taps = taps or [n["tap"] for n in config.NODES.values()]
 
     def create(self):
         ip("netns", "add", self.name)
@@ -90,10 +91,10 @@ class Network:
         for a in config.OBSERVER_ADDRS:
             ip("addr", "add", f"{a}/{config.SUBNET_PREFIX}", "dev", config.BRIDGE, ns=ns)
         ip("link", "set", config.BRIDGE, "up", ns=ns)
-        for n in config.NODES.values():
-            ip("tuntap", "add", "dev", n["tap"], "mode", "tap", ns=ns)
-            ip("link", "set", n["tap"], "master", config.BRIDGE, ns=ns)
-            ip("link", "set", n["tap"], "up", ns=ns)
+        for tap in self.taps:
+            ip("tuntap", "add", "dev", tap, "mode", "tap", ns=ns)
+            ip("link", "set", tap, "master", config.BRIDGE, ns=ns)
+            ip("link", "set", tap, "up", ns=ns)
 
     def exec_prefix(self):
         return ["ip", "netns", "exec", self.name]

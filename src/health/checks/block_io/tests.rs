@@ -250,6 +250,7 @@ fn nvme_controllers_are_live_not_running() {
     let (_dir, root) = node();
     std::fs::create_dir_all(root.sys("block/nvme0n1/device")).unwrap();
     std::fs::write(root.sys("block/nvme0n1/device/state"), "live\n").unwrap();
+    std::fs::write(root.sys("block/nvme0n1/inflight"), "0 0\n").unwrap();
     std::fs::write(
         root.proc("diskstats"),
         " 259 0 nvme0n1 1 0 0 0 1 0 0 0 0 0 0 0 0 0 0 0 0\n",
@@ -263,4 +264,63 @@ fn nvme_controllers_are_live_not_running() {
     assert!(c.run(S(0)).healthy);
     std::fs::write(root.sys("block/nvme0n1/device/state"), "dead\n").unwrap();
     assert!(!c.run(S(1)).healthy);
+}
+
+#[test]
+fn a_disk_missing_from_diskstats_fails_and_its_scsi_state_is_still_checked() {
+    let (_dir, root) = node();
+    // vda and loop0 only: sda is in /sys/block but not in /proc/diskstats.
+    std::fs::write(
+        root.proc("diskstats"),
+        " 254 0 vda 1 0 0 0 1 0 0 0 0 0 0 0 0 0 0 0 0\n   7 0 loop0 0 0 0 0 0 0 0 0 0 0 0\n",
+    )
+    .unwrap();
+    std::fs::write(root.sys("block/sda/device/state"), "offline\n").unwrap();
+    let mut c = BlockIo::new(Settings::default(), &root).unwrap();
+    assert_eq!(
+        c.run(S(0)),
+        Verdict::unhealthy(
+            "sda: in /sys/block but not in /proc/diskstats, its I/O cannot be watched; \
+             sda: device state `offline`, not running"
+        )
+    );
+    std::fs::write(root.sys("block/sda/device/state"), "running\n").unwrap();
+    assert_eq!(
+        c.run(S(1)),
+        Verdict::unhealthy(
+            "sda: in /sys/block but not in /proc/diskstats, its I/O cannot be watched"
+        )
+    );
+}
+
+#[test]
+fn an_empty_diskstats_fails() {
+    let (_dir, root) = node();
+    let mut c = BlockIo::new(Settings::default(), &root).unwrap();
+    for empty in ["", "\n", "   \n\n"] {
+        std::fs::write(root.proc("diskstats"), empty).unwrap();
+        assert_eq!(
+            c.run(S(0)),
+            Verdict::unhealthy("/proc/diskstats lists no block devices"),
+            "{empty:?}"
+        );
+    }
+}
+
+#[test]
+fn an_unreadable_or_garbled_inflight_fails() {
+    let (_dir, root) = node();
+    diskstats(&root, 5460, 0);
+    let mut c = BlockIo::new(Settings::default(), &root).unwrap();
+    assert!(c.run(S(0)).healthy);
+    std::fs::write(root.sys("block/vda/inflight"), "garbage\n").unwrap();
+    let v = c.run(S(1));
+    assert!(!v.healthy, "{v:?}");
+    assert!(
+        v.evidence
+            .starts_with("vda: cannot read its requests in flight: /sys/block/vda/inflight"),
+        "{v:?}"
+    );
+    std::fs::remove_file(root.sys("block/vda/inflight")).unwrap();
+    assert!(!c.run(S(2)).healthy);
 }

@@ -206,9 +206,87 @@ fn probe_on_another_filesystem_is_refused_at_start_up() {
     {
         return;
     }
-    std::os::unix::fs::symlink(shm.path(), dir.path().join("other")).unwrap();
-    let mut s = Settings::default();
-    s.probe_paths.insert("/".into(), "/other/.p".into());
-    let e = Writable::new(s, &Root::at(dir.path())).err().unwrap();
+    // Symlinks of a fixture root stay inside it, so the other filesystem is this machine's.
+    let e = open_probe(&Root::host(), Path::new("/"), &shm.path().join(".p"))
+        .err()
+        .unwrap();
     assert!(e.contains("is not on the filesystem mounted at /"), "{e}");
+}
+
+#[test]
+fn an_unreadable_or_garbled_ext4_error_record_fails() {
+    let dir = node("rw,relatime");
+    let root = Root::at(dir.path());
+    let mut c = Writable::new(Settings::default(), &root).unwrap();
+    assert!(c.run(Duration::from_secs(1)).healthy);
+    std::fs::write(root.sys("fs/ext4/vda1/errors_count"), "lots\n").unwrap();
+    assert_eq!(
+        c.run(Duration::from_secs(2)),
+        Verdict::unhealthy(
+            "/: cannot read its ext4 error record: /sys/fs/ext4/vda1/errors_count: \
+             errors_count `lots` is not a counter"
+        )
+    );
+    std::fs::write(root.sys("fs/ext4/vda1/errors_count"), "2\n").unwrap();
+    std::fs::remove_file(root.sys("fs/ext4/vda1/last_error_time")).unwrap();
+    let v = c.run(Duration::from_secs(3));
+    assert!(!v.healthy, "{v:?}");
+    assert!(
+        v.evidence
+            .starts_with("/: cannot read its ext4 error record: /sys/fs/ext4/vda1/last_error_time"),
+        "{v:?}"
+    );
+}
+
+#[test]
+fn an_error_record_unreadable_at_start_up_fails_until_it_can_be_read() {
+    let dir = node("rw,relatime");
+    let root = Root::at(dir.path());
+    std::fs::write(root.sys("fs/ext4/vda1/errors_count"), "\n").unwrap();
+    let mut c = Writable::new(Settings::default(), &root).unwrap();
+    let v = c.run(Duration::from_secs(1));
+    assert!(!v.healthy, "{v:?}");
+    assert!(v.evidence.contains("errors_count"), "{v:?}");
+    std::fs::write(root.sys("fs/ext4/vda1/errors_count"), "2\n").unwrap();
+    assert!(c.run(Duration::from_secs(2)).healthy);
+    std::fs::write(root.sys("fs/ext4/vda1/errors_count"), "3\n").unwrap();
+    assert!(!c.run(Duration::from_secs(3)).healthy);
+}
+
+#[test]
+fn an_ext4_mount_without_an_error_record_fails() {
+    let dir = node("rw,relatime");
+    let root = Root::at(dir.path());
+    std::fs::remove_dir_all(root.sys("fs/ext4/vda1")).unwrap();
+    let mut c = Writable::new(Settings::default(), &root).unwrap();
+    let v = c.run(Duration::from_secs(1));
+    assert!(!v.healthy, "{v:?}");
+    assert!(
+        v.evidence
+            .starts_with("/: cannot read its ext4 error record: /sys/fs/ext4/vda1/errors_count"),
+        "{v:?}"
+    );
+}
+
+#[test]
+fn an_unreadable_or_garbled_boot_time_fails() {
+    for stat in [None, Some("cpu 1 2 3\n"), Some("btime soon\n")] {
+        let dir = node("rw,relatime");
+        let root = Root::at(dir.path());
+        match stat {
+            None => std::fs::remove_file(root.proc("stat")).unwrap(),
+            Some(s) => std::fs::write(root.proc("stat"), s).unwrap(),
+        }
+        let mut c = Writable::new(Settings::default(), &root).unwrap();
+        let v = c.run(Duration::from_secs(1));
+        assert!(!v.healthy, "{stat:?}: {v:?}");
+        assert!(
+            v.evidence.starts_with(
+                "/ (vda1): cannot tell this boot's ext4 errors from older ones: /proc/stat"
+            ),
+            "{stat:?}: {v:?}"
+        );
+        std::fs::write(root.proc("stat"), "cpu 1 2 3\nbtime 1795551161\n").unwrap();
+        assert!(c.run(Duration::from_secs(2)).healthy, "{stat:?}: recovers");
+    }
 }

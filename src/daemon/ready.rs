@@ -1,0 +1,239 @@
+//! READY=1 and the rejoin delay: on a boot after one that ended armed, READY=1 (which lets
+//! the units ordered after wdfeed start) waits for `rejoin-delay` while wdfeed arms and pets;
+//! SIGUSR2 (`wdfeed rejoin-now`) ends the wait. A fenced wdfeed never sends READY=1.
+
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{Event, Options};
+use crate::config::{bound, Config};
+use crate::device::sysfs;
+use crate::fence::record::{FenceRecord, Found};
+use crate::fence::Latch;
+use crate::rejoin::{evidence, Rejoin, StartUp};
+use crate::system::notify::Notifier;
+use crate::time::Clock;
+
+/// How often the log says how long READY=1 still waits.
+const REPORT_EVERY: Duration = Duration::from_secs(10);
+
+/// The rejoin delay of this start (none in a dry run, which has no fence record).
+pub(super) fn start_rejoin(
+    config: &Config,
+    opts: &Options,
+    record: Option<&(Arc<FenceRecord>, Found)>,
+    now: Duration,
+) -> Rejoin {
+    let Some((rec, _)) = record else {
+        return Rejoin::none();
+    };
+    let paths: Vec<_> = config.devices.iter().map(|d| d.path.clone()).collect();
+    let identities = sysfs::identities(&opts.root, paths.iter().map(|p| p.as_path()));
+    Rejoin::start(
+        opts.state_dir.clone(),
+        opts.runtime_dir.clone(),
+        StartUp {
+            boot_id: rec.boot_id(),
+            configured: config.rejoin_delay,
+            current_bound: bound::compute(config, &identities, None).total,
+            now,
+            causes: evidence::causes(&opts.root, &paths),
+        },
+    )
+}
+
+/// Sends READY=1 once the delay is over, and says how long it still waits meanwhile.
+pub(super) struct Gate<'a> {
+    rejoin: &'a Rejoin,
+    notifier: &'a Notifier,
+    clock: &'a dyn Clock,
+    latch: &'a Latch,
+    sent: bool,
+    last_report: Option<Duration>,
+}
+
+impl<'a> Gate<'a> {
+    pub(super) fn new(
+        rejoin: &'a Rejoin,
+        notifier: &'a Notifier,
+        clock: &'a dyn Clock,
+        latch: &'a Latch,
+    ) -> Self {
+        Gate {
+            rejoin,
+            notifier,
+            clock,
+            latch,
+            sent: false,
+            last_report: None,
+        }
+    }
+
+    /// The next event; `None` when the wait for READY=1 only had to be looked at again,
+    /// `Err` when the event channel is gone.
+    pub(super) fn next_event(&mut self, events: &Receiver<Event>) -> Option<Result<Event, ()>> {
+        if self.sent || self.latch.is_closed() {
+            return Some(events.recv().map_err(drop));
+        }
+        let now = self.clock.now();
+        let Some(left) = self.rejoin.shared.left(now) else {
+            self.send_ready();
+            return None;
+        };
+        if self
+            .last_report
+            .is_none_or(|t| now.saturating_sub(t) >= REPORT_EVERY)
+        {
+            self.last_report = Some(now);
+            // A delay longer than the unit's TimeoutStartSec= must not get wdfeed killed:
+            // each report gives systemd three more report periods to wait for READY=1.
+            self.notifier.send(&format!(
+                "EXTEND_TIMEOUT_USEC={}",
+                (REPORT_EVERY * 3).as_micros()
+            ));
+            tracing::info!(
+                wait_left_s = format!("{:.1}", left.as_secs_f64()),
+                "holding READY=1 for the rejoin delay: armed and petting; `wdfeed rejoin-now` ends the wait"
+            );
+        }
+        match events.recv_timeout(left.min(REPORT_EVERY)) {
+            Ok(e) => Some(Ok(e)),
+            Err(RecvTimeoutError::Timeout) => None,
+            Err(RecvTimeoutError::Disconnected) => Some(Err(())),
+        }
+    }
+
+    /// SIGUSR2 (`wdfeed rejoin-now`).
+    pub(super) fn rejoin_now(&mut self) {
+        if self.rejoin.release_now(self.clock.now()) {
+            tracing::warn!(
+                "SIGUSR2 (wdfeed rejoin-now): the rejoin delay ends now, on the operator's word"
+            );
+        } else {
+            tracing::warn!("SIGUSR2 (wdfeed rejoin-now) ignored: no rejoin delay in progress");
+        }
+    }
+
+    fn send_ready(&mut self) {
+        self.sent = true;
+        self.notifier.send("READY=1");
+        let delay = self.rejoin.shared.delay;
+        if delay.is_zero() {
+            tracing::info!("READY=1 sent");
+        } else {
+            tracing::info!(
+                rejoin_delay_s = delay.as_secs_f64(),
+                "READY=1 sent: the rejoin delay is over"
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::net::UnixDatagram;
+    use std::path::Path;
+    use std::sync::mpsc;
+
+    use nix::sys::signal::Signal;
+
+    use super::*;
+    use crate::time::FakeClock;
+
+    const BOOT_1: &str = "11111111-4f50-6172-8394-a5b6c7d8e9f0";
+    const BOOT_2: &str = "22222222-4f50-6172-8394-a5b6c7d8e9f0";
+
+    fn secs(s: u64) -> Duration {
+        Duration::from_secs(s)
+    }
+
+    /// A second boot after one that ended armed: a delay of `delay` from `now` = 0.
+    fn waiting(delay: u64) -> (Rejoin, [tempfile::TempDir; 3]) {
+        let dirs = [(); 3].map(|()| tempfile::tempdir().unwrap());
+        let start = |run: &Path, boot: &str| {
+            Rejoin::start(
+                dirs[0].path().to_path_buf(),
+                run.to_path_buf(),
+                StartUp {
+                    boot_id: boot,
+                    configured: Some(secs(delay)),
+                    current_bound: secs(9),
+                    now: Duration::ZERO,
+                    causes: vec![],
+                },
+            )
+        };
+        start(dirs[1].path(), BOOT_1).armed(secs(9));
+        let r = start(dirs[2].path(), BOOT_2);
+        assert_eq!(r.shared.left(Duration::ZERO), Some(secs(delay)));
+        (r, dirs)
+    }
+
+    fn listener(dir: &Path) -> (UnixDatagram, Notifier) {
+        let path = dir.join("notify");
+        let l = UnixDatagram::bind(&path).unwrap();
+        l.set_nonblocking(true).unwrap();
+        (l, Notifier::connected_to(&path))
+    }
+
+    fn received(l: &UnixDatagram) -> Vec<String> {
+        let mut got = vec![];
+        let mut buf = [0u8; 128];
+        while let Ok(n) = l.recv(&mut buf) {
+            got.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+        got
+    }
+
+    #[test]
+    fn ready_waits_for_the_delay_and_extends_the_start_timeout_meanwhile() {
+        let (rejoin, dirs) = waiting(20);
+        let (l, notifier) = listener(dirs[0].path());
+        let clock = FakeClock::new(Duration::ZERO);
+        let latch = Latch::new();
+        let (tx, rx) = mpsc::channel();
+        let mut gate = Gate::new(&rejoin, &notifier, &clock, &latch);
+        // An event that is already there comes back at once, and READY=1 is still held.
+        tx.send(Event::Signal(Signal::SIGHUP)).unwrap();
+        assert!(matches!(
+            gate.next_event(&rx),
+            Some(Ok(Event::Signal(Signal::SIGHUP)))
+        ));
+        assert_eq!(received(&l), ["EXTEND_TIMEOUT_USEC=30000000"]);
+        // At the end of the delay READY=1 goes, once.
+        clock.set(secs(20));
+        assert!(gate.next_event(&rx).is_none());
+        assert_eq!(received(&l), ["READY=1"]);
+        tx.send(Event::Signal(Signal::SIGHUP)).unwrap();
+        assert!(gate.next_event(&rx).is_some());
+        assert!(received(&l).is_empty(), "READY=1 is sent only once");
+    }
+
+    #[test]
+    fn a_fenced_wdfeed_never_sends_ready_even_after_the_delay() {
+        let (rejoin, dirs) = waiting(20);
+        let (l, notifier) = listener(dirs[0].path());
+        let clock = FakeClock::new(secs(60));
+        let latch = Latch::new();
+        latch.close();
+        let (tx, rx) = mpsc::channel();
+        let mut gate = Gate::new(&rejoin, &notifier, &clock, &latch);
+        tx.send(Event::Signal(Signal::SIGTERM)).unwrap();
+        assert!(gate.next_event(&rx).is_some());
+        assert!(received(&l).is_empty(), "no READY=1 after a fence");
+    }
+
+    #[test]
+    fn rejoin_now_sends_ready_at_once() {
+        let (rejoin, dirs) = waiting(300);
+        let (l, notifier) = listener(dirs[0].path());
+        let clock = FakeClock::new(secs(1));
+        let latch = Latch::new();
+        let (_tx, rx) = mpsc::channel::<Event>();
+        let mut gate = Gate::new(&rejoin, &notifier, &clock, &latch);
+        gate.rejoin_now();
+        assert!(gate.next_event(&rx).is_none());
+        assert_eq!(received(&l), ["READY=1"]);
+    }
+}

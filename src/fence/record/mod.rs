@@ -1,0 +1,184 @@
+//! The fence record: one small file on a memory-backed filesystem (wdfeed's runtime
+//! directory, /run/wdfeed by default) that says whether wdfeed fenced in this boot. It
+//! outlives the process (a SIGKILLed, restarted wdfeed reads it) and not the boot (tmpfs and
+//! the boot id both see to that).
+//!
+//! At start-up the record is opened (created if needed), its filesystem checked, and what it
+//! says read: [`Found`]. The fence then writes to the already-open file with one pwrite from
+//! a buffer prepared at start-up: no allocation, no new file, no sync.
+//!
+//! The format, fixed-size and padded with newlines:
+//!
+//! ```text
+//! wdfeed fence record 1
+//! boot <boot id>
+//! state clean | fenced
+//! at <seconds since boot> <seconds since the epoch>
+//! reason <check>: <evidence>
+//! ```
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Cursor, Read, Write};
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use nix::sys::statfs::{self, FsType, TMPFS_MAGIC};
+
+use crate::system::Root;
+
+mod found;
+#[cfg(test)]
+mod tests;
+
+use found::parse;
+pub use found::Found;
+
+/// The runtime directory unless `--runtime-dir` says otherwise.
+pub const DEFAULT_RUNTIME_DIR: &str = "/run/wdfeed";
+/// The record's file name in the runtime directory.
+pub const FILE_NAME: &str = "fence";
+/// The record's size: every write replaces all of it.
+pub(super) const SIZE: usize = 512;
+pub(super) const MAGIC: &str = "wdfeed fence record 1";
+/// ramfs's statfs type (linux/magic.h), which nix does not name.
+#[allow(clippy::unnecessary_cast)]
+const RAMFS_MAGIC: FsType = FsType(0x8584_58f6_i64 as _);
+
+/// The open record and the buffer the fence writes.
+pub struct FenceRecord {
+    path: PathBuf,
+    file: File,
+    boot_id: String,
+    /// Prepared at start-up; the fence formats into it in place (a newline in the
+    /// evidence only cuts the reason short when read back).
+    buf: Mutex<[u8; SIZE]>,
+}
+
+/// Reads the boot id of the node `root` shows.
+pub fn read_boot_id(root: &Root) -> Result<String, String> {
+    let path = root.proc("sys/kernel/random/boot_id");
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| format!("cannot read the boot id from {}: {e}", path.display()))?;
+    let id = text.trim();
+    let well_formed = id.len() == 36 && id.chars().all(|c| c.is_ascii_hexdigit() || c == '-');
+    if !well_formed {
+        return Err(format!(
+            "{} does not hold a boot id (36 hex digits and dashes): {:?}",
+            path.display(),
+            id.chars().take(40).collect::<String>()
+        ));
+    }
+    Ok(id.to_string())
+}
+
+impl FenceRecord {
+    /// Opens (creates) the record in `dir`, refuses a filesystem that is not memory-backed,
+    /// reads what it says, and leaves a clean record of this boot where it may arm.
+    pub fn open(dir: &Path, boot_id: &str) -> Result<(Self, Found), String> {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            format!(
+                "cannot create the runtime directory {}: {e}; create it (the unit's RuntimeDirectory=wdfeed does) or pass --runtime-dir",
+                dir.display()
+            )
+        })?;
+        let path = dir.join(FILE_NAME);
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .custom_flags(libc_o_cloexec())
+            .open(&path)
+            .map_err(|e| format!("cannot open the fence record {}: {e}", path.display()))?;
+        check_memory_backed(&file, &path)?;
+        let mut text = Vec::new();
+        let found = match (&mut file).take(4 * SIZE as u64).read_to_end(&mut text) {
+            Err(e) => Found::Damaged {
+                why: format!("unreadable: {e}"),
+            },
+            Ok(_) => parse(&text, boot_id),
+        };
+        let record = FenceRecord {
+            path,
+            file,
+            boot_id: boot_id.to_string(),
+            buf: Mutex::new([b'\n'; SIZE]),
+        };
+        if found.may_arm() {
+            record.write_clean().map_err(|e| {
+                format!(
+                    "cannot write the fence record {}: {e}",
+                    record.path.display()
+                )
+            })?;
+        }
+        Ok((record, found))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The boot id read at start-up.
+    pub fn boot_id(&self) -> &str {
+        &self.boot_id
+    }
+
+    fn write_clean(&self) -> io::Result<()> {
+        let mut buf = [b'\n'; SIZE];
+        let mut c = Cursor::new(&mut buf[..]);
+        write!(c, "{MAGIC}\nboot {}\nstate clean\n", self.boot_id)?;
+        self.file.set_len(SIZE as u64)?;
+        self.file.write_all_at(&buf, 0)
+    }
+
+    /// The fence's step: records this boot as fenced at `now` (CLOCK_BOOTTIME) for
+    /// `check: evidence`. One pwrite from the prepared buffer; a reason too long is cut.
+    pub fn write_fenced(&self, now: Duration, check: &str, evidence: &str) -> io::Result<()> {
+        let Ok(mut buf) = self.buf.try_lock() else {
+            return Err(io::Error::other("the fence record is being written"));
+        };
+        buf.fill(b'\n');
+        let epoch = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let mut c = Cursor::new(&mut buf[..]);
+        // A reason that does not fit is cut where the buffer ends; the header always fits.
+        let _ = write!(
+            c,
+            "{MAGIC}\nboot {}\nstate fenced\nat {:.3} {epoch}\nreason {check}: {evidence}",
+            self.boot_id,
+            now.as_secs_f64(),
+        );
+        buf[SIZE - 1] = b'\n';
+        self.file.write_all_at(&buf[..], 0)
+    }
+}
+
+/// O_CLOEXEC: nothing wdfeed might start inherits the record.
+fn libc_o_cloexec() -> i32 {
+    nix::fcntl::OFlag::O_CLOEXEC.bits()
+}
+
+fn check_memory_backed(file: &File, path: &Path) -> Result<(), String> {
+    let fs = statfs::fstatfs(file).map_err(|e| {
+        format!(
+            "cannot statfs the fence record {}: {}",
+            path.display(),
+            e.desc()
+        )
+    })?;
+    let kind = fs.filesystem_type();
+    if kind == TMPFS_MAGIC || kind == RAMFS_MAGIC {
+        return Ok(());
+    }
+    Err(format!(
+        "the fence record {} is on a filesystem that is not memory-backed (statfs type {:#x}, not tmpfs or ramfs): a record there could outlive the boot, or block the fence on a disk; put the runtime directory on a tmpfs (/run is one on systemd hosts) with --runtime-dir or WDFEED_RUNTIME_DIR",
+        path.display(),
+        kind.0
+    ))
+}

@@ -1,0 +1,245 @@
+//! The persistent state record (/var/lib/wdfeed/state by default): what the last wdfeed of
+//! this host was doing, so that the next boot knows whether the previous one ended with a
+//! device armed. Written only at start-up, at arming and at a clean stop (never on the fence
+//! path), atomically (a temporary file renamed over it, both synced), and always on a
+//! short-lived thread the daemon waits for only so long: a hung disk delays nothing.
+//!
+//! The format, small text:
+//!
+//! ```text
+//! wdfeed state 1
+//! boot <boot id>
+//! state started | armed | stopped-cleanly
+//! bound <seconds>
+//! rejoin-delay <seconds>
+//! ```
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::thread;
+use std::time::Duration;
+
+use crate::system::hardening::THREAD_STACK;
+
+/// The state directory unless `--state-dir` says otherwise (the unit's StateDirectory=wdfeed).
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/wdfeed";
+/// The record's file name in the state directory.
+pub const FILE_NAME: &str = "state";
+const MAGIC: &str = "wdfeed state 1";
+/// A record is under 200 bytes; anything much larger is not one.
+const MAX_BYTES: u64 = 4096;
+/// How long the daemon waits for a read or write of the record before it goes on without.
+pub const IO_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// What the wdfeed of the recorded boot was doing when it last wrote.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RunState {
+    /// Running, no device armed yet.
+    Started,
+    /// At least one device armed: a reset, crash or power loss leaves this.
+    Armed,
+    /// Stopped and disarmed every device.
+    StoppedCleanly,
+}
+
+impl RunState {
+    pub fn word(self) -> &'static str {
+        match self {
+            RunState::Started => "started",
+            RunState::Armed => "armed",
+            RunState::StoppedCleanly => "stopped-cleanly",
+        }
+    }
+
+    fn from_word(w: &str) -> Option<Self> {
+        [RunState::Started, RunState::Armed, RunState::StoppedCleanly]
+            .into_iter()
+            .find(|s| s.word() == w)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct StateRecord {
+    pub boot: String,
+    pub state: RunState,
+    /// The fence bound B of the config that was running.
+    pub bound: Duration,
+    /// The rejoin delay that config asked for (its `rejoin-delay`, else its B).
+    pub rejoin_delay: Duration,
+}
+
+impl StateRecord {
+    pub fn to_text(&self) -> String {
+        format!(
+            "{MAGIC}\nboot {}\nstate {}\nbound {:.3}\nrejoin-delay {:.3}\n",
+            self.boot,
+            self.state.word(),
+            self.bound.as_secs_f64(),
+            self.rejoin_delay.as_secs_f64()
+        )
+    }
+
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let mut lines = text.lines();
+        if lines.next() != Some(MAGIC) {
+            return Err(format!("the first line is not `{MAGIC}` (a foreign file?)"));
+        }
+        let mut field = |key: &str| {
+            lines
+                .next()
+                .and_then(|l| l.strip_prefix(key))
+                .and_then(|l| l.strip_prefix(' '))
+                .ok_or_else(|| format!("no `{key}` line where expected (truncated?)"))
+        };
+        let boot = field("boot")?.to_string();
+        if boot.len() != 36 || !boot.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
+            return Err("the `boot` line holds no boot id".into());
+        }
+        let word = field("state")?;
+        let state = RunState::from_word(word).ok_or_else(|| {
+            format!(
+                "unknown state `{}`",
+                word.chars().take(20).collect::<String>()
+            )
+        })?;
+        let secs = |v: &str, key: &str| {
+            v.parse::<f64>()
+                .ok()
+                .filter(|s| s.is_finite() && *s >= 0.0 && *s < 1e7)
+                .map(Duration::from_secs_f64)
+                .ok_or_else(|| format!("`{key}` is not a number of seconds"))
+        };
+        let bound = secs(field("bound")?, "bound")?;
+        let rejoin_delay = secs(field("rejoin-delay")?, "rejoin-delay")?;
+        Ok(StateRecord {
+            boot,
+            state,
+            bound,
+            rejoin_delay,
+        })
+    }
+}
+
+/// What the state directory held at start-up.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Previous {
+    /// No state directory: wdfeed never ran here with it (or it was removed).
+    NoDirectory,
+    /// The directory is there, the record is not: the first start with it.
+    NoRecord,
+    Record(StateRecord),
+    /// Unreadable, truncated or foreign.
+    Damaged {
+        why: String,
+    },
+    /// The read did not finish within [`IO_TIMEOUT`] (a hung disk).
+    TimedOut,
+}
+
+/// Reads the record in `dir`, waiting at most [`IO_TIMEOUT`].
+pub fn read(dir: &Path) -> Previous {
+    let dir = dir.to_path_buf();
+    bounded("state-read", move || read_now(&dir)).unwrap_or(Previous::TimedOut)
+}
+
+fn read_now(dir: &Path) -> Previous {
+    if !dir.is_dir() {
+        return Previous::NoDirectory;
+    }
+    let path = dir.join(FILE_NAME);
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(&path);
+    let file = match file {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Previous::NoRecord,
+        Err(e) => return damaged(format!("cannot open it: {e}")),
+        Ok(f) => f,
+    };
+    match file.metadata() {
+        Ok(m) if m.is_file() => {}
+        Ok(_) => return damaged("not a regular file".into()),
+        Err(e) => return damaged(format!("cannot stat it: {e}")),
+    }
+    let mut text = String::new();
+    if let Err(e) = file.take(MAX_BYTES + 1).read_to_string(&mut text) {
+        return damaged(format!("unreadable: {e}"));
+    }
+    if text.len() as u64 > MAX_BYTES {
+        return damaged(format!("over {MAX_BYTES} bytes"));
+    }
+    match StateRecord::parse(&text) {
+        Ok(r) => Previous::Record(r),
+        Err(why) => damaged(why),
+    }
+}
+
+fn damaged(why: String) -> Previous {
+    Previous::Damaged { why }
+}
+
+/// Writes `record` to `dir` atomically, waiting at most [`IO_TIMEOUT`]; says what happened
+/// in the log, and never fails the daemon.
+pub fn store(dir: &Path, record: &StateRecord) {
+    let path = dir.join(FILE_NAME);
+    let text = record.to_text();
+    let d = dir.to_path_buf();
+    match bounded("state-write", move || write_now(&d, &text)) {
+        Some(Ok(())) => {
+            tracing::debug!(record = %path.display(), state = record.state.word(), "state record written")
+        }
+        Some(Err(e)) => tracing::warn!(
+            record = %path.display(),
+            state = record.state.word(),
+            "cannot write the state record: {e}; the next boot cannot tell whether this one ended armed (give a writable --state-dir; the unit's StateDirectory=wdfeed makes /var/lib/wdfeed)"
+        ),
+        None => tracing::warn!(
+            record = %path.display(),
+            state = record.state.word(),
+            "the state record write did not finish within {} s (a hung disk?): wdfeed goes on; the record may still say the previous state",
+            IO_TIMEOUT.as_secs()
+        ),
+    }
+}
+
+fn write_now(dir: &Path, text: &str) -> io::Result<()> {
+    let tmp = dir.join(format!("{FILE_NAME}.tmp"));
+    let _ = fs::remove_file(&tmp);
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o644)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(&tmp)?;
+    f.write_all(text.as_bytes())?;
+    f.sync_all()?;
+    drop(f);
+    fs::rename(&tmp, dir.join(FILE_NAME))?;
+    // The rename itself must reach the disk before a reset can make it matter.
+    File::open(dir)?.sync_all()
+}
+
+/// Runs `job` on a thread of its own and waits for it at most [`IO_TIMEOUT`]; `None` if it
+/// did not finish (the thread is left to finish or hang on its own).
+fn bounded<T: Send + 'static>(name: &str, job: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+    let (tx, rx) = mpsc::sync_channel(1);
+    let spawned = thread::Builder::new()
+        .name(name.into())
+        .stack_size(THREAD_STACK)
+        .spawn(move || {
+            let _ = tx.send(job());
+        });
+    if let Err(e) = spawned {
+        tracing::warn!("cannot start the {name} thread: {e}");
+        return None;
+    }
+    rx.recv_timeout(IO_TIMEOUT).ok()
+}
+
+/// The record's path in `dir`, for messages.
+pub fn path_in(dir: &Path) -> PathBuf {
+    dir.join(FILE_NAME)
+}
