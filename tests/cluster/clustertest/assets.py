@@ -67,6 +67,18 @@ def ensure_host_packages():
         raise vm.SetupError(f"apt-get install iproute2 failed:\n{r.stderr}")
 
 
+def apt_download(want, debs):
+    """`apt-get download` of the packages `want` into `debs`; once more after an
+    `apt-get update` when the package lists are missing or stale (a fresh machine)."""
+    r = subprocess.run(["apt-get", "download", "-q"] + want, cwd=debs, capture_output=True, text=True)
+    if r.returncode != 0:
+        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+        subprocess.run(["apt-get", "update", "-q"], env=env, stdout=subprocess.DEVNULL)
+        r = subprocess.run(["apt-get", "download", "-q"] + want, cwd=debs, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise vm.SetupError(f"apt-get download {' '.join(want)} failed:\n{r.stderr.strip()}")
+
+
 def ensure_keepalived():
     """The unpacked tree (CACHE/root) with usr/sbin/keepalived and its libraries. Downloads
     the .debs into CACHE/debs the first time; never installs anything on the host."""
@@ -80,13 +92,7 @@ def ensure_keepalived():
     want = [p for p in KEEPALIVED_DEBS if p not in have]
     if want:
         log(f"downloading {len(want)} Debian packages (keepalived and its libraries)")
-        r = subprocess.run(["apt-get", "download", "-q"] + want, cwd=debs, capture_output=True, text=True)
-        if r.returncode != 0:
-            env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-            subprocess.run(["apt-get", "update", "-q"], env=env, stdout=subprocess.DEVNULL)
-            r = subprocess.run(["apt-get", "download", "-q"] + want, cwd=debs, capture_output=True, text=True)
-        if r.returncode != 0:
-            raise vm.SetupError(f"apt-get download {' '.join(want)} failed:\n{r.stderr.strip()}")
+        apt_download(want, debs)
     tmp = root + f".tmp{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     for deb in sorted(glob.glob(os.path.join(debs, "*.deb"))):

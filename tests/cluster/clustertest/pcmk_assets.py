@@ -90,13 +90,7 @@ def ensure_packages():
     want = [p for p in DEBS if p not in have]
     if want:
         assets.log(f"downloading {len(want)} Debian packages (corosync, pacemaker, sbd and their libraries)")
-        r = subprocess.run(["apt-get", "download", "-q"] + want, cwd=debs, capture_output=True, text=True)
-        if r.returncode != 0:
-            env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-            subprocess.run(["apt-get", "update", "-q"], env=env, stdout=subprocess.DEVNULL)
-            r = subprocess.run(["apt-get", "download", "-q"] + want, cwd=debs, capture_output=True, text=True)
-        if r.returncode != 0:
-            raise vm.SetupError(f"apt-get download failed:\n{r.stderr.strip()}")
+        assets.apt_download(want, debs)
     tmp = root + f".tmp{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     for deb in sorted(glob.glob(os.path.join(debs, "*.deb"))):
