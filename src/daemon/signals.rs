@@ -64,6 +64,11 @@ pub(super) fn start_signal_thread(tx: Sender<Event>) -> Result<(), Failure> {
 /// thread, not one per signal.
 static RELOADING: AtomicBool = AtomicBool::new(false);
 
+/// The re-read's stack: the YAML parsers recurse once per nesting level (up to 64), as the
+/// first load does on the main thread's 8 MiB; the small stack of the long-lived threads
+/// leaves no margin for that. The thread lives only for one re-read.
+const RELOAD_STACK: usize = 1024 * 1024;
+
 /// SIGHUP: re-read the config, on a thread of its own, so that a file that hangs (a FIFO, a
 /// dead network mount) never blocks the main loop that obeys SIGTERM. An invalid config is
 /// rejected with its error and the running config stays; a valid one that differs is applied
@@ -78,7 +83,7 @@ pub(super) fn reload(running: &Config, path: Option<&Path>) {
     let path: Option<PathBuf> = path.map(Path::to_path_buf);
     let spawned = thread::Builder::new()
         .name("reload".into())
-        .stack_size(THREAD_STACK)
+        .stack_size(RELOAD_STACK)
         .spawn(move || {
             reread(&running, path.as_deref());
             RELOADING.store(false, Ordering::SeqCst);
