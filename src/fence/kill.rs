@@ -78,12 +78,19 @@ impl KillList {
     fn scan(&self, mut cache: Option<&mut ScanCache>) -> Vec<Held> {
         let me = nix::unistd::getpid().as_raw();
         let mut out = Vec::new();
+        // With a cache, one walk of the process table for every name.
+        let mut cached = cache
+            .as_deref_mut()
+            .map(|c| process_scan::find_details_by_names(&self.root, &self.names, c))
+            .map(Vec::into_iter);
         for name in &self.names {
             let mut held = 0usize;
             let mut over = 0usize;
-            let found: Vec<i32> = match cache.as_deref_mut() {
-                Some(c) => process_scan::find_details_by_name(&self.root, name, c)
-                    .into_iter()
+            let found: Vec<i32> = match cached.as_mut() {
+                Some(c) => c
+                    .next()
+                    .unwrap_or_default()
+                    .iter()
                     .map(|d| d.stat.pid)
                     .collect(),
                 None => process_table::find_by_name(&self.root, name)

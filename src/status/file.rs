@@ -16,12 +16,6 @@ pub const STATUS_MODE: u32 = 0o600;
 pub fn write(path: &Path, status: &Status) -> io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o755)
-            .create(dir)?;
-    }
     let text = serde_json::to_vec_pretty(status).map_err(io::Error::other)?;
     let name = path
         .file_name()
@@ -38,6 +32,23 @@ pub fn write(path: &Path, status: &Status) -> io::Result<()> {
             .mode(STATUS_MODE)
             .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
             .open(&tmp)
+    };
+    // The directory is made when it is missing, not looked for at every write.
+    let made_dir = || -> io::Result<()> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o755)
+                .create(dir)?;
+        }
+        Ok(())
+    };
+    let open = || match open() {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            made_dir()?;
+            open()
+        }
+        other => other,
     };
     let mut file = match open() {
         // Left by an earlier run of this pid, or planted: unlink never follows a symlink.

@@ -43,11 +43,15 @@ impl DiskStat {
     }
 }
 
-/// Reads `<root>/proc/diskstats`.
-pub fn read(root: &Root) -> Result<Vec<DiskStat>, ReadError> {
-    let path = root.proc("diskstats");
-    let text = sysfile::read_capped(root, &path, sysfile::TABLE)?;
-    parse(&text).map_err(|e| e.in_file(root.node_name(&path)))
+/// `/proc/diskstats` kept open for runs that repeat: see [`sysfile::KeptFile`].
+pub fn kept(root: &Root) -> sysfile::KeptFile {
+    sysfile::KeptFile::new(root.proc("diskstats"))
+}
+
+/// Reads `<root>/proc/diskstats` through a descriptor kept open by [`kept`].
+pub fn read_kept(root: &Root, kept: &mut sysfile::KeptFile) -> Result<Vec<DiskStat>, ReadError> {
+    let text = kept.read(root, sysfile::TABLE)?;
+    parse(&text).map_err(|e| e.in_file(root.node_name(kept.view_path())))
 }
 
 /// Parses `/proc/diskstats`: `major minor name` then 11, 15 or 17 counters.

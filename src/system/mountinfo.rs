@@ -49,6 +49,17 @@ pub fn read_init(root: &Root) -> Result<Vec<MountEntry>, ReadError> {
     parse(&text).map_err(|e| e.in_file(root.node_name(&path)))
 }
 
+/// `/proc/1/mountinfo` kept open for runs that repeat: see [`sysfile::KeptFile`].
+pub fn kept_init(root: &Root) -> sysfile::KeptFile {
+    sysfile::KeptFile::new(root.proc("1/mountinfo"))
+}
+
+/// [`read_init`] through a descriptor kept open by [`kept_init`].
+pub fn read_kept(root: &Root, kept: &mut sysfile::KeptFile) -> Result<Vec<MountEntry>, ReadError> {
+    let text = kept.read(root, sysfile::MOUNTINFO)?;
+    parse(&text).map_err(|e| e.in_file(root.node_name(kept.view_path())))
+}
+
 /// Parses a whole mountinfo table. Any malformed line is an error: a table we half
 /// understand could hide the very mount we are asked about.
 pub fn parse(text: &str) -> Result<Vec<MountEntry>, LineError> {

@@ -118,26 +118,43 @@ fn pread_detail(file: &File) -> Option<ProcDetail> {
 /// [`process_table::name_matches`]), with the parent and start time of each, sorted by pid.
 /// `cache` forgets the processes this scan did not see.
 pub fn find_details_by_name(root: &Root, name: &str, cache: &mut ScanCache) -> Vec<ProcDetail> {
-    let short = name.get(..15).unwrap_or(name);
+    find_details_by_names(root, &[name], cache)
+        .pop()
+        .unwrap_or_default()
+}
+
+/// [`find_details_by_name`] for several names in one walk of the process table: one list
+/// per name, in the order of `names`, each sorted by pid.
+pub fn find_details_by_names<S: AsRef<str>>(
+    root: &Root,
+    names: &[S],
+    cache: &mut ScanCache,
+) -> Vec<Vec<ProcDetail>> {
     let proc_dir = root.proc("");
     if cache.proc_dir != proc_dir {
         cache.known.clear();
         cache.proc_dir = proc_dir;
     }
     let pids = process_table::pids(root);
-    let mut found = Vec::new();
+    let mut found: Vec<Vec<ProcDetail>> = names.iter().map(|_| Vec::new()).collect();
     for &pid in &pids {
         let Some(d) = cache.detail(root, pid) else {
             continue;
         };
-        let by_comm = d.stat.comm == name || (name.len() > 15 && d.stat.comm == short);
-        if by_comm || cache.exe_of(root, &d).as_deref() == Some(name) {
-            found.push(d);
+        for (i, name) in names.iter().enumerate() {
+            let name = name.as_ref();
+            let short = name.get(..15).unwrap_or(name);
+            let by_comm = d.stat.comm == name || (name.len() > 15 && d.stat.comm == short);
+            if by_comm || cache.exe_of(root, &d).as_deref() == Some(name) {
+                found[i].push(d.clone());
+            }
         }
     }
     let seen: std::collections::HashSet<i32> = pids.into_iter().collect();
     cache.known.retain(|pid, _| seen.contains(pid));
-    found.sort_by_key(|d| d.stat.pid);
+    for f in &mut found {
+        f.sort_by_key(|d| d.stat.pid);
+    }
     found
 }
 
@@ -164,7 +181,16 @@ mod tests {
         let pid = i32::try_from(child.id()).unwrap();
         let root = Root::host();
         let mut cache = ScanCache::new();
-        assert_eq!(states(&root, &copy.name, &mut cache), vec![(pid, 'S')]);
+        // Until the child has exec'd (and slept), it has another comm or state.
+        let mut first = Vec::new();
+        for _ in 0..200 {
+            first = states(&root, &copy.name, &mut cache);
+            if first == vec![(pid, 'S')] {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(first, vec![(pid, 'S')]);
         assert!(cache.len() > 1 && cache.open_files() > 1, "{cache:?}");
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGSTOP).unwrap();
         let mut seen = Vec::new();
@@ -215,5 +241,34 @@ mod tests {
         fs::remove_dir_all(dir.path().join("proc/10")).unwrap();
         assert_eq!(states(&root, "heartbeat", &mut cache), vec![(11, 'S')]);
         assert_eq!(cache.len(), 1);
+    }
+
+    #[test]
+    fn one_walk_finds_each_name_in_its_own_list() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Root::at(dir.path());
+        let mut cache = ScanCache::new();
+        write_proc(dir.path(), 20, "fakerm", 100, "/usr/bin/fakerm");
+        write_proc(dir.path(), 21, "hb-main", 100, "/opt/hb/fakehb");
+        write_proc(dir.path(), 22, "fakehb", 100, "/opt/hb/fakehb");
+        write_proc(dir.path(), 23, "other", 100, "/usr/bin/other");
+        let pids = |lists: Vec<Vec<ProcDetail>>| -> Vec<Vec<i32>> {
+            lists
+                .iter()
+                .map(|l| l.iter().map(|d| d.stat.pid).collect())
+                .collect()
+        };
+        let names = ["fakehb", "fakerm", "absent"];
+        assert_eq!(
+            pids(find_details_by_names(&root, &names, &mut cache)),
+            vec![vec![21, 22], vec![20], vec![]]
+        );
+        assert_eq!(cache.len(), 4);
+        fs::remove_dir_all(dir.path().join("proc/20")).unwrap();
+        assert_eq!(
+            pids(find_details_by_names(&root, &names, &mut cache)),
+            vec![vec![21, 22], vec![], vec![]]
+        );
+        assert_eq!(cache.len(), 3);
     }
 }

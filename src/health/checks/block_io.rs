@@ -21,6 +21,7 @@ use serde::Deserialize;
 use super::{CheckKind, KeyProblem};
 use crate::health::{Check, Verdict};
 use crate::system::diskstats::{self, DiskStat};
+use crate::system::sysfile::KeptFile;
 use crate::system::{blockdev, Root};
 use crate::units::HumanDuration;
 
@@ -185,6 +186,8 @@ pub struct BlockIo {
     /// After a run: how much longer the slowest waiting disk has until it counts as stuck
     /// (`None`: no disk was waiting). Before the first run: `stuck-after`.
     undecided: Option<Duration>,
+    /// `/proc/diskstats`, kept open and read again from offset 0 at each run.
+    diskstats: KeptFile,
 }
 
 impl BlockIo {
@@ -198,6 +201,7 @@ impl BlockIo {
             stuck_after: settings.stuck_after.get(),
             progress: HashMap::new(),
             undecided: Some(settings.stuck_after.get()),
+            diskstats: diskstats::kept(root),
         })
     }
 
@@ -221,7 +225,7 @@ impl Check for BlockIo {
     }
 
     fn run(&mut self, now: Duration) -> Verdict {
-        let mut stats = match diskstats::read(&self.root) {
+        let mut stats = match diskstats::read_kept(&self.root, &mut self.diskstats) {
             Ok(s) => s,
             Err(e) => return Verdict::unhealthy(e.to_string()),
         };
@@ -243,7 +247,7 @@ impl Check for BlockIo {
             // A disk added between the two reads: look once more before calling it missing.
             if !reread && !stats.iter().any(|s| s.name == name) {
                 reread = true;
-                match diskstats::read(&self.root) {
+                match diskstats::read_kept(&self.root, &mut self.diskstats) {
                     Ok(s) => stats = s,
                     Err(e) => return Verdict::unhealthy(e.to_string()),
                 }

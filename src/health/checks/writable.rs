@@ -25,6 +25,7 @@ use serde::Deserialize;
 use super::{CheckKind, KeyProblem};
 use crate::health::{Check, Verdict};
 use crate::system::mountinfo::{self, MountEntry};
+use crate::system::sysfile::KeptFile;
 use crate::system::{ext4, Root};
 
 /// The probe file's name when `probe-paths` does not say otherwise.
@@ -203,6 +204,8 @@ pub struct Writable {
     /// When the node booted (epoch seconds), to tell this boot's ext4 errors from old ones;
     /// read again while it cannot be read.
     boot_time: Result<u64, String>,
+    /// `/proc/1/mountinfo`, kept open and read again from offset 0 at each run.
+    mountinfo: KeptFile,
 }
 
 impl Writable {
@@ -241,6 +244,7 @@ impl Writable {
             root: root.clone(),
             watched,
             boot_time: ext4::boot_time(root).map_err(|e| e.to_string()),
+            mountinfo: mountinfo::kept_init(root),
         })
     }
 }
@@ -293,7 +297,7 @@ impl Probe {
 
 impl Check for Writable {
     fn run(&mut self, now: Duration) -> Verdict {
-        let table = match mountinfo::read_init(&self.root) {
+        let table = match mountinfo::read_kept(&self.root, &mut self.mountinfo) {
             Ok(t) => t,
             Err(e) => return Verdict::unhealthy(format!("cannot read the mount table: {e}")),
         };
