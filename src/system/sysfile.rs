@@ -99,7 +99,8 @@ fn read_from(file: File, limit: u64) -> io::Result<String> {
 /// a remount ro and an umount each showed at the next pread; diskstats counters moved).
 /// A kept `/proc/1/mountinfo` stays on the mount namespace init had when it was opened
 /// (init does not change it). Any error on the kept descriptor drops it and the file is
-/// opened afresh once; an error then is the reader's error, as with [`read_capped`].
+/// opened afresh once; an error then is the reader's error, as with [`read_capped`]. Only
+/// files on procfs are kept: any other (a fixture tree) is opened at every read.
 #[derive(Debug)]
 pub struct KeptFile {
     view_path: PathBuf,
@@ -133,9 +134,18 @@ impl KeptFile {
             .map_err(|e| ReadError::new(&name, None, e.to_string()))?;
         let text =
             pread_all(&file, limit).map_err(|e| ReadError::new(&name, None, e.to_string()))?;
-        self.file = Some(file);
+        // Only the kernel's own files are kept: a regular file (a fixture tree) can be
+        // replaced by a rename, which a kept descriptor would never see.
+        if is_procfs(&file) {
+            self.file = Some(file);
+        }
         Ok(text)
     }
+}
+
+fn is_procfs(file: &File) -> bool {
+    use nix::sys::statfs::{fstatfs, PROC_SUPER_MAGIC};
+    fstatfs(file).is_ok_and(|fs| fs.filesystem_type() == PROC_SUPER_MAGIC)
 }
 
 /// Reads `file` from offset 0 to its end with pread, at most `limit + 1` bytes.
@@ -238,6 +248,11 @@ mod tests {
         assert!(err.to_string().contains("larger than 10000 bytes"), "{err}");
         fs::write(root.proc("t"), "two").unwrap();
         assert_eq!(kept.read(&root, SMALL).unwrap(), "two");
+        // replaced by a rename, as a fixture writer does: not on procfs, so never kept
+        fs::write(root.proc("t.new"), "three").unwrap();
+        fs::rename(root.proc("t.new"), root.proc("t")).unwrap();
+        assert_eq!(kept.read(&root, SMALL).unwrap(), "three");
+        assert!(kept.file.is_none());
     }
 
     /// On this kernel a seq file read again at offset 0 is produced anew: `/proc/loadavg`
@@ -248,6 +263,7 @@ mod tests {
         let mut kept = KeptFile::new(root.proc("loadavg"));
         let last_pid = |t: &str| t.split_whitespace().nth(4).map(str::to_string);
         let before = last_pid(&kept.read(&root, SMALL).unwrap());
+        assert!(kept.file.is_some(), "a procfs file is kept open");
         let mut moved = false;
         for _ in 0..20 {
             std::process::Command::new("true").status().unwrap();
