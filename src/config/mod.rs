@@ -8,6 +8,7 @@ pub(crate) mod bound;
 mod check_keys;
 mod depth;
 mod input_rules;
+mod kill_entry;
 mod locate;
 pub mod permissions;
 mod raw;
@@ -19,6 +20,7 @@ use std::time::Duration;
 
 use crate::health::checks::CheckSettings;
 use crate::health::Schedule;
+pub use kill_entry::KillEntry;
 use locate::{Location, LocationIndex};
 pub use raw::{FenceMode, OnExit};
 
@@ -56,7 +58,8 @@ pub struct DeviceConfig {
 #[derive(Clone, Debug, PartialEq)]
 pub struct FenceConfig {
     pub mode: FenceMode,
-    pub kill: Vec<String>,
+    /// The processes the fence SIGKILLs, each with its owner.
+    pub kill: Vec<KillEntry>,
     pub stall_threshold: Duration,
     /// Interfaces the fence takes down, in order.
     pub isolate: Vec<String>,

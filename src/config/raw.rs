@@ -47,8 +47,9 @@ pub struct RawDevice {
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct RawFence {
     pub mode: Option<FenceMode>,
+    /// A name (owner root) or `{name, user}` per entry.
     #[serde(default)]
-    pub kill: Vec<String>,
+    pub kill: Vec<super::kill_entry::KillEntry>,
     pub stall_threshold: Option<HumanDuration>,
     #[serde(default)]
     pub isolate: Vec<String>,

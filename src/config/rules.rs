@@ -180,13 +180,8 @@ fn fence(
             ),
         );
     }
-    for (i, name) in raw.kill.iter().enumerate() {
-        if name.is_empty() || name.contains('/') || name.contains('\0') {
-            problem(
-                format!("fence.kill[{i}]"),
-                format!("`{name}` is not a process name: give the name as `ps -o comm` shows it (no path)"),
-            );
-        }
+    for (i, entry) in raw.kill.iter().enumerate() {
+        super::kill_entry::problems(i, entry, &mut problem);
     }
 
     let mut seen = HashSet::new();

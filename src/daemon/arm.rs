@@ -11,26 +11,47 @@ use crate::device::flags::describe_bootstatus;
 use crate::device::io::KernelIo;
 use crate::device::{open, sysfs, takeover, Armed, Request, Watchdog};
 use crate::system::Root;
+use crate::time::deadline;
 use crate::Failure;
 
 /// What sysfs says of each device before wdfeed opens it: a watchdog already running is
-/// taken over; one that stops on every close cannot stay armed across a restart.
-pub(super) fn note_device_states(config: &Config, root: &Root) {
-    for d in &config.devices {
-        let Some(seen) = sysfs::find(root, &d.path) else {
+/// taken over; one that stops on every close cannot stay armed across a restart. Read
+/// within `limit`: a sysfs that hangs here would hang the open too, so it stops start-up.
+pub(super) fn note_device_states(
+    config: &Config,
+    root: &Root,
+    limit: Duration,
+) -> Result<(), Failure> {
+    let (devices, root) = (config.devices.clone(), root.clone());
+    let seen = deadline::within("sysfs", limit, move || {
+        devices
+            .iter()
+            .map(|d| (d.path.clone(), sysfs::find(&root, &d.path)))
+            .collect::<Vec<_>>()
+    })
+    .map_err(|e| {
+        Failure::runtime(format!(
+            "reading /sys/class/watchdog {e}: the watchdog driver or sysfs hangs; nothing was \
+             armed. Find the hanging file (cat /proc/<wdfeed pid>/task/*/stack) and start \
+             wdfeed again"
+        ))
+    })?;
+    for (path, seen) in seen {
+        let Some(seen) = seen else {
             continue;
         };
         for note in takeover::notes(&seen, config.on_exit) {
             match note {
                 takeover::Note::Running => {
-                    tracing::info!(device = %d.path.display(), state = "active", "{}", note.text())
+                    tracing::info!(device = %path.display(), state = "active", "{}", note.text())
                 }
                 takeover::Note::StopsOnClose => {
-                    tracing::warn!(device = %d.path.display(), "{}", note.text())
+                    tracing::warn!(device = %path.display(), "{}", note.text())
                 }
             }
         }
     }
+    Ok(())
 }
 
 /// Arms every device and states the fence bound with what the drivers granted.

@@ -15,18 +15,33 @@ use crate::config::Config;
 use crate::fence::record::{self, FenceRecord, Found};
 use crate::status::{self, FenceStatus, LatenessStatus, Status};
 use crate::system::notify::Notifier;
-use crate::time::{BootClock, Clock};
+use crate::time::{deadline, BootClock, Clock};
 use crate::Failure;
 
 /// Opens the record of this boot (none in a dry run: it fences nothing). A runtime directory
-/// that is not memory-backed, or a boot id that cannot be read, stops wdfeed before it arms.
-pub(super) fn open_record(opts: &Options) -> Result<Option<(Arc<FenceRecord>, Found)>, Failure> {
+/// that is not memory-backed, or a boot id that cannot be read, stops wdfeed before it arms;
+/// so does a read that does not end within `limit`.
+pub(super) fn open_record(
+    opts: &Options,
+    limit: Duration,
+) -> Result<Option<(Arc<FenceRecord>, Found)>, Failure> {
     if opts.dry_run {
         tracing::info!("dry run: the fence record is neither read nor written");
         return Ok(None);
     }
-    let boot = record::read_boot_id(&opts.root).map_err(refuse)?;
-    let (rec, found) = FenceRecord::open(&opts.runtime_dir, &boot).map_err(refuse)?;
+    let (root, dir) = (opts.root.clone(), opts.runtime_dir.clone());
+    let (rec, found) = deadline::within("fence-record", limit, move || {
+        let boot = record::read_boot_id(&root)?;
+        FenceRecord::open(&dir, &boot)
+    })
+    .map_err(|e| {
+        refuse(format!(
+            "reading the boot id (/proc/sys/kernel/random/boot_id) and the fence record in {} {e}: \
+             one of them hangs. Find it (cat /proc/<wdfeed pid>/task/*/stack) and start wdfeed again",
+            opts.runtime_dir.display()
+        ))
+    })?
+    .map_err(refuse)?;
     let line = found.describe(rec.path());
     if found.may_arm() {
         tracing::info!("{line}");
