@@ -160,3 +160,39 @@ pub(super) fn leave(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::OpenOptionsExt;
+
+    #[test]
+    fn a_sysfs_read_that_hangs_stops_start_up_with_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let wd = dir.path().join("sys/class/watchdog/watchdog0");
+        std::fs::create_dir_all(&wd).unwrap();
+        std::fs::write(wd.join("identity"), "i6300ESB timer\n").unwrap();
+        let fifo = wd.join("state");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let config = crate::config::parse(
+            "devices: [{path: /dev/watchdog0, timeout: 30s}]\n",
+            "t.yaml",
+        )
+        .unwrap();
+        let root = Root::at(dir.path());
+        let e = note_device_states(&config, &root, Duration::from_millis(200)).unwrap_err();
+        let text = e.to_string();
+        assert!(
+            text.contains("did not end within 0.2 s") && text.contains("nothing was armed"),
+            "{text}"
+        );
+        // Let the thread left in open(2) go; with a plain file the notes are read.
+        let _ = std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&fifo);
+        std::fs::remove_file(&fifo).unwrap();
+        std::fs::write(&fifo, "active\n").unwrap();
+        note_device_states(&config, &root, Duration::from_secs(5)).unwrap();
+    }
+}

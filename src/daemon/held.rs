@@ -115,3 +115,42 @@ fn write_status(line: &str, every: Duration, opts: &Options) {
         tracing::debug!(error = %e, "cannot write the status file");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::system::Root;
+    use std::os::unix::fs::OpenOptionsExt;
+
+    #[test]
+    fn a_boot_id_read_that_hangs_stops_start_up_with_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let random = dir.path().join("proc/sys/kernel/random");
+        std::fs::create_dir_all(&random).unwrap();
+        let fifo = random.join("boot_id");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let run = tempfile::tempdir().unwrap();
+        let opts = Options {
+            root: Root::at(dir.path()),
+            config: None,
+            dry_run: false,
+            status_file: run.path().join("status"),
+            runtime_dir: run.path().to_path_buf(),
+            state_dir: run.path().join("state"),
+        };
+        let e = open_record(&opts, Duration::from_millis(200))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            e.contains("boot_id")
+                && e.contains("did not end within 0.2 s")
+                && e.contains("nothing was armed"),
+            "{e}"
+        );
+        let _ = std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&fifo);
+    }
+}
