@@ -49,7 +49,7 @@ pub(super) fn problems(i: usize, entry: &KillEntry, problem: &mut impl FnMut(Str
 #[serde(deny_unknown_fields)]
 struct Owned {
     name: String,
-    user: UserKey,
+    user: Option<UserKey>,
 }
 
 /// A user as a name or a bare number (`user: 189` and `user: '189'` alike).
@@ -92,9 +92,14 @@ impl<'de> Deserialize<'de> for KillEntry {
             }
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<KillEntry, A::Error> {
                 let o = Owned::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                let user = o.user.ok_or_else(|| {
+                    de::Error::custom(
+                        "`user` is missing: write the owner (`user: hacluster` or a uid), or give the plain name for root's processes",
+                    )
+                })?;
                 Ok(KillEntry {
                     name: o.name,
-                    user: Some(o.user.0),
+                    user: Some(user.0),
                 })
             }
         }

@@ -83,7 +83,12 @@ fn resolve_kill_list(config: &Config, root: &Root) -> Result<Arc<KillList>, Fail
     deadline::within("kill-list", deadline::STARTUP_DEADLINE, move || {
         KillList::resolve(&entries, &root)
     })
-    .map_err(|e| format!("resolving the users of fence.kill (/etc/passwd) {e}"))
+    .map_err(|e| {
+        format!(
+            "resolving the users of fence.kill {e}: reading /etc/passwd hangs; write numeric \
+             uids in fence.kill or repair the file, and start wdfeed again"
+        )
+    })
     .and_then(|r| r)
     .map(Arc::new)
     .map_err(|e| Failure::runtime(format!("{e}; nothing was armed")))

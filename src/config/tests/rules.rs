@@ -274,7 +274,11 @@ fn a_bad_kill_entry_names_its_field() {
         "kill: [sbd, {name: pacemaker-based}]",
     ));
     assert!(p.key.starts_with("fence.kill[1]"), "{p:?}");
-    assert!(p.message.contains("missing field `user`"), "{}", p.message);
+    assert!(
+        p.message.contains("`user` is missing") && p.message.contains("plain name"),
+        "{}",
+        p.message
+    );
 
     let p = one_problem(&good_with("kill: [heartbeat]", "kill: [sbd, [corosync]]"));
     assert_eq!(p.key, "fence.kill[1]");
