@@ -83,4 +83,5 @@ fn defaults_fill_what_the_operator_left_out() {
 mod file;
 mod input;
 mod keys;
+mod messages;
 mod rules;

@@ -71,6 +71,7 @@ class Scenario:
     guest: str                     # shell fragment, run after the common set-up
     expect: str                    # "reset" or "up"
     timing: str                    # "bound": after <= B + slack; "reset-time": after ~ R;
+                                   # "reboot": the guest reboots itself at the fault;
                                    # "stay-up": no reset for `up_for` resets' worth of time
     host_fault: str = ""           # "", "stop-nbd" or "freeze-vm"
     nbd: bool = False              # serve the data disk with qemu-nbd on the host
@@ -100,9 +101,22 @@ class Scenario:
                                    # arm within R of the driver's load
     driver_params: tuple = ()      # ((driver, its module's parameters), ...): only on
                                    # that driver
+    second_boot: str = ""          # the guest boots again on the same disk (BOOT=2 in its
+                                   # case.env) after the first boot's outcome, and READY=1
+                                   # must then wait for the rejoin delay ("rejoin-delay",
+                                   # also across a restart: "rejoin-delay-restart") or
+                                   # come at once ("no-delay")
 
 
 FAULT = 'mark "fault {what}"'
+
+# The persistent state directory of the rejoin scenarios: on the data disk, which a second
+# boot of the guest finds again.
+REJOIN_STATE = """
+STATE=/mnt/data/wdfeed-state
+mkdir -p -m 700 $STATE
+WDFEED_ARGS="--state-dir $STATE"
+"""
 
 SCENARIOS = {s.name: s for s in [
     Scenario(
@@ -397,6 +411,94 @@ mark "note SIGKILLed the fenced wdfeed, heartbeat back; starting another wdfeed 
         checks=("process",), drivers=("softdog",),
         log_must=("fenced-earlier",)),
     Scenario(
+        "rejoin-after-fence",
+        "boot 1: the fake heartbeat is SIGSTOPped and wdfeed fences; the reset guest boots "
+        "again on the same data disk, where wdfeed's state record (--state-dir) says the "
+        "previous boot ended armed: in boot 2 wdfeed must arm and pet at once but hold READY=1 "
+        "for the rejoin delay (by default the fence bound recorded in boot 1), and the VM "
+        "stays up through it",
+        guest=REJOIN_STATE + """
+if [ "$BOOT" = 2 ]; then
+    mark "note boot 2 of the same disk; state record: $(tr '\\n' ' ' < $STATE/state 2>/dev/null)"
+    mark "starting wdfeed"
+    start_petter
+    wait_log "READY=1 sent" 120 || fail "wdfeed never sent READY=1"
+    mark "ready-seen"
+    sleep 5
+    mark "boot2-done"
+else
+    start_petter
+    settle
+    mark "fault heartbeat-stop"
+    kill -STOP $(pid_of fakehb)
+fi
+""",
+        expect="reset", timing="bound", fences=True, standin_ok=False,
+        checks=("process",), drivers=("i6300esb",), second_boot="rejoin-delay"),
+    Scenario(
+        "rejoin-restart-during-delay",
+        "as rejoin-after-fence, but in boot 2 wdfeed is SIGKILLed 4 s into the rejoin delay "
+        "and started again at once (systemd's Restart=): the delay's end, kept on tmpfs, must "
+        "hold: READY=1 comes when the first start's delay ends, neither earlier nor a whole "
+        "delay after the restart",
+        guest=REJOIN_STATE + """
+if [ "$BOOT" = 2 ]; then
+    mark "note boot 2 of the same disk; state record: $(tr '\\n' ' ' < $STATE/state 2>/dev/null)"
+    mark "starting wdfeed"
+    start_petter
+    wait_log "holding READY=1" 30 || fail "wdfeed did not hold READY=1"
+    sleep 4
+    kill -KILL $(pid_of wdfeed)
+    _i=0
+    while ! grep -q "VMTEST: exited wdfeed" /run/wdfeed.log; do
+        usleep 20000; _i=$((_i + 1)); [ $_i -ge 500 ] && fail "wdfeed did not die of SIGKILL"
+    done
+    rm -f /run/wdfeed.pid /run/wdfeed.log
+    mark "restarting wdfeed"
+    start_petter
+    wait_log "READY=1 sent" 120 || fail "wdfeed never sent READY=1"
+    mark "ready-seen"
+    sleep 5
+    mark "boot2-done"
+else
+    start_petter
+    settle
+    mark "fault heartbeat-stop"
+    kill -STOP $(pid_of fakehb)
+fi
+""",
+        expect="reset", timing="bound", fences=True, standin_ok=False,
+        checks=("process",), drivers=("i6300esb",), second_boot="rejoin-delay-restart"),
+    Scenario(
+        "rejoin-after-clean-stop",
+        "boot 1: wdfeed is stopped cleanly (SIGTERM, disarm) and the guest reboots (sysrq b); "
+        "in boot 2 of the same data disk the state record says the previous wdfeed stopped "
+        "cleanly: READY=1 must come at once, with no rejoin delay",
+        guest=REJOIN_STATE + """
+if [ "$BOOT" = 2 ]; then
+    mark "note boot 2 of the same disk; state record: $(tr '\\n' ' ' < $STATE/state 2>/dev/null)"
+    mark "starting wdfeed"
+    start_petter
+    wait_log "READY=1 sent" 60 || fail "wdfeed never sent READY=1"
+    mark "ready-seen"
+    sleep 5
+    mark "boot2-done"
+else
+    start_petter
+    settle
+    kill -TERM $(pid_of wdfeed)
+    _i=0
+    while ! grep -q "VMTEST: exited wdfeed" /run/wdfeed.log; do
+        usleep 20000; _i=$((_i + 1)); [ $_i -ge 500 ] && fail "wdfeed did not exit on SIGTERM"
+    done
+    sync
+    mark "fault reboot after a clean stop"
+    echo b > /proc/sysrq-trigger
+fi
+""",
+        expect="reset", timing="reboot", standin_ok=False, drivers=("softdog",),
+        checks=("writable",), second_boot="no-delay"),
+    Scenario(
         "record-other-boot",
         "the runtime directory holds a fence record that says fenced, of another boot (as a "
         "runtime directory kept across a reboot would): wdfeed must say it ignores it, arm, "
@@ -436,6 +538,14 @@ WDFEED_SAYS = {
     "not-stopping": r"fenced: not stopping",
     "fenced-earlier": r"fenced earlier in this boot at .*waiting for the reset",
     "record-other-boot": r"fence record \S+ is of another boot",
+    # the rejoin delay: READY=1 (with the delay it waited for), the start-up decision
+    "ready": r"READY=1 sent(: the rejoin delay is over)?",
+    "ready-delay": r"rejoin_delay_s=([0-9.]+)",
+    "rejoin-armed-before": r"the previous boot ended with a device armed and no clean stop",
+    "rejoin-clean-before": r"the previous boot's wdfeed stopped cleanly",
+    "rejoin-holding": r"holding READY=1 for the rejoin delay",
+    "rejoin-restarted": r"restarted during the rejoin delay of this boot",
+    "rejoin-cause": r"previous boot: .*|the kernel names no cause.*",
 }
 
 
@@ -531,5 +641,7 @@ def wait_window(driver, scenario, bound):
         return r + 1          # after wdfeed exited: the holder keeps the VM up
     if scenario.timing == "reset-time":
         return r + slack(bound) + 5
+    if scenario.timing == "reboot":
+        return 15
     return bound + slack(bound) + 5
 

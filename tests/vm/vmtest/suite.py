@@ -13,7 +13,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from . import assets, cases
+from . import assets, cases, second_boot
 from .qemu import Guest
 
 BOOT_TIMEOUT_S = 180      # boot, modules, mount and arming, on a loaded TCG host
@@ -99,7 +99,7 @@ def validate(ctx, text, name):
     return r.returncode, (r.stdout + r.stderr).strip()
 
 
-def case_archive(ctx, driver, scen, config, path):
+def case_archive(ctx, driver, scen, config, path, extra_env=None):
     cpio = assets.Cpio()
     wanted = cases.BASE_MODULES + driver.modules + list(scen.modules)
     mods = [(m, "") for m in ctx.mods.closure([m for m, _ in wanted])]
@@ -110,8 +110,9 @@ def case_archive(ctx, driver, scen, config, path):
         "DRIVER": driver.name, "WDDEV": driver.wddev, "TIMEOUT": driver.timeout, "DISK": "vda",
         "PETTER": ctx.petter, "STANDIN_BOUND": f"{cases.standin_bound(driver):.1f}",
         "ARM_TIMEOUT": ARM_TIMEOUT_S, "SETTLE": cases.SETTLE_S, "WDFEED_ARGS": "",
-        "UP_FOR": cases.up_for(driver),
+        "UP_FOR": cases.up_for(driver), "BOOT": 1,
     }
+    env.update(extra_env or {})
     cpio.file("case.env", "".join(f"{k}='{v}'\n" for k, v in env.items()))
     cpio.file("case.sh", scen.guest)
     cpio.file("etc/wdfeed/watchdog.yaml", config)
@@ -143,6 +144,11 @@ def run_case(ctx, driver, scen):
     try:
         guest.start()
         drive(ctx, guest, driver, scen, res)
+        if scen.second_boot and res.ok:
+            guest.stop()
+            second_boot.run(ctx, driver, scen, res, disk, workdir,
+                            lambda path, env: case_archive(ctx, driver, scen, config, path, env),
+                            APPEND)
     except Exception as e:  # a harness error is a failed case, with its cause
         res.ok = False
         res.reason = f"harness error: {type(e).__name__}: {e}"
@@ -152,7 +158,7 @@ def run_case(ctx, driver, scen):
             end = guest.wait_outcome(0)
             res.outcome = end[1] if end else "up"
         guest.stop()
-        res.tail = guest.tail(60)
+        res.tail = guest.tail(60) + res.tail
         err = "\n".join(ln for ln in guest.qemu_stderr().splitlines()
                         if "terminating on signal" not in ln)
         if err:
