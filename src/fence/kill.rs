@@ -3,8 +3,9 @@
 //!
 //! Only processes of each entry's owner (root unless the entry names a `user`; real uid from
 //! the kernel) are held or killed: a same-named process of another user is neither, so no
-//! number of them can use up wdfeed's descriptors. At most [`MAX_HELD_PER_NAME`] are held per name; more are logged
-//! and still found by the fence's own last scan (within the same cap).
+//! number of them can use up wdfeed's descriptors. At most [`MAX_HELD_PER_NAME`] are held
+//! per entry; more are logged and still found by the fence's own last scan (within the
+//! same cap).
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Mutex;
@@ -15,7 +16,7 @@ use crate::system::process_scan::{self, ScanCache};
 use crate::system::process_table;
 use crate::system::{users, Root};
 
-/// At most this many pidfds are held per name of the kill list.
+/// At most this many pidfds are held per entry of the kill list.
 pub const MAX_HELD_PER_NAME: usize = 64;
 
 /// One entry of the kill list: a process name and the real uid its processes must have.
@@ -40,7 +41,7 @@ pub struct KillList {
     held: Mutex<Vec<Held>>,
     /// What the last refresh saw of each process; the fence's own scan does not use it.
     exe_cache: Mutex<ScanCache>,
-    /// Pidfds held per name at most.
+    /// Pidfds held per entry at most.
     cap: usize,
 }
 
