@@ -104,7 +104,7 @@ impl Wdfeed<'_> {
     }
 
     fn kills(&self, name: &str) -> bool {
-        self.config.fence.kill.iter().any(|k| k == name)
+        self.config.fence.kill.iter().any(|k| k.name == name)
     }
 
     fn b(&self) -> String {

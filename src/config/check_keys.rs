@@ -4,6 +4,7 @@
 
 use super::locate::clean_path;
 use super::raw::{self, RawCommon};
+use super::wording::humanize;
 use super::Problem;
 use crate::health::checks::{self, CheckSettings};
 
@@ -67,14 +68,14 @@ pub(super) fn parse_check(
         Ok(c) => Some(c),
         Err(e) => {
             let key = clean_path(&e.path().to_string());
-            push(&key, e.into_inner().to_string());
+            push(&key, humanize(&e.into_inner().to_string()));
             None
         }
     };
     let settings = match checks::parse_settings(&kind, serde_yaml::Value::Mapping(map)) {
         Ok(s) => Some(s),
         Err(p) => {
-            push(&p.key, p.message);
+            push(&p.key, humanize(&p.message));
             None
         }
     };

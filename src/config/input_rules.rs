@@ -5,6 +5,8 @@
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
+use super::tree::key_text;
+use super::wording::MAX_PROBLEMS;
 use super::Problem;
 use crate::health::checks::{CheckSettings, KeyProblem};
 use crate::units::format_duration;
@@ -118,49 +120,48 @@ pub fn check_settings(settings: &CheckSettings) -> Vec<KeyProblem> {
 }
 
 /// Every string in the document (key or value) that holds a NUL byte: no path or name may.
-pub fn nul_bytes(text: &str, problems: &mut Vec<Problem>) {
-    let Ok(doc) = serde_yaml::from_str::<serde_yaml::Value>(text) else {
-        return;
-    };
-    walk(&doc, String::new(), problems);
+/// The first [`MAX_PROBLEMS`] are listed; the path is written out only for those.
+pub fn nul_bytes(doc: &serde_yaml::Value, problems: &mut Vec<Problem>) {
+    let mut at = String::new();
+    walk(doc, &mut at, problems);
 }
 
-fn walk(v: &serde_yaml::Value, at: String, problems: &mut Vec<Problem>) {
-    let refuse = |problems: &mut Vec<Problem>, key: String, s: &str| {
-        problems.push(Problem {
-            key,
-            message: format!(
-                "`{}` holds a NUL byte: no path, name or argument may",
-                s.escape_debug()
-            ),
-            location: None,
-        })
+fn walk(v: &serde_yaml::Value, at: &mut String, problems: &mut Vec<Problem>) {
+    let refuse = |problems: &mut Vec<Problem>, key: &str, s: &str| {
+        if problems.len() < MAX_PROBLEMS {
+            problems.push(Problem {
+                key: key.to_string(),
+                message: format!(
+                    "`{}` holds a NUL byte: no path, name or argument may",
+                    s.escape_debug()
+                ),
+                location: None,
+            })
+        }
     };
     match v {
         serde_yaml::Value::String(s) if s.contains('\0') => refuse(problems, at, s),
         serde_yaml::Value::Sequence(items) => {
             for (i, item) in items.iter().enumerate() {
-                walk(item, format!("{at}[{i}]"), problems);
+                let len = at.len();
+                at.push_str(&format!("[{i}]"));
+                walk(item, at, problems);
+                at.truncate(len);
             }
         }
         serde_yaml::Value::Mapping(map) => {
             for (k, item) in map {
-                let name = match k {
-                    serde_yaml::Value::String(s) => s.clone(),
-                    other => serde_yaml::to_string(other)
-                        .unwrap_or_default()
-                        .trim()
-                        .to_string(),
-                };
-                let key = if at.is_empty() {
-                    name.clone()
-                } else {
-                    format!("{at}.{name}")
-                };
-                if name.contains('\0') {
-                    refuse(problems, key.clone(), &name);
+                let name = key_text(k);
+                let len = at.len();
+                if len > 0 {
+                    at.push('.');
                 }
-                walk(item, key, problems);
+                at.push_str(&name);
+                if name.contains('\0') {
+                    refuse(problems, at, &name);
+                }
+                walk(item, at, problems);
+                at.truncate(len);
             }
         }
         serde_yaml::Value::Tagged(t) => walk(&t.value, at, problems),

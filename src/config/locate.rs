@@ -1,8 +1,11 @@
-//! Where each key of a YAML document stands (line and column), so that every problem found
+//! Where each node of a YAML document stands (line and column), so that every problem found
 //! in `watchdog.yaml`, by serde or by the validation rules after it, can name `file:line:col`.
 //!
-//! serde_yaml keeps positions only for the errors it raises itself; this index is built once
-//! from the same text with yaml-rust2's event parser, which reports a mark for every node.
+//! serde_yaml keeps positions only for the syntax errors it raises itself; this index is
+//! built once from the same text with yaml-rust2's event parser, which reports a mark for
+//! every node. It is a tree (each key stored once, children found by key or index), so it
+//! takes memory and time linear in the text however long the keys or deep the paths; a
+//! path is resolved only when a problem asks for it.
 
 use std::collections::HashMap;
 
@@ -16,11 +19,43 @@ pub struct Location {
     pub column: usize,
 }
 
+impl Location {
+    fn of(mark: Marker) -> Self {
+        Location {
+            line: mark.line(),
+            column: mark.col() + 1,
+        }
+    }
+}
+
 /// Key paths (`checks[1].stuck-after`, `devices[0]`) to where they stand in the text.
 #[derive(Debug, Default)]
 pub struct LocationIndex {
-    marks: HashMap<String, Location>,
+    /// The nodes; the first is the document itself.
+    nodes: Vec<Node>,
+    /// A key written again in the same mapping: (mapping, key) to each later occurrence.
+    repeated: HashMap<(usize, String), Vec<Location>>,
 }
+
+#[derive(Debug)]
+struct Node {
+    /// Where a reader looks for it: its key in a mapping, itself in a sequence.
+    at: Option<Location>,
+    /// Where its value starts (a mapping: its first key); `None` until known.
+    value_at: Option<Location>,
+    kids: Kids,
+}
+
+#[derive(Debug)]
+enum Kids {
+    Leaf,
+    Map(HashMap<String, usize>),
+    Seq(Vec<usize>),
+}
+
+/// How many `.` or `[` a key itself may hold and still be found by its path: a path is cut
+/// at those characters, and each cut is one lookup.
+const MAX_CUTS_PER_KEY: usize = 8;
 
 impl LocationIndex {
     /// Indexes `text`; a document that does not parse gives an empty index (serde reports
@@ -28,26 +63,86 @@ impl LocationIndex {
     pub fn build(text: &str) -> Self {
         let mut walker = Walker::default();
         let mut parser = Parser::new_from_str(text);
-        if parser.load(&mut walker, false).is_err() {
+        if parser.load(&mut walker, false).is_err() || walker.index.nodes.is_empty() {
             return LocationIndex::default();
         }
-        LocationIndex {
-            marks: walker.marks,
-        }
+        walker.index
     }
 
     /// Where `path` stands; for a path that is not in the text (a missing key), the nearest
     /// enclosing node that is.
     pub fn find(&self, path: &str) -> Option<Location> {
-        let mut p = path;
-        loop {
-            if let Some(loc) = self.marks.get(p) {
-                return Some(*loc);
-            }
-            let cut = p.rfind(['.', '['])?;
-            p = &p[..cut];
-        }
+        let (trail, _) = self.resolve(path);
+        trail.iter().rev().find_map(|&n| self.nodes[n].at)
     }
+
+    /// Where the value at `path` starts, when the path is in the text; else [`Self::find`].
+    /// A wrong value is shown where it is written, not where its key is.
+    pub fn find_value(&self, path: &str) -> Option<Location> {
+        match self.resolve(path) {
+            (trail, true) => trail
+                .last()
+                .and_then(|&n| self.nodes[n].value_at.or(self.nodes[n].at)),
+            _ => None,
+        }
+        .or_else(|| self.find(path))
+    }
+
+    /// Where `key` is written for the `nth` time (0: the first repetition) in the mapping
+    /// at `parent`.
+    pub fn find_repeated(&self, parent: &str, key: &str, nth: usize) -> Option<Location> {
+        let (trail, exact) = self.resolve(parent);
+        let node = *trail.last()?;
+        exact
+            .then(|| self.repeated.get(&(node, key.to_string())))
+            .flatten()
+            .and_then(|v| v.get(nth).copied())
+    }
+
+    /// The nodes from the document down to the deepest one `path` reaches, and whether it
+    /// reached the end of the path.
+    fn resolve(&self, path: &str) -> (Vec<usize>, bool) {
+        let mut trail = Vec::new();
+        if self.nodes.is_empty() {
+            return (trail, false);
+        }
+        let mut node = 0;
+        trail.push(node);
+        let mut rest = path;
+        while !rest.is_empty() {
+            let next = match &self.nodes[node].kids {
+                Kids::Seq(items) => seq_step(rest).and_then(|(i, tail)| {
+                    let kid = *items.get(i)?;
+                    Some((kid, tail))
+                }),
+                Kids::Map(keys) => map_step(keys, rest.strip_prefix('.').unwrap_or(rest)),
+                Kids::Leaf => None,
+            };
+            let Some((kid, tail)) = next else {
+                return (trail, false);
+            };
+            node = kid;
+            trail.push(node);
+            rest = tail;
+        }
+        (trail, true)
+    }
+}
+
+/// `[3]...` to 3 and what follows.
+fn seq_step(rest: &str) -> Option<(usize, &str)> {
+    let inner = rest.strip_prefix('[')?;
+    let close = inner.find(']')?;
+    Some((inner[..close].parse().ok()?, &inner[close + 1..]))
+}
+
+/// The shortest key of `keys` that `rest` starts with, ending at a `.`, a `[` or the end.
+fn map_step<'p>(keys: &HashMap<String, usize>, rest: &'p str) -> Option<(usize, &'p str)> {
+    rest.match_indices(['.', '['])
+        .map(|(cut, _)| cut)
+        .take(MAX_CUTS_PER_KEY)
+        .chain(std::iter::once(rest.len()))
+        .find_map(|cut| keys.get(&rest[..cut]).map(|&kid| (kid, &rest[cut..])))
 }
 
 /// serde_path_to_error says `.` for the document itself.
@@ -60,116 +155,154 @@ pub fn clean_path(path: &str) -> String {
 }
 
 enum Frame {
-    /// `located` turns true once the mapping's own position is known: that of its first key
-    /// (the parser's mark for a block mapping's start is not where a reader would look).
     Map {
-        key: Option<String>,
+        node: usize,
+        /// The key read, waiting for its value; `None` while a key is expected.
+        key: Option<(String, Location)>,
+        /// Whether the mapping's own position is known: that of its first key (the
+        /// parser's mark for a block mapping's start is not where a reader would look).
         located: bool,
     },
     Seq {
-        index: usize,
+        node: usize,
+    },
+    /// A complex key (a mapping or sequence used as a key): skipped, nesting counted.
+    Skip {
+        depth: usize,
     },
 }
 
 #[derive(Default)]
 struct Walker {
     stack: Vec<Frame>,
-    marks: HashMap<String, Location>,
+    index: LocationIndex,
 }
 
 impl Walker {
-    fn path(&self) -> String {
-        let mut out = String::new();
-        for frame in &self.stack {
-            match frame {
-                Frame::Map { key: Some(k), .. } => {
-                    if !out.is_empty() {
-                        out.push('.');
-                    }
-                    out.push_str(k);
-                }
-                Frame::Map { key: None, .. } => {}
-                Frame::Seq { index } => out.push_str(&format!("[{index}]")),
-            }
-        }
-        out
-    }
-
-    fn record(&mut self, mark: Marker) {
-        let path = self.path();
-        if !path.is_empty() {
-            self.marks.entry(path).or_insert(Location {
-                line: mark.line(),
-                column: mark.col() + 1,
-            });
-        }
-    }
-
-    /// True when the next node is a mapping key.
-    fn expecting_key(&self) -> bool {
-        matches!(self.stack.last(), Some(Frame::Map { key: None, .. }))
-    }
-
-    /// A value node has been read completely: the parent moves on.
-    fn finish_node(&mut self) {
+    /// A value node starts at `mark`: adds it under its parent, returns its number.
+    fn add(&mut self, mark: Marker, kids: Kids) -> usize {
+        let id = self.index.nodes.len();
+        let here = Location::of(mark);
+        let mut at = Some(here);
         match self.stack.last_mut() {
-            Some(Frame::Map { key, .. }) => *key = None,
-            Some(Frame::Seq { index }) => *index += 1,
-            None => {}
+            Some(Frame::Map {
+                node,
+                key: Some((k, key_at)),
+                ..
+            }) => {
+                at = Some(*key_at);
+                let parent = *node;
+                let k = std::mem::take(k);
+                if let Kids::Map(keys) = &mut self.index.nodes[parent].kids {
+                    match keys.entry(k) {
+                        std::collections::hash_map::Entry::Occupied(e) => self
+                            .index
+                            .repeated
+                            .entry((parent, e.key().clone()))
+                            .or_default()
+                            .push(*key_at),
+                        std::collections::hash_map::Entry::Vacant(e) => {
+                            e.insert(id);
+                        }
+                    }
+                }
+            }
+            Some(Frame::Seq { node }) => {
+                // A mapping in a list stands where its first key is.
+                if matches!(kids, Kids::Map(_)) {
+                    at = None;
+                }
+                let parent = *node;
+                if let Kids::Seq(items) = &mut self.index.nodes[parent].kids {
+                    items.push(id);
+                }
+            }
+            None => at = None,
+            _ => {}
+        }
+        let value_at = (!matches!(kids, Kids::Map(_))).then_some(here);
+        self.index.nodes.push(Node { at, value_at, kids });
+        id
+    }
+
+    /// A value has been read completely: its mapping expects a key again.
+    fn finish_node(&mut self) {
+        if let Some(Frame::Map { key, .. }) = self.stack.last_mut() {
+            *key = None;
         }
     }
 }
 
 impl MarkedEventReceiver for Walker {
     fn on_event(&mut self, ev: Event, mark: Marker) {
-        match ev {
-            Event::Scalar(text, ..) if self.expecting_key() => {
-                let mut first_key = false;
-                if let Some(Frame::Map { located, .. }) = self.stack.last_mut() {
-                    first_key = !*located;
-                    *located = true;
-                }
-                if first_key {
-                    self.record(mark);
-                }
+        if let Some(Frame::Skip { depth }) = self.stack.last_mut() {
+            match ev {
+                Event::MappingStart(..) | Event::SequenceStart(..) => *depth += 1,
+                Event::MappingEnd | Event::SequenceEnd => *depth -= 1,
+                _ => {}
+            }
+            if *depth == 0 {
+                self.stack.pop();
                 if let Some(Frame::Map { key, .. }) = self.stack.last_mut() {
-                    *key = Some(text);
+                    *key = Some(("?".into(), Location::of(mark)));
                 }
-                self.record(mark);
+            }
+            return;
+        }
+        let expecting_key = matches!(self.stack.last(), Some(Frame::Map { key: None, .. }));
+        match ev {
+            Event::Scalar(text, ..) if expecting_key => {
+                if let Some(Frame::Map {
+                    node, key, located, ..
+                }) = self.stack.last_mut()
+                {
+                    if !*located {
+                        *located = true;
+                        let n = *node;
+                        let here = Some(Location::of(mark));
+                        let node = &mut self.index.nodes[n];
+                        node.value_at = here;
+                        if n != 0 {
+                            node.at = node.at.or(here);
+                        }
+                    }
+                    *key = Some((text, Location::of(mark)));
+                }
+            }
+            Event::MappingStart(..) | Event::SequenceStart(..) if expecting_key => {
+                self.stack.push(Frame::Skip { depth: 1 });
             }
             Event::Scalar(..) | Event::Alias(_) => {
-                self.record(mark);
+                self.add(mark, Kids::Leaf);
                 self.finish_node();
             }
-            Event::MappingStart(..) | Event::SequenceStart(..) if self.expecting_key() => {
-                // A complex key: give it a name no path will ask for and walk on.
-                if let Some(Frame::Map { key, .. }) = self.stack.last_mut() {
-                    *key = Some("?".into());
-                }
-                let frame = if matches!(ev, Event::MappingStart(..)) {
-                    Frame::Map {
-                        key: None,
-                        located: true,
-                    }
-                } else {
-                    Frame::Seq { index: 0 }
-                };
-                self.stack.push(frame);
-            }
             Event::MappingStart(..) => {
+                let node = self.add(mark, Kids::Map(HashMap::new()));
                 self.stack.push(Frame::Map {
+                    node,
                     key: None,
                     located: false,
                 });
             }
             Event::SequenceStart(..) => {
-                self.record(mark);
-                self.stack.push(Frame::Seq { index: 0 });
+                let node = self.add(mark, Kids::Seq(Vec::new()));
+                self.stack.push(Frame::Seq { node });
             }
             Event::MappingEnd | Event::SequenceEnd => {
                 // An empty mapping is located where it ended.
-                if let Some(Frame::Map { located: false, .. }) = self.stack.last() {
-                    self.record(mark);
+                if let Some(Frame::Map {
+                    node,
+                    located: false,
+                    ..
+                }) = self.stack.last()
+                {
+                    let n = *node;
+                    let here = Some(Location::of(mark));
+                    let node = &mut self.index.nodes[n];
+                    node.value_at = here;
+                    if n != 0 {
+                        node.at = node.at.or(here);
+                    }
                 }
                 self.stack.pop();
                 self.finish_node();

@@ -1,17 +1,22 @@
 //! `watchdog.yaml`: reading it strictly ([`raw`]), locating every problem in the text
 //! ([`locate`]), and turning it into a checked [`Config`] that the daemon can trust.
-//! Every problem is collected, not just the first, and each names `file:line:col`, the key,
-//! and what to do.
+//! Every problem is collected, not just the first ([`parse`] says what stops early), and
+//! each names `file:line:col`, the key, and what to do.
 
 pub(crate) mod advice;
 pub(crate) mod bound;
 mod check_keys;
 mod depth;
+mod entries;
 mod input_rules;
+mod kill_entry;
 mod locate;
+mod parse;
 pub mod permissions;
 mod raw;
 mod rules;
+mod tree;
+mod wording;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -19,7 +24,9 @@ use std::time::Duration;
 
 use crate::health::checks::CheckSettings;
 use crate::health::Schedule;
-use locate::{Location, LocationIndex};
+pub use kill_entry::KillEntry;
+use locate::Location;
+pub use parse::parse;
 pub use raw::{FenceMode, OnExit};
 
 /// Where the daemon looks for its config when `-c` is not given.
@@ -56,7 +63,8 @@ pub struct DeviceConfig {
 #[derive(Clone, Debug, PartialEq)]
 pub struct FenceConfig {
     pub mode: FenceMode,
-    pub kill: Vec<String>,
+    /// The processes the fence SIGKILLs, each with its owner.
+    pub kill: Vec<KillEntry>,
     pub stall_threshold: Duration,
     /// Interfaces the fence takes down, in order.
     pub isolate: Vec<String>,
@@ -284,87 +292,6 @@ mod read_tests {
         let ok = dir.path().join("ok.yaml");
         std::fs::write(&ok, "interval: 1s\n").unwrap();
         assert_eq!(read_regular_file(&ok).unwrap(), "interval: 1s\n");
-    }
-}
-
-/// Parses and checks config text; `source` names it in problems.
-pub fn parse(text: &str, source: &str) -> Result<Config, ConfigError> {
-    let fail = |problems: Vec<Problem>| ConfigError {
-        source: source.to_string(),
-        problems,
-    };
-    if let Some((line, column)) = depth::too_deep(text) {
-        return Err(fail(vec![Problem {
-            key: String::new(),
-            message: format!(
-                "the config is nested deeper than {} levels here: a watchdog.yaml needs a few; look for an unclosed `[` or `{{`",
-                depth::MAX_DEPTH
-            ),
-            location: Some(Location { line, column }),
-        }]));
-    }
-    let index = LocationIndex::build(text);
-    if text.trim().is_empty() {
-        return Err(fail(vec![Problem {
-            key: String::new(),
-            message: "the config is empty: start from `wdfeed validate --print-default`".into(),
-            location: None,
-        }]));
-    }
-    let de = serde_yaml::Deserializer::from_str(text);
-    let raw: raw::RawConfig = match serde_path_to_error::deserialize(de) {
-        Ok(raw) => raw,
-        Err(e) => {
-            let key = locate::clean_path(&e.path().to_string());
-            let inner = e.into_inner();
-            let location = inner
-                .location()
-                .map(|l| Location {
-                    line: l.line(),
-                    column: l.column(),
-                })
-                .or_else(|| index.find(&key));
-            let message = strip_path(&strip_position(&inner.to_string()), &key);
-            return Err(fail(vec![Problem {
-                key,
-                message,
-                location,
-            }]));
-        }
-    };
-    let mut problems = Vec::new();
-    let config = rules::build(raw, &mut problems);
-    let mut nul = Vec::new();
-    input_rules::nul_bytes(text, &mut nul);
-    for p in nul {
-        if !problems.iter().any(|q| q.key == p.key) {
-            problems.push(p);
-        }
-    }
-    if problems.is_empty() {
-        Ok(config)
-    } else {
-        for p in &mut problems {
-            p.location = p.location.or_else(|| index.find(&p.key));
-        }
-        Err(fail(problems))
-    }
-}
-
-/// serde_yaml puts its own path in front (`devices[0]: unknown field ...`); the key is
-/// printed by us already.
-fn strip_path(message: &str, key: &str) -> String {
-    match message.split_once(": ") {
-        Some((head, rest)) if !head.contains(' ') && key.starts_with(head) => rest.to_string(),
-        _ => message.to_string(),
-    }
-}
-
-/// serde_yaml appends " at line L column C"; the position is printed in front instead.
-fn strip_position(message: &str) -> String {
-    match message.rfind(" at line ") {
-        Some(cut) => message[..cut].to_string(),
-        None => message.to_string(),
     }
 }
 

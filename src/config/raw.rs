@@ -8,11 +8,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::units::HumanDuration;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct RawConfig {
+    /// Each device is kept as YAML and read on its own (`entries::device`), so that one
+    /// wrong entry does not hide the others.
     #[serde(default)]
-    pub devices: Vec<RawDevice>,
+    pub devices: Vec<serde_yaml::Value>,
     pub interval: Option<HumanDuration>,
     pub on_exit: Option<OnExit>,
     /// How long READY=1 waits on a boot after one that ended armed (absent: the recorded B).
@@ -47,8 +49,9 @@ pub struct RawDevice {
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct RawFence {
     pub mode: Option<FenceMode>,
+    /// A name (owner root) or `{name, user}` per entry.
     #[serde(default)]
-    pub kill: Vec<String>,
+    pub kill: Vec<super::kill_entry::KillEntry>,
     pub stall_threshold: Option<HumanDuration>,
     #[serde(default)]
     pub isolate: Vec<String>,

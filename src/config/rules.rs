@@ -5,8 +5,9 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use super::check_keys::parse_check;
+use super::entries;
 use super::input_rules;
-use super::raw::{FenceMode, OnExit, RawConfig, RawDevice, RawFence};
+use super::raw::{FenceMode, OnExit, RawConfig, RawFence};
 use super::{CheckConfig, Config, DeviceConfig, FenceConfig, Problem, DEFAULT_TIMEOUT};
 use crate::health::checks::CheckSettings;
 use crate::health::Schedule;
@@ -70,9 +71,13 @@ fn push(problems: &mut Vec<Problem>, key: String, message: String) {
     });
 }
 
-fn devices(raw: Vec<RawDevice>, problems: &mut Vec<Problem>) -> Vec<DeviceConfig> {
+fn devices(raw: Vec<serde_yaml::Value>, problems: &mut Vec<Problem>) -> Vec<DeviceConfig> {
+    let none = raw.is_empty();
+    let read: Vec<_> = (raw.into_iter().enumerate())
+        .filter_map(|(i, v)| entries::device(i, v, problems).map(|d| (i, d)))
+        .collect();
     let mut problem = |key: String, message: String| push(problems, key, message);
-    if raw.is_empty() {
+    if none {
         problem(
             "devices".into(),
             "list at least one watchdog device, e.g. `devices: [{path: /dev/watchdog0, timeout: 30s}]` (see `wdfeed info`)".into(),
@@ -80,7 +85,7 @@ fn devices(raw: Vec<RawDevice>, problems: &mut Vec<Problem>) -> Vec<DeviceConfig
     }
     let mut seen = HashSet::new();
     let mut devices = Vec::new();
-    for (i, d) in raw.into_iter().enumerate() {
+    for (i, d) in read {
         let key = |k: &str| format!("devices[{i}].{k}");
         if !d.path.is_absolute() {
             problem(
@@ -180,13 +185,8 @@ fn fence(
             ),
         );
     }
-    for (i, name) in raw.kill.iter().enumerate() {
-        if name.is_empty() || name.contains('/') || name.contains('\0') {
-            problem(
-                format!("fence.kill[{i}]"),
-                format!("`{name}` is not a process name: give the name as `ps -o comm` shows it (no path)"),
-            );
-        }
+    for (i, entry) in raw.kill.iter().enumerate() {
+        super::kill_entry::problems(i, entry, &mut problem);
     }
 
     let mut seen = HashSet::new();

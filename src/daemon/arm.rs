@@ -11,26 +11,47 @@ use crate::device::flags::describe_bootstatus;
 use crate::device::io::KernelIo;
 use crate::device::{open, sysfs, takeover, Armed, Request, Watchdog};
 use crate::system::Root;
+use crate::time::deadline;
 use crate::Failure;
 
 /// What sysfs says of each device before wdfeed opens it: a watchdog already running is
-/// taken over; one that stops on every close cannot stay armed across a restart.
-pub(super) fn note_device_states(config: &Config, root: &Root) {
-    for d in &config.devices {
-        let Some(seen) = sysfs::find(root, &d.path) else {
+/// taken over; one that stops on every close cannot stay armed across a restart. Read
+/// within `limit`: a sysfs that hangs here would hang the open too, so it stops start-up.
+pub(super) fn note_device_states(
+    config: &Config,
+    root: &Root,
+    limit: Duration,
+) -> Result<(), Failure> {
+    let (devices, root) = (config.devices.clone(), root.clone());
+    let seen = deadline::within("sysfs", limit, move || {
+        devices
+            .iter()
+            .map(|d| (d.path.clone(), sysfs::find(&root, &d.path)))
+            .collect::<Vec<_>>()
+    })
+    .map_err(|e| {
+        Failure::runtime(format!(
+            "reading /sys/class/watchdog {e}: the watchdog driver or sysfs hangs; nothing was \
+             armed. Find the hanging file (cat /proc/<wdfeed pid>/task/*/stack) and start \
+             wdfeed again"
+        ))
+    })?;
+    for (path, seen) in seen {
+        let Some(seen) = seen else {
             continue;
         };
         for note in takeover::notes(&seen, config.on_exit) {
             match note {
                 takeover::Note::Running => {
-                    tracing::info!(device = %d.path.display(), state = "active", "{}", note.text())
+                    tracing::info!(device = %path.display(), state = "active", "{}", note.text())
                 }
                 takeover::Note::StopsOnClose => {
-                    tracing::warn!(device = %d.path.display(), "{}", note.text())
+                    tracing::warn!(device = %path.display(), "{}", note.text())
                 }
             }
         }
     }
+    Ok(())
 }
 
 /// Arms every device and states the fence bound with what the drivers granted.
@@ -137,5 +158,41 @@ pub(super) fn leave(
             }
             false
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::OpenOptionsExt;
+
+    #[test]
+    fn a_sysfs_read_that_hangs_stops_start_up_with_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let wd = dir.path().join("sys/class/watchdog/watchdog0");
+        std::fs::create_dir_all(&wd).unwrap();
+        std::fs::write(wd.join("identity"), "i6300ESB timer\n").unwrap();
+        let fifo = wd.join("state");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let config = crate::config::parse(
+            "devices: [{path: /dev/watchdog0, timeout: 30s}]\n",
+            "t.yaml",
+        )
+        .unwrap();
+        let root = Root::at(dir.path());
+        let e = note_device_states(&config, &root, Duration::from_millis(200)).unwrap_err();
+        let text = e.to_string();
+        assert!(
+            text.contains("did not end within 0.2 s") && text.contains("nothing was armed"),
+            "{text}"
+        );
+        // Let the thread left in open(2) go; with a plain file the notes are read.
+        let _ = std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&fifo);
+        std::fs::remove_file(&fifo).unwrap();
+        std::fs::write(&fifo, "active\n").unwrap();
+        note_device_states(&config, &root, Duration::from_secs(5)).unwrap();
     }
 }

@@ -15,18 +15,33 @@ use crate::config::Config;
 use crate::fence::record::{self, FenceRecord, Found};
 use crate::status::{self, FenceStatus, LatenessStatus, Status};
 use crate::system::notify::Notifier;
-use crate::time::{BootClock, Clock};
+use crate::time::{deadline, BootClock, Clock};
 use crate::Failure;
 
 /// Opens the record of this boot (none in a dry run: it fences nothing). A runtime directory
-/// that is not memory-backed, or a boot id that cannot be read, stops wdfeed before it arms.
-pub(super) fn open_record(opts: &Options) -> Result<Option<(Arc<FenceRecord>, Found)>, Failure> {
+/// that is not memory-backed, or a boot id that cannot be read, stops wdfeed before it arms;
+/// so does a read that does not end within `limit`.
+pub(super) fn open_record(
+    opts: &Options,
+    limit: Duration,
+) -> Result<Option<(Arc<FenceRecord>, Found)>, Failure> {
     if opts.dry_run {
         tracing::info!("dry run: the fence record is neither read nor written");
         return Ok(None);
     }
-    let boot = record::read_boot_id(&opts.root).map_err(refuse)?;
-    let (rec, found) = FenceRecord::open(&opts.runtime_dir, &boot).map_err(refuse)?;
+    let (root, dir) = (opts.root.clone(), opts.runtime_dir.clone());
+    let (rec, found) = deadline::within("fence-record", limit, move || {
+        let boot = record::read_boot_id(&root)?;
+        FenceRecord::open(&dir, &boot)
+    })
+    .map_err(|e| {
+        refuse(format!(
+            "reading the boot id (/proc/sys/kernel/random/boot_id) and the fence record in {} {e}: \
+             one of them hangs. Find it (cat /proc/<wdfeed pid>/task/*/stack) and start wdfeed again",
+            opts.runtime_dir.display()
+        ))
+    })?
+    .map_err(refuse)?;
     let line = found.describe(rec.path());
     if found.may_arm() {
         tracing::info!("{line}");
@@ -98,5 +113,44 @@ fn write_status(line: &str, every: Duration, opts: &Options) {
     };
     if let Err(e) = status::write(&opts.status_file, &s) {
         tracing::debug!(error = %e, "cannot write the status file");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::system::Root;
+    use std::os::unix::fs::OpenOptionsExt;
+
+    #[test]
+    fn a_boot_id_read_that_hangs_stops_start_up_with_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let random = dir.path().join("proc/sys/kernel/random");
+        std::fs::create_dir_all(&random).unwrap();
+        let fifo = random.join("boot_id");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let run = tempfile::tempdir().unwrap();
+        let opts = Options {
+            root: Root::at(dir.path()),
+            config: None,
+            dry_run: false,
+            status_file: run.path().join("status"),
+            runtime_dir: run.path().to_path_buf(),
+            state_dir: run.path().join("state"),
+        };
+        let e = open_record(&opts, Duration::from_millis(200))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            e.contains("boot_id")
+                && e.contains("did not end within 0.2 s")
+                && e.contains("nothing was armed"),
+            "{e}"
+        );
+        let _ = std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&fifo);
     }
 }

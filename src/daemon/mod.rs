@@ -35,7 +35,7 @@ use crate::status::{self, HandoverFile, Reporter};
 use crate::system::hardening;
 use crate::system::notify::{self, Notifier};
 use crate::system::Root;
-use crate::time::{micros, BootClock, Clock, Stopper};
+use crate::time::{deadline, micros, BootClock, Clock, Stopper};
 use crate::Failure;
 
 /// What `wdfeed run` was asked to do.
@@ -76,6 +76,24 @@ impl Stoppers {
     }
 }
 
+/// The kill list with each entry's `user` resolved (it reads `/etc/passwd` under the root,
+/// within the start-up deadline).
+fn resolve_kill_list(config: &Config, root: &Root) -> Result<Arc<KillList>, Failure> {
+    let (entries, root) = (config.fence.kill.clone(), root.clone());
+    deadline::within("kill-list", deadline::STARTUP_DEADLINE, move || {
+        KillList::resolve(&entries, &root)
+    })
+    .map_err(|e| {
+        format!(
+            "resolving the users of fence.kill {e}: reading /etc/passwd hangs; write numeric \
+             uids in fence.kill or repair the file, and start wdfeed again"
+        )
+    })
+    .and_then(|r| r)
+    .map(Arc::new)
+    .map_err(|e| Failure::runtime(format!("{e}; nothing was armed")))
+}
+
 /// Runs the daemon until SIGTERM/SIGINT, or until a device is lost.
 pub fn run(opts: Options) -> Result<(), Failure> {
     let config = load(&opts)?;
@@ -84,11 +102,12 @@ pub fn run(opts: Options) -> Result<(), Failure> {
     let handover = prepare_handover(&config, opts.dry_run)?;
     hardening::lock_memory();
     hardening::raise_fd_limit();
-    hardening::protect_from_oom(&opts.root);
+    hardening::protect_from_oom(&opts.root, deadline::STARTUP_DEADLINE);
+    let kill = resolve_kill_list(&config, &opts.root)?;
 
     let (events_tx, events) = mpsc::channel();
     signals::start_signal_thread(events_tx.clone())?;
-    let record = held::open_record(&opts)?;
+    let record = held::open_record(&opts, deadline::STARTUP_DEADLINE)?;
     if let Some((rec, found)) = &record {
         if !found.may_arm() {
             held::hold(found, rec, &config, &opts, &events);
@@ -96,7 +115,7 @@ pub fn run(opts: Options) -> Result<(), Failure> {
         }
     }
 
-    arm::note_device_states(&config, &opts.root);
+    arm::note_device_states(&config, &opts.root, deadline::STARTUP_DEADLINE)?;
     let clock: Arc<dyn Clock> = Arc::new(BootClock);
     let rejoin = ready::start_rejoin(&config, &opts, record.as_ref(), clock.now());
     let stoppers = Stoppers::default();
@@ -108,7 +127,6 @@ pub fn run(opts: Options) -> Result<(), Failure> {
     }
 
     // Everything the fence path needs is ready before the first pet.
-    let kill = Arc::new(KillList::new(config.fence.kill.clone(), opts.root.clone()));
     kill.refresh();
     let kernel_log = KernelLog::prepare(&opts.root, opts.dry_run);
     let (devices, bound) = arm::arm_and_state_bound(&config, &opts)?;

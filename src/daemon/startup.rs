@@ -13,7 +13,7 @@ use crate::health::lease::LeaseTable;
 use crate::health::runner::{NamedCheck, Runner};
 use crate::system::hardening::{self, THREAD_STACK};
 use crate::system::Root;
-use crate::time::{Clock, Stopper};
+use crate::time::{deadline, Clock, Stopper};
 use crate::Failure;
 
 /// Builds every check and starts its thread; check `i` renews lease `i`.
@@ -37,34 +37,21 @@ pub(super) fn start_checks(
     Ok((runner, leases))
 }
 
-/// How long start-up waits for the checks to be prepared (they read /proc/1/mountinfo, /sys
-/// and open probes): a read that hangs there ends start-up with an error, before anything is
-/// armed, instead of a daemon stuck before it can obey SIGTERM.
-pub(super) const PREPARE_DEADLINE: Duration = Duration::from_secs(10);
-
-/// Prepares every check on a thread of its own, waiting at most [`PREPARE_DEADLINE`]; a
-/// thread left hanging in the kernel ends with the process.
+/// Prepares every check within [`deadline::STARTUP_DEADLINE`] (they read /proc/1/mountinfo,
+/// /sys and open probes): a read that hangs there ends start-up with an error, before
+/// anything is armed, instead of a daemon stuck before it can obey SIGTERM.
 fn build_checks(config: &Config, root: &Root) -> Result<Vec<NamedCheck>, Failure> {
-    let (tx, rx) = std::sync::mpsc::sync_channel(1);
     let (config, root) = (config.clone(), root.clone());
-    std::thread::Builder::new()
-        .name("prepare".into())
-        .stack_size(THREAD_STACK)
-        .spawn(move || drop(tx.send(build_checks_now(&config, &root))))
-        .map_err(|e| {
-            Failure::runtime(format!(
-                "cannot start the thread that prepares the checks: {e}"
-            ))
-        })?;
-    match rx.recv_timeout(PREPARE_DEADLINE) {
-        Ok(built) => built,
-        Err(_) => Err(Failure::runtime(format!(
-            "preparing the checks did not end within {} s: a read of /proc or /sys (such as \
-             /proc/1/mountinfo) or a probe hangs; nothing was armed. Find the hanging file \
-             (cat /proc/<wdfeed pid>/task/*/stack) and start wdfeed again",
-            PREPARE_DEADLINE.as_secs()
-        ))),
-    }
+    deadline::within("prepare", deadline::STARTUP_DEADLINE, move || {
+        build_checks_now(&config, &root)
+    })
+    .map_err(|e| {
+        Failure::runtime(format!(
+            "preparing the checks {e}: a read of /proc or /sys (such as /proc/1/mountinfo) or \
+             a probe hangs; nothing was armed. Find the hanging file \
+             (cat /proc/<wdfeed pid>/task/*/stack) and start wdfeed again"
+        ))
+    })?
 }
 
 fn build_checks_now(config: &Config, root: &Root) -> Result<Vec<NamedCheck>, Failure> {

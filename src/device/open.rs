@@ -13,7 +13,7 @@ use crate::system::Root;
 
 /// Opens `node_path` (as the node names it) for writing. Opening arms the watchdog.
 pub fn open_device(root: &Root, node_path: &Path) -> Result<File, DeviceError> {
-    let view = root.resolve(node_path);
+    let view = root.follow(root.resolve(node_path));
     let err =
         |errno: Option<Errno>, detail: String| DeviceError::new(node_path, "open", errno, detail);
     match fs::metadata(&view) {
@@ -56,7 +56,7 @@ pub fn holder(root: &Root, node_path: &Path) -> Option<(i32, String)> {
         if pid == me && root.is_host() {
             continue;
         }
-        let Ok(fds) = fs::read_dir(root.proc(format!("{pid}/fd"))) else {
+        let Ok(fds) = fs::read_dir(root.follow(root.proc(format!("{pid}/fd")))) else {
             continue;
         };
         let holds = fds

@@ -1,12 +1,14 @@
 //! What `/sys/class/watchdog/watchdogN` says about each device, read WITHOUT opening it
-//! (opening a watchdog arms it). `wdfeed info` and `wdfeed validate` use this.
+//! (opening a watchdog arms it). `wdfeed info` and `wdfeed validate` use this. Under a root
+//! other than `/`, every path is resolved inside the root, the last component too
+//! (`class/watchdog/watchdog0` is a symlink into `/sys/devices` on a real node).
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::system::Root;
+use crate::system::{sysfile, Root};
 
 /// One watchdog as sysfs describes it; each attribute is `None` where the kernel does not
 /// provide it.
@@ -32,7 +34,7 @@ pub struct SysfsWatchdog {
 
 /// Every watchdog in `<root>/sys/class/watchdog`, in name order.
 pub fn list(root: &Root) -> Vec<SysfsWatchdog> {
-    let Ok(dir) = fs::read_dir(root.sys("class/watchdog")) else {
+    let Ok(dir) = fs::read_dir(root.follow(root.sys("class/watchdog"))) else {
         return Vec::new();
     };
     let mut out: Vec<SysfsWatchdog> = dir
@@ -53,7 +55,7 @@ pub fn find(root: &Root, node_path: &Path) -> Option<SysfsWatchdog> {
     } else {
         file
     };
-    if !root.sys("class/watchdog").join(name).exists() {
+    if !root.follow(root.sys("class/watchdog").join(name)).exists() {
         return None;
     }
     Some(read_one(root, name))
@@ -74,7 +76,7 @@ pub fn identities<'a>(
 /// Device nodes under `<root>/dev` named watchdog* that sysfs knows nothing about
 /// (ipmi_watchdog registers only the legacy /dev/watchdog).
 pub fn nodes_without_sysfs(root: &Root, known: &[SysfsWatchdog]) -> Vec<PathBuf> {
-    let Ok(dir) = fs::read_dir(root.dev("")) else {
+    let Ok(dir) = fs::read_dir(root.follow(root.dev(""))) else {
         return Vec::new();
     };
     let mut out: Vec<PathBuf> = dir
@@ -95,7 +97,7 @@ pub fn nodes_without_sysfs(root: &Root, known: &[SysfsWatchdog]) -> Vec<PathBuf>
 fn read_one(root: &Root, name: &str) -> SysfsWatchdog {
     let dir = root.sys("class/watchdog").join(name);
     let text = |attr: &str| -> Option<String> {
-        parse_attr_text(&fs::read_to_string(dir.join(attr)).ok()?)
+        parse_attr_text(&sysfile::read_capped(root, &dir.join(attr), sysfile::SMALL).ok()?)
     };
     let number = |attr: &str| text(attr).and_then(|t| parse_number(&t));
     SysfsWatchdog {
@@ -197,5 +199,26 @@ mod tests {
     fn no_sysfs_at_all_is_an_empty_list() {
         let dir = tempfile::tempdir().unwrap();
         assert!(list(&Root::at(dir.path())).is_empty());
+    }
+
+    #[test]
+    fn a_device_entry_that_is_a_symlink_is_followed_inside_the_root() {
+        // As on a real node: class/watchdog/watchdog0 links into /sys/devices, here to a
+        // path only the fixture has.
+        let dir = tempfile::tempdir().unwrap();
+        let target = "/sys/devices/wdfeed-fixture-only/watchdog/watchdog0";
+        assert!(!Path::new(target).exists());
+        let real = dir.path().join(&target[1..]);
+        fs::create_dir_all(&real).unwrap();
+        fs::write(real.join("identity"), "iTCO_wdt\n").unwrap();
+        fs::write(real.join("timeout"), "30\n").unwrap();
+        fs::create_dir_all(dir.path().join("sys/class/watchdog")).unwrap();
+        std::os::unix::fs::symlink(target, dir.path().join("sys/class/watchdog/watchdog0"))
+            .unwrap();
+        let root = Root::at(dir.path());
+        let w = find(&root, Path::new("/dev/watchdog0")).expect("found inside the root");
+        assert_eq!(w.identity.as_deref(), Some("iTCO_wdt"));
+        assert_eq!(w.timeout, Some(30));
+        assert_eq!(list(&root), vec![w]);
     }
 }

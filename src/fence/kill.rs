@@ -1,21 +1,30 @@
 //! The kill list: the processes named in `fence.kill`, held by pidfd while the node is
 //! healthy, so the fence SIGKILLs exactly them (no reused PID is ever hit).
 //!
-//! Only processes of the expected owner (root; real uid from the kernel) are held or killed:
-//! a same-named process of another user is neither, so no number of them can use up
-//! wdfeed's descriptors. At most [`MAX_HELD_PER_NAME`] are held per name; more are logged
-//! and still found by the fence's own last scan (within the same cap).
+//! Only processes of each entry's owner (root unless the entry names a `user`; real uid from
+//! the kernel) are held or killed: a same-named process of another user is neither, so no
+//! number of them can use up wdfeed's descriptors. At most [`MAX_HELD_PER_NAME`] are held
+//! per entry; more are logged and still found by the fence's own last scan (within the
+//! same cap).
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Mutex;
 
+use crate::config::KillEntry;
 use crate::ffi;
 use crate::system::process_scan::{self, ScanCache};
 use crate::system::process_table;
-use crate::system::Root;
+use crate::system::{users, Root};
 
-/// At most this many pidfds are held per name of the kill list.
+/// At most this many pidfds are held per entry of the kill list.
 pub const MAX_HELD_PER_NAME: usize = 64;
+
+/// One entry of the kill list: a process name and the real uid its processes must have.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Target {
+    pub name: String,
+    pub uid: u32,
+}
 
 /// A process of the kill list, held by pidfd.
 struct Held {
@@ -27,39 +36,56 @@ struct Held {
 /// The processes named in `fence.kill`, held as pidfds and refreshed while the node is
 /// healthy by a thread that is not the feeder.
 pub struct KillList {
-    names: Vec<String>,
+    targets: Vec<Target>,
     root: Root,
     held: Mutex<Vec<Held>>,
     /// What the last refresh saw of each process; the fence's own scan does not use it.
     exe_cache: Mutex<ScanCache>,
-    /// The real uid a process must have to be held or killed.
-    owner: u32,
-    /// Pidfds held per name at most.
+    /// Pidfds held per entry at most.
     cap: usize,
 }
 
 impl KillList {
-    pub fn new(names: Vec<String>, root: Root) -> Self {
+    pub fn new(targets: Vec<Target>, root: Root) -> Self {
         KillList {
-            names,
+            targets,
             root,
             held: Mutex::new(Vec::new()),
             exe_cache: Mutex::new(ScanCache::new()),
-            owner: 0,
             cap: MAX_HELD_PER_NAME,
         }
     }
 
-    /// The same list for processes of `owner` (a uid), holding at most `cap` per name.
+    /// The list `fence.kill` gives, each entry's `user` resolved to a uid under `root`
+    /// (absent: root). The error names the entry's key and what to write instead.
+    pub fn resolve(entries: &[KillEntry], root: &Root) -> Result<Self, String> {
+        let targets = entries
+            .iter()
+            .enumerate()
+            .map(|(i, e)| {
+                let uid = match e.user.as_deref() {
+                    None => 0,
+                    Some(u) => users::resolve_uid(root, u)
+                        .map_err(|why| format!("fence.kill[{i}].user: {why}"))?,
+                };
+                Ok(Target {
+                    name: e.name.clone(),
+                    uid,
+                })
+            })
+            .collect::<Result<_, String>>()?;
+        Ok(KillList::new(targets, root.clone()))
+    }
+
+    /// The same list, holding at most `cap` per entry.
     #[cfg(test)]
-    pub fn owned_by(mut self, owner: u32, cap: usize) -> Self {
-        self.owner = owner;
+    pub fn with_cap(mut self, cap: usize) -> Self {
         self.cap = cap;
         self
     }
 
     pub fn is_empty(&self) -> bool {
-        self.names.is_empty()
+        self.targets.is_empty()
     }
 
     /// Finds the named processes now and holds a pidfd on each.
@@ -73,17 +99,17 @@ impl KillList {
         }
     }
 
-    /// The named processes of the expected owner, each held by a new pidfd. With a cache,
+    /// The named processes of each entry's owner, each held by a new pidfd. With a cache,
     /// only processes the last refresh did not see are opened and readlinked.
     fn scan(&self, mut cache: Option<&mut ScanCache>) -> Vec<Held> {
         let me = nix::unistd::getpid().as_raw();
         let mut out = Vec::new();
         // With a cache, one walk of the process table for every name.
-        let mut cached = cache
-            .as_deref_mut()
-            .map(|c| process_scan::find_details_by_names(&self.root, &self.names, c))
-            .map(Vec::into_iter);
-        for name in &self.names {
+        let mut cached = cache.as_deref_mut().map(|c| {
+            let names: Vec<&str> = self.targets.iter().map(|t| t.name.as_str()).collect();
+            process_scan::find_details_by_names(&self.root, &names, c).into_iter()
+        });
+        for Target { name, uid } in &self.targets {
             let mut held = 0usize;
             let mut over = 0usize;
             let found: Vec<i32> = match cached.as_mut() {
@@ -103,7 +129,7 @@ impl KillList {
                 if pid == me || pid == 1 || !self.root.is_host() {
                     continue;
                 }
-                if process_table::real_uid(&self.root, pid) != Some(self.owner) {
+                if process_table::real_uid(&self.root, pid) != Some(*uid) {
                     continue;
                 }
                 if held >= self.cap {
@@ -122,6 +148,7 @@ impl KillList {
             if over > 0 {
                 tracing::warn!(
                     name = %name,
+                    uid,
                     held,
                     not_held = over,
                     "fence.kill: more processes of this name than wdfeed holds; the rest are not killed by the fence"
@@ -186,11 +213,20 @@ mod tests {
         (child, copy.name.clone(), copy)
     }
 
+    /// An entry for `name` of the user running the tests.
+    fn mine(name: &str) -> Vec<Target> {
+        let uid = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata("/proc/self").unwrap());
+        vec![Target {
+            name: name.into(),
+            uid,
+        }]
+    }
+
     #[test]
     fn kills_exactly_the_named_processes() {
         let (mut a, name_a, _da) = victim("a");
         let (mut b, _name_b, _db) = victim("b");
-        let list = KillList::new(vec![name_a.clone()], Root::host());
+        let list = KillList::new(mine(&name_a), Root::host());
         list.refresh();
         let lines = list.kill_all(false);
         assert_eq!(lines, vec![format!("killed pid {} ({name_a})", a.id())]);
@@ -207,7 +243,7 @@ mod tests {
     #[test]
     fn a_process_started_after_the_refresh_is_killed_too() {
         let (mut a, name, _d) = victim("late");
-        let list = KillList::new(vec![name], Root::host());
+        let list = KillList::new(mine(&name), Root::host());
         // No refresh: the fence's own scan must find it.
         let lines = list.kill_all(false);
         assert_eq!(lines.len(), 1, "{lines:?}");
@@ -217,7 +253,7 @@ mod tests {
     #[test]
     fn dry_run_kills_nothing() {
         let (mut a, name, _d) = victim("dry");
-        let list = KillList::new(vec![name.clone()], Root::host());
+        let list = KillList::new(mine(&name), Root::host());
         list.refresh();
         assert_eq!(
             list.kill_all(true),
@@ -235,7 +271,7 @@ mod tests {
         let p = dir.path().join(format!("proc/{}", a.id()));
         std::fs::create_dir_all(&p).unwrap();
         std::fs::write(p.join("stat"), format!("{} ({name}) S 1 1 1", a.id())).unwrap();
-        let list = KillList::new(vec![name], Root::at(dir.path()));
+        let list = KillList::new(mine(&name), Root::at(dir.path()));
         list.refresh();
         assert!(list.kill_all(false).is_empty());
         assert!(a.try_wait().unwrap().is_none());
@@ -256,7 +292,11 @@ mod tests {
             return;
         }
         let (mut theirs, name, _d) = victim_as("nb", Some(65534));
-        let list = KillList::new(vec![name.clone()], Root::host());
+        let entry = KillEntry {
+            name: name.clone(),
+            user: None,
+        };
+        let list = KillList::resolve(&[entry], &Root::host()).unwrap();
         list.refresh();
         assert_eq!(list.held.lock().unwrap().len(), 0);
         assert!(list.kill_all(false).is_empty());
@@ -264,21 +304,91 @@ mod tests {
             theirs.try_wait().unwrap().is_none(),
             "nobody's process must live"
         );
-        // Watched as nobody's, it is the one killed.
-        let list = KillList::new(vec![name.clone()], Root::host()).owned_by(65534, 64);
+        theirs.kill().unwrap();
+        theirs.wait().unwrap();
+    }
+
+    #[test]
+    fn each_entry_kills_only_the_processes_of_its_own_user() {
+        if !is_root() {
+            eprintln!("SKIP each_entry_kills_only_the_processes_of_its_own_user: needs root");
+            return;
+        }
+        // Two names, each run by root and by nobody; the list wants a of nobody, b of root.
+        let (mut a_nobody, a, copy_a) = victim_as("ua", Some(65534));
+        let mut a_root = copy_a.spawn(None);
+        let (mut b_root, b, copy_b) = victim_as("ub", None);
+        let mut b_nobody = copy_b.spawn(Some(65534));
+        let entries = [
+            KillEntry {
+                name: a.clone(),
+                user: Some("65534".into()),
+            },
+            KillEntry {
+                name: b.clone(),
+                user: None,
+            },
+        ];
+        let list = KillList::resolve(&entries, &Root::host()).unwrap();
+        list.refresh();
+        assert_eq!(list.held.lock().unwrap().len(), 2);
+        let mut lines = list.kill_all(false);
+        lines.sort();
+        let mut want = vec![
+            format!("killed pid {} ({a})", a_nobody.id()),
+            format!("killed pid {} ({b})", b_root.id()),
+        ];
+        want.sort();
+        assert_eq!(lines, want);
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(a_nobody.wait().unwrap().signal(), Some(libc::SIGKILL));
+        assert_eq!(b_root.wait().unwrap().signal(), Some(libc::SIGKILL));
+        for other in [&mut a_root, &mut b_nobody] {
+            assert!(
+                other.try_wait().unwrap().is_none(),
+                "a process of the other user must live"
+            );
+            other.kill().unwrap();
+            other.wait().unwrap();
+        }
+    }
+
+    #[test]
+    fn an_unknown_user_is_refused_with_the_entry_key() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("etc")).unwrap();
+        std::fs::write(
+            dir.path().join("etc/passwd"),
+            "root:x:0:0::/root:/bin/sh\nhacluster:x:189:189::/var/lib/pacemaker:/sbin/nologin\n",
+        )
+        .unwrap();
+        let root = Root::at(dir.path());
+        let entry = |user: &str| KillEntry {
+            name: "pacemaker-based".into(),
+            user: Some(user.into()),
+        };
+        let list = KillList::resolve(&[entry("hacluster")], &root).unwrap();
         assert_eq!(
-            list.kill_all(false),
-            vec![format!("killed pid {} ({name})", theirs.id())]
+            list.targets,
+            vec![Target {
+                name: "pacemaker-based".into(),
+                uid: 189
+            }]
         );
-        assert!(theirs.wait().is_ok());
+        let e = KillList::resolve(&[entry("hacluster"), entry("haclust")], &root)
+            .err()
+            .unwrap();
+        assert!(
+            e.starts_with("fence.kill[1].user: ") && e.contains("numeric uid"),
+            "{e}"
+        );
     }
 
     #[test]
     fn holds_at_most_the_cap_per_name() {
-        let me = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata("/proc/self").unwrap());
         let (mut a, name, copy) = victim("cap");
         let mut more: Vec<Child> = (0..2).map(|_| copy.spawn(None)).collect();
-        let list = KillList::new(vec![name], Root::host()).owned_by(me, 2);
+        let list = KillList::new(mine(&name), Root::host()).with_cap(2);
         list.refresh();
         assert_eq!(list.held.lock().unwrap().len(), 2);
         assert_eq!(list.kill_all(false).len(), 2);

@@ -35,7 +35,7 @@ pub fn causes(root: &Root, devices: &[PathBuf]) -> Vec<String> {
 /// The last `wdfeed: FENCE` line in a pstore message log, cut to 300 characters.
 fn pstore_fence_line(root: &Root) -> Option<String> {
     let dir = root.sys("fs/pstore");
-    let mut names: Vec<_> = fs::read_dir(dir)
+    let mut names: Vec<_> = fs::read_dir(root.follow(dir))
         .ok()?
         .filter_map(|e| e.ok())
         .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))

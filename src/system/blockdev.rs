@@ -10,7 +10,7 @@ use crate::system::Root;
 /// there). Names keep sysfs's `!` for `/` (`cciss!c0d0`); see [`diskstats_name`].
 pub fn disks(root: &Root) -> Result<Vec<String>, ReadError> {
     let path = root.sys("block");
-    let dir = std::fs::read_dir(&path)
+    let dir = std::fs::read_dir(root.follow(&path))
         .map_err(|e| ReadError::new(root.node_name(&path), None, e.to_string()))?;
     // A directory entry that cannot be read is an error, never a disk quietly left out.
     let mut out = Vec::new();
@@ -66,7 +66,7 @@ pub fn device_state(root: &Root, dev: &str) -> Option<Result<String, ReadError>>
     match sysfile::read_capped(root, &path, sysfile::SMALL) {
         // Quoted in evidence: an excerpt, never the whole file.
         Ok(text) => Some(Ok(sysfile::shorten(text.trim()))),
-        Err(_) if matches!(std::fs::metadata(&path), Err(e) if e.kind() == ErrorKind::NotFound) => {
+        Err(_) if matches!(std::fs::metadata(root.follow(&path)), Err(e) if e.kind() == ErrorKind::NotFound) => {
             None
         }
         Err(e) => Some(Err(e)),
@@ -173,5 +173,23 @@ mod tests {
             "{}",
             s.len()
         );
+    }
+
+    #[test]
+    fn a_sys_block_that_is_a_symlink_is_followed_inside_the_root() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Root::at(dir.path());
+        let target = "/sys/devices/wdfeed-fixture-only/block";
+        assert!(!std::path::Path::new(target).exists());
+        std::fs::create_dir_all(dir.path().join(&target[1..]).join("vdb/device")).unwrap();
+        std::fs::write(
+            dir.path().join(&target[1..]).join("vdb/device/state"),
+            "running\n",
+        )
+        .unwrap();
+        std::os::unix::fs::symlink(target, dir.path().join("sys/block")).unwrap();
+        assert_eq!(disks(&root).unwrap(), ["vdb"]);
+        assert_eq!(device_state(&root, "vdb"), Some(Ok("running".into())));
+        assert_eq!(device_state(&root, "vdc"), None);
     }
 }

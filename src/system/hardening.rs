@@ -3,11 +3,14 @@
 //! refusal is a warning that says how to fix it, never a crash.
 
 use std::fs;
+use std::path::PathBuf;
+use std::time::Duration;
 
 use nix::sys::mman::{mlockall, MlockAllFlags};
 
 use crate::ffi;
 use crate::system::Root;
+use crate::time::deadline;
 
 /// Stack size for every thread wdfeed starts: small, because mlockall locks every page of
 /// it. Measured in a release build without mlockall (so only touched pages are resident):
@@ -51,17 +54,26 @@ pub fn raise_fd_limit() {
     }
 }
 
-/// oom_score_adj -1000: the OOM killer never picks wdfeed.
-pub fn protect_from_oom(root: &Root) {
+/// oom_score_adj -1000: the OOM killer never picks wdfeed. Best effort: a write that does
+/// not end within `limit` is a warning, and start-up goes on.
+pub fn protect_from_oom(root: &Root, limit: Duration) {
     if !root.is_host() {
         return;
     }
-    match fs::write(root.proc("self/oom_score_adj"), "-1000") {
+    match write_oom_score_adj(root.proc("self/oom_score_adj"), limit) {
         Ok(()) => tracing::info!("OOM killer will spare wdfeed (oom_score_adj -1000)"),
         Err(e) => {
             tracing::warn!(error = %e, "cannot set oom_score_adj: the OOM killer may pick wdfeed; run as root (CAP_SYS_RESOURCE)")
         }
     }
+}
+
+/// Writes -1000 to `path` (the process's oom_score_adj), giving up after `limit`.
+fn write_oom_score_adj(path: PathBuf, limit: Duration) -> Result<(), String> {
+    let shown = path.display().to_string();
+    deadline::within("oom-score", limit, move || fs::write(path, "-1000"))
+        .map_err(|e| format!("writing {shown} {e}"))?
+        .map_err(|e| e.to_string())
 }
 
 /// One malloc arena: without it glibc reserves an arena per thread and mlockall locks each
@@ -90,5 +102,24 @@ mod fd_limit_tests {
         super::raise_fd_limit();
         let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap();
         assert_eq!(soft, hard);
+    }
+}
+
+#[cfg(test)]
+mod oom_tests {
+    use std::time::Duration;
+
+    #[test]
+    fn a_write_that_blocks_on_a_fifo_gives_up_with_a_warning() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("oom_score_adj");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let e = super::write_oom_score_adj(fifo.clone(), Duration::from_millis(200)).unwrap_err();
+        assert!(e.contains("did not end within 0.2 s"), "{e}");
+        // Let the thread left in open(2) go.
+        let _ = std::fs::File::open(&fifo);
+        let plain = dir.path().join("plain");
+        super::write_oom_score_adj(plain.clone(), Duration::from_secs(5)).unwrap();
+        assert_eq!(std::fs::read_to_string(plain).unwrap(), "-1000");
     }
 }

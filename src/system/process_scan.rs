@@ -69,7 +69,7 @@ impl ScanCache {
             self.known.remove(&pid);
         }
         let path = root.proc(format!("{pid}/stat"));
-        let file = File::open(path).ok()?;
+        let file = File::open(root.follow(path)).ok()?;
         let d = pread_detail(&file)?;
         let keep = self.open_files() < MAX_KEPT_OPEN;
         self.known.insert(

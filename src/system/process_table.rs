@@ -47,7 +47,7 @@ pub fn parse_stat(text: &str) -> Option<ProcStat> {
 
 /// Every numeric entry of `<root>/proc`.
 pub fn pids(root: &Root) -> Vec<i32> {
-    let Ok(dir) = fs::read_dir(root.proc("")) else {
+    let Ok(dir) = fs::read_dir(root.follow(root.proc(""))) else {
         return Vec::new();
     };
     dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())

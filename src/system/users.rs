@@ -6,6 +6,17 @@ use std::path::Path;
 use crate::system::sysfile;
 use crate::system::Root;
 
+/// Why `user`, as written in a config, cannot name a user (`None` when it can): the
+/// static rule, before anything is looked up.
+pub fn bad_user_key(user: &str) -> Option<String> {
+    (user.is_empty() || user.contains(|c: char| c == ':' || c == '/' || c.is_control())).then(|| {
+        format!(
+            "`{}` is not a user name or uid: write a user of /etc/passwd (e.g. hacluster) or a numeric uid",
+            user.escape_debug()
+        )
+    })
+}
+
 /// The uid `user` names: digits are a uid as written; anything else is looked up in
 /// `<root>/etc/passwd`. The error says what was wrong and what to write instead.
 pub fn resolve_uid(root: &Root, user: &str) -> Result<u32, String> {

@@ -1,7 +1,8 @@
-//! Time: the daemon's clock (CLOCK_BOOTTIME, and a fake one for tests) and the sleep that a
-//! stopping daemon cuts short.
+//! Time: the daemon's clock (CLOCK_BOOTTIME, and a fake one for tests), the sleep that a
+//! stopping daemon cuts short, and start-up work under a deadline.
 
 mod clock;
+pub mod deadline;
 mod stopper;
 
 #[cfg(test)]

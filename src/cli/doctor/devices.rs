@@ -52,7 +52,7 @@ pub struct Holder {
 pub fn holders(root: &Root) -> Vec<Holder> {
     let mut out = Vec::new();
     for pid in process_table::pids(root) {
-        let Ok(fds) = fs::read_dir(root.proc(format!("{pid}/fd"))) else {
+        let Ok(fds) = fs::read_dir(root.follow(root.proc(format!("{pid}/fd")))) else {
             continue;
         };
         for fd in fds.flatten() {

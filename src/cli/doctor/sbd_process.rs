@@ -16,7 +16,7 @@ pub(super) fn sbd_running(root: &Root, report: &mut Report) -> (bool, bool) {
     if exists(root, SBD_PIDFILE) {
         pidfile_seen = true;
         match process_table::read_pidfile(root, Path::new(SBD_PIDFILE)) {
-            Ok(pid) if root.proc(pid.to_string()).exists() => {
+            Ok(pid) if root.follow(root.proc(pid.to_string())).exists() => {
                 let exe = fs::read_link(root.proc(format!("{pid}/exe"))).map(|t| {
                     t.to_string_lossy()
                         .trim_end_matches(" (deleted)")

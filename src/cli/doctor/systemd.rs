@@ -91,7 +91,7 @@ fn config_files(root: &Root) -> Vec<PathBuf> {
     let mut files = vec![PathBuf::from(MAIN_FILE)];
     let mut dropins: Vec<(String, PathBuf)> = Vec::new();
     for dir in DROPIN_DIRS {
-        let Ok(entries) = fs::read_dir(root.resolve(dir)) else {
+        let Ok(entries) = fs::read_dir(root.follow(root.resolve(dir))) else {
             continue;
         };
         for e in entries.flatten() {

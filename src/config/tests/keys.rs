@@ -75,7 +75,7 @@ fn wrong_types_and_bad_durations_name_key_and_position() {
 
     let p = one_problem(&good_with("  kill: [heartbeat]", "  kill: heartbeat"));
     assert_eq!(p.key, "fence.kill");
-    assert!(p.message.contains("sequence"), "{}", p.message);
+    assert!(p.message.contains("expected a list"), "{}", p.message);
 }
 
 #[test]

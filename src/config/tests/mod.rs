@@ -47,7 +47,13 @@ fn the_documented_shape_is_accepted_with_its_values() {
     assert_eq!(c.interval, Duration::from_secs(5));
     assert_eq!(c.on_exit, OnExit::Disarm);
     assert_eq!(c.fence.mode, FenceMode::Watchdog);
-    assert_eq!(c.fence.kill, vec!["heartbeat".to_string()]);
+    assert_eq!(
+        c.fence.kill,
+        vec![KillEntry {
+            name: "heartbeat".into(),
+            user: None
+        }]
+    );
     assert_eq!(c.fence.stall_threshold, Duration::from_secs(30));
     assert_eq!(c.checks.len(), 1);
     assert_eq!(c.checks[0].schedule.every, Duration::from_secs(5));
@@ -77,4 +83,5 @@ fn defaults_fill_what_the_operator_left_out() {
 mod file;
 mod input;
 mod keys;
+mod messages;
 mod rules;

@@ -213,3 +213,74 @@ fn the_handover_file_is_an_absolute_path_without_nul() {
         Some(std::path::Path::new("/run/wdfeed/handover"))
     );
 }
+
+#[test]
+fn kill_entries_take_an_owner_by_name_or_uid() {
+    let c = parse(
+        &good_with(
+            "kill: [heartbeat]",
+            "kill: [sbd, {name: pacemaker-based, user: hacluster}, {name: pacemaker-fenced, user: 189}, {user: '0', name: corosync}]",
+        ),
+        "w.yaml",
+    )
+    .unwrap();
+    let owners: Vec<(&str, Option<&str>)> = c
+        .fence
+        .kill
+        .iter()
+        .map(|k| (k.name.as_str(), k.user.as_deref()))
+        .collect();
+    assert_eq!(
+        owners,
+        [
+            ("sbd", None),
+            ("pacemaker-based", Some("hacluster")),
+            ("pacemaker-fenced", Some("189")),
+            ("corosync", Some("0")),
+        ]
+    );
+}
+
+#[test]
+fn a_bad_kill_entry_names_its_field() {
+    let p = one_problem(&good_with(
+        "kill: [heartbeat]",
+        "kill: [sbd, {name: pacemaker-based, user: 'hac:luster'}]",
+    ));
+    assert_eq!(p.key, "fence.kill[1].user");
+    assert!(p.message.contains("numeric uid"), "{}", p.message);
+    assert_eq!(p.location.map(|l| l.line), Some(8));
+
+    let p = one_problem(&good_with(
+        "kill: [heartbeat]",
+        "kill: [sbd, {name: /usr/sbin/pacemaker-based, user: hacluster}]",
+    ));
+    assert_eq!(p.key, "fence.kill[1].name");
+    assert!(p.message.contains("ps -o comm"), "{}", p.message);
+
+    let p = one_problem(&good_with(
+        "kill: [heartbeat]",
+        "kill: [sbd, {name: pacemaker-based, owner: hacluster}]",
+    ));
+    assert!(p.key.starts_with("fence.kill[1]"), "{p:?}");
+    assert!(
+        p.message.contains("unknown field `owner`") && p.message.contains("user"),
+        "{}",
+        p.message
+    );
+
+    let p = one_problem(&good_with(
+        "kill: [heartbeat]",
+        "kill: [sbd, {name: pacemaker-based}]",
+    ));
+    assert!(p.key.starts_with("fence.kill[1]"), "{p:?}");
+    assert!(
+        p.message.contains("`user` is missing") && p.message.contains("plain name"),
+        "{}",
+        p.message
+    );
+
+    let p = one_problem(&good_with("kill: [heartbeat]", "kill: [sbd, [corosync]]"));
+    assert_eq!(p.key, "fence.kill[1]");
+    assert!(p.message.contains("user: hacluster"), "{}", p.message);
+}

@@ -26,7 +26,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use nix::sys::statfs::{self, FsType, TMPFS_MAGIC};
 
-use crate::system::Root;
+use crate::system::{sysfile, Root};
 
 mod found;
 #[cfg(test)]
@@ -59,14 +59,14 @@ pub struct FenceRecord {
 /// Reads the boot id of the node `root` shows.
 pub fn read_boot_id(root: &Root) -> Result<String, String> {
     let path = root.proc("sys/kernel/random/boot_id");
-    let text = std::fs::read_to_string(&path)
-        .map_err(|e| format!("cannot read the boot id from {}: {e}", path.display()))?;
+    let text = sysfile::read_capped(root, &path, sysfile::SMALL)
+        .map_err(|e| format!("cannot read the boot id: {e}"))?;
     let id = text.trim();
     let well_formed = id.len() == 36 && id.chars().all(|c| c.is_ascii_hexdigit() || c == '-');
     if !well_formed {
         return Err(format!(
             "{} does not hold a boot id (36 hex digits and dashes): {:?}",
-            path.display(),
+            root.node_name(&path).display(),
             id.chars().take(40).collect::<String>()
         ));
     }

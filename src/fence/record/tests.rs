@@ -152,3 +152,17 @@ fn the_boot_id_is_read_under_the_root_and_checked() {
         .unwrap_err()
         .contains("does not hold a boot id"));
 }
+
+#[test]
+fn a_boot_id_that_is_a_symlink_is_followed_inside_the_root() {
+    // The last component links to an absolute path that only the fixture has.
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("proc/sys/kernel/random");
+    std::fs::create_dir_all(&p).unwrap();
+    let target = "/run/wdfeed-fixture-only/boot_id";
+    assert!(!std::path::Path::new(target).exists());
+    std::fs::create_dir_all(dir.path().join("run/wdfeed-fixture-only")).unwrap();
+    std::fs::write(dir.path().join(&target[1..]), format!("{BOOT}\n")).unwrap();
+    std::os::unix::fs::symlink(target, p.join("boot_id")).unwrap();
+    assert_eq!(read_boot_id(&Root::at(dir.path())).unwrap(), BOOT);
+}

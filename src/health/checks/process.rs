@@ -95,13 +95,8 @@ impl CheckKind for Settings {
                 ));
             }
         }
-        if let Some(u) = self.user.as_deref().filter(|u| {
-            u.is_empty() || u.contains(|c: char| c == ':' || c == '/' || c.is_control())
-        }) {
-            out.push(KeyProblem::new(
-                "user",
-                format!("`{}` is not a user name or uid", u.escape_debug()),
-            ));
+        if let Some(why) = self.user.as_deref().and_then(users::bad_user_key) {
+            out.push(KeyProblem::new("user", why));
         }
         for (key, path) in [
             ("pidfile", &self.pidfile),

@@ -34,7 +34,7 @@ impl Ext4Watch {
                 )
             });
         if let Ok(d) = &dev {
-            if entry.fs_type != "ext4" && !root.sys(format!("fs/ext4/{d}")).exists() {
+            if entry.fs_type != "ext4" && !root.follow(root.sys(format!("fs/ext4/{d}"))).exists() {
                 return None;
             }
         }
