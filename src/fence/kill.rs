@@ -101,11 +101,11 @@ impl KillList {
 
     /// The named processes of each entry's owner, each held by a new pidfd. With a cache,
     /// only processes the last refresh did not see are opened and readlinked.
-    fn scan(&self, mut cache: Option<&mut ScanCache>) -> Vec<Held> {
+    fn scan(&self, cache: Option<&mut ScanCache>) -> Vec<Held> {
         let me = nix::unistd::getpid().as_raw();
         let mut out = Vec::new();
         // With a cache, one walk of the process table for every name.
-        let mut cached = cache.as_deref_mut().map(|c| {
+        let mut cached = cache.map(|c| {
             let names: Vec<&str> = self.targets.iter().map(|t| t.name.as_str()).collect();
             process_scan::find_details_by_names(&self.root, &names, c).into_iter()
         });
