@@ -4,7 +4,7 @@
 //! ```text
 //! B = worst detection of the slowest check:
 //!     time for the fault to become visible (block-io's stuck-after, process's
-//!     max-uninterruptible or max-age; 0 for the others)
+//!     max-uninterruptible or max-age; 0 for the others), in whole periods of `every`
 //!     + (every + deadline) × (tolerance + 1)
 //!   + the time the device really takes to reset after its last pet
 //! ```
@@ -250,6 +250,23 @@ mod tests {
         );
         assert_eq!(c.checks[1].worst_detection(), S(23), "20s + (1s + 2s) x 1");
         assert_eq!(b.total, S(29));
+    }
+
+    #[test]
+    fn a_time_to_show_counts_in_whole_periods_of_the_check() {
+        // A D state is timed from the first run that saw it: with runs every 5 s, 7 s of it
+        // fail the second run after that one, 10 s later, not 7 s later.
+        let c = parse(
+            "devices: [{path: /dev/watchdog0, timeout: 6s}]\ninterval: 1s\n\
+             checks:\n  - {kind: process, name: hb, max-uninterruptible: 7s, every: 5s, deadline: 2s}\n",
+            "t",
+        )
+        .unwrap();
+        assert_eq!(
+            c.checks[0].worst_detection(),
+            S(17),
+            "ceil(7s / 5s) x 5s + (5s + 2s)"
+        );
     }
 
     #[test]

@@ -82,10 +82,12 @@ pub struct CheckConfig {
 
 impl CheckConfig {
     /// The longest a fault can go unseen by this check before its lease is gone: the time
-    /// the fault takes to become visible to a run, then `tolerance + 1` runs of
-    /// `every + deadline` each.
+    /// the fault takes to become visible to a run, rounded up to whole `every` periods
+    /// (runs come only every `every`, and a D state or a stuck queue is timed from the
+    /// first run that saw it), then `tolerance + 1` runs of `every + deadline` each.
     pub fn worst_detection(&self) -> Duration {
-        self.settings.time_to_see() + self.schedule.worst_detection()
+        self.schedule.in_whole_periods(self.settings.time_to_see())
+            + self.schedule.worst_detection()
     }
 }
 

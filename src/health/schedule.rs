@@ -17,6 +17,14 @@ impl Schedule {
     pub fn worst_detection(&self) -> Duration {
         (self.every + self.deadline) * (self.tolerance + 1)
     }
+
+    /// `t` rounded up to a whole number of `every` periods: the earliest a condition that
+    /// must last `t`, timed from the run that first saw it, fails a later run.
+    pub fn in_whole_periods(&self, t: Duration) -> Duration {
+        let every = self.every.as_nanos().max(1);
+        let periods = t.as_nanos().div_ceil(every);
+        Duration::from_nanos(u64::try_from(periods * every).unwrap_or(u64::MAX))
+    }
 }
 
 #[cfg(test)]
@@ -34,5 +42,19 @@ mod tests {
         };
         assert_eq!(sched(0).worst_detection(), S(15));
         assert_eq!(sched(1).worst_detection(), S(30));
+    }
+
+    #[test]
+    fn a_time_to_see_is_counted_in_whole_periods() {
+        let sched = Schedule {
+            every: S(5),
+            deadline: S(2),
+            tolerance: 0,
+        };
+        assert_eq!(sched.in_whole_periods(S(0)), S(0));
+        assert_eq!(sched.in_whole_periods(S(5)), S(5));
+        // 7 s of D state, first seen at a run: the runs 5 and 10 s later see 5 and 10 s.
+        assert_eq!(sched.in_whole_periods(S(7)), S(10));
+        assert_eq!(sched.in_whole_periods(Duration::from_millis(10_001)), S(15));
     }
 }
