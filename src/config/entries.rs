@@ -138,7 +138,9 @@ fn section<T: DeserializeOwned + Default>(
 }
 
 /// Reads each key of `map` into `T` on its own, then the keys that were good together; a
-/// key that is wrong is reported and left out (its default is used).
+/// key that is wrong is reported and left out (its default is used). A list that is wrong
+/// is read one entry at a time so that each wrong entry is reported; it is still left out
+/// whole, so that the rules never speak of its entries under shifted numbers.
 fn fieldwise<T: DeserializeOwned + Default>(
     map: Mapping,
     at: &str,
@@ -146,28 +148,58 @@ fn fieldwise<T: DeserializeOwned + Default>(
 ) -> T {
     let mut good = Mapping::new();
     for (k, v) in map {
-        let mut one = Mapping::new();
-        one.insert(k, v);
-        let one = Value::Mapping(one);
-        if read::<T>(&one, at, problems).is_some() {
-            if let Value::Mapping(one) = one {
-                good.extend(one);
+        let Err((path, message)) = try_read::<T>(&single(k.clone(), v.clone())) else {
+            good.insert(k, v);
+            continue;
+        };
+        let Value::Sequence(items) = v else {
+            push(problems, join(at, &path), message);
+            continue;
+        };
+        let name = k.as_str().unwrap_or_default().to_string();
+        let before = problems.len();
+        for (i, item) in items.into_iter().enumerate() {
+            if let Err((path, message)) =
+                try_read::<T>(&single(k.clone(), Value::Sequence(vec![item])))
+            {
+                let path = path.replacen(&format!("{name}[0]"), &format!("{name}[{i}]"), 1);
+                push(problems, join(at, &path), message);
             }
+        }
+        if problems.len() == before {
+            // each entry is fine alone: the list as a whole is what is wrong
+            push(problems, join(at, &path), message);
         }
     }
     read(&Value::Mapping(good), at, problems).unwrap_or_default()
 }
 
+/// A mapping of one key.
+fn single(k: Value, v: Value) -> Value {
+    let mut one = Mapping::new();
+    one.insert(k, v);
+    Value::Mapping(one)
+}
+
 /// `value` read as a `T`; a problem at `at` plus serde's path otherwise.
 fn read<T: DeserializeOwned>(value: &Value, at: &str, problems: &mut Vec<Problem>) -> Option<T> {
-    match serde_path_to_error::deserialize::<_, T>(value) {
+    match try_read(value) {
         Ok(t) => Some(t),
-        Err(e) => {
-            let key = join(at, &clean_path(&e.path().to_string()));
-            push(problems, key, humanize(&e.into_inner().to_string()));
+        Err((path, message)) => {
+            push(problems, join(at, &path), message);
             None
         }
     }
+}
+
+/// `value` read as a `T`, or serde's path to the problem and the problem in YAML's words.
+fn try_read<T: DeserializeOwned>(value: &Value) -> Result<T, (String, String)> {
+    serde_path_to_error::deserialize::<_, T>(value).map_err(|e| {
+        (
+            clean_path(&e.path().to_string()),
+            humanize(&e.into_inner().to_string()),
+        )
+    })
 }
 
 /// What a value is, in YAML's words.
@@ -248,6 +280,22 @@ mod tests {
         let keys: Vec<_> = problems.iter().map(|p| p.key.as_str()).collect();
         assert_eq!(keys, ["fence.mode", "fence.stall-threshold", "fence.bogus"]);
         assert_eq!(f.isolate, ["eth0"]);
+    }
+
+    #[test]
+    fn each_wrong_entry_of_a_list_is_reported() {
+        let v: Value = serde_yaml::from_str(
+            "kill: [corosync, 1234, {name: pacemaker-based, user: hacluster}, {name: x, usr: y}, [a]]\n",
+        )
+        .unwrap();
+        let mut problems = Vec::new();
+        let f: RawFence = section(v, "fence", &mut problems);
+        let keys: Vec<_> = problems.iter().map(|p| p.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            ["fence.kill[1]", "fence.kill[3].usr", "fence.kill[4]"]
+        );
+        assert!(f.kill.is_empty(), "a wrong list is left out whole");
     }
 
     #[test]
