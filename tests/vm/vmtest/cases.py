@@ -116,6 +116,26 @@ REJOIN_STATE = """
 STATE=/mnt/data/wdfeed-state
 mkdir -p -m 700 $STATE
 WDFEED_ARGS="--state-dir $STATE"
+# boot 1 of a fence scenario: a stopped heartbeat
+fence_on_stopped_heartbeat() {
+    start_petter
+    settle
+    mark "fault heartbeat-stop"
+    kill -STOP $(pid_of fakehb)
+}
+# boot 2: what the disk brought, then wdfeed
+start_boot2() {
+    mark "note boot 2 of the same disk; state record: $(tr '\\n' ' ' < $STATE/state 2>/dev/null)"
+    mark "starting wdfeed"
+    start_petter
+}
+# wait_ready SECONDS: READY=1, then 5 s in which the VM must stay up
+wait_ready() {
+    wait_log "READY=1 sent" $1 || fail "wdfeed never sent READY=1"
+    mark "ready-seen"
+    sleep 5
+    mark "boot2-done"
+}
 """
 
 SCENARIOS = {s.name: s for s in [
@@ -419,18 +439,10 @@ mark "note SIGKILLed the fenced wdfeed, heartbeat back; starting another wdfeed 
         "stays up through it",
         guest=REJOIN_STATE + """
 if [ "$BOOT" = 2 ]; then
-    mark "note boot 2 of the same disk; state record: $(tr '\\n' ' ' < $STATE/state 2>/dev/null)"
-    mark "starting wdfeed"
-    start_petter
-    wait_log "READY=1 sent" 120 || fail "wdfeed never sent READY=1"
-    mark "ready-seen"
-    sleep 5
-    mark "boot2-done"
+    start_boot2
+    wait_ready 120
 else
-    start_petter
-    settle
-    mark "fault heartbeat-stop"
-    kill -STOP $(pid_of fakehb)
+    fence_on_stopped_heartbeat
 fi
 """,
         expect="reset", timing="bound", fences=True, standin_ok=False,
@@ -443,9 +455,7 @@ fi
         "delay after the restart",
         guest=REJOIN_STATE + """
 if [ "$BOOT" = 2 ]; then
-    mark "note boot 2 of the same disk; state record: $(tr '\\n' ' ' < $STATE/state 2>/dev/null)"
-    mark "starting wdfeed"
-    start_petter
+    start_boot2
     wait_log "holding READY=1" 30 || fail "wdfeed did not hold READY=1"
     sleep 4
     kill -KILL $(pid_of wdfeed)
@@ -456,15 +466,9 @@ if [ "$BOOT" = 2 ]; then
     rm -f /run/wdfeed.pid /run/wdfeed.log
     mark "restarting wdfeed"
     start_petter
-    wait_log "READY=1 sent" 120 || fail "wdfeed never sent READY=1"
-    mark "ready-seen"
-    sleep 5
-    mark "boot2-done"
+    wait_ready 120
 else
-    start_petter
-    settle
-    mark "fault heartbeat-stop"
-    kill -STOP $(pid_of fakehb)
+    fence_on_stopped_heartbeat
 fi
 """,
         expect="reset", timing="bound", fences=True, standin_ok=False,
@@ -476,13 +480,8 @@ fi
         "cleanly: READY=1 must come at once, with no rejoin delay",
         guest=REJOIN_STATE + """
 if [ "$BOOT" = 2 ]; then
-    mark "note boot 2 of the same disk; state record: $(tr '\\n' ' ' < $STATE/state 2>/dev/null)"
-    mark "starting wdfeed"
-    start_petter
-    wait_log "READY=1 sent" 60 || fail "wdfeed never sent READY=1"
-    mark "ready-seen"
-    sleep 5
-    mark "boot2-done"
+    start_boot2
+    wait_ready 60
 else
     start_petter
     settle
