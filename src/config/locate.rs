@@ -226,6 +226,17 @@ impl Walker {
     }
 
     /// A value has been read completely: its mapping expects a key again.
+    /// A mapping's value is where its first key is (or, empty, where it ends); the root's
+    /// own position stays the document's start.
+    fn locate_mapping(&mut self, n: usize, mark: Marker) {
+        let here = Some(Location::of(mark));
+        let node = &mut self.index.nodes[n];
+        node.value_at = here;
+        if n != 0 {
+            node.at = node.at.or(here);
+        }
+    }
+
     fn finish_node(&mut self) {
         if let Some(Frame::Map { key, .. }) = self.stack.last_mut() {
             *key = None;
@@ -256,17 +267,12 @@ impl MarkedEventReceiver for Walker {
                     node, key, located, ..
                 }) = self.stack.last_mut()
                 {
+                    let n = *node;
+                    *key = Some((text, Location::of(mark)));
                     if !*located {
                         *located = true;
-                        let n = *node;
-                        let here = Some(Location::of(mark));
-                        let node = &mut self.index.nodes[n];
-                        node.value_at = here;
-                        if n != 0 {
-                            node.at = node.at.or(here);
-                        }
+                        self.locate_mapping(n, mark);
                     }
-                    *key = Some((text, Location::of(mark)));
                 }
             }
             Event::MappingStart(..) | Event::SequenceStart(..) if expecting_key => {
@@ -297,12 +303,7 @@ impl MarkedEventReceiver for Walker {
                 }) = self.stack.last()
                 {
                     let n = *node;
-                    let here = Some(Location::of(mark));
-                    let node = &mut self.index.nodes[n];
-                    node.value_at = here;
-                    if n != 0 {
-                        node.at = node.at.or(here);
-                    }
+                    self.locate_mapping(n, mark);
                 }
                 self.stack.pop();
                 self.finish_node();

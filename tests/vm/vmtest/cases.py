@@ -341,10 +341,7 @@ start_petter
 settle
 mark "fault sigterm-then-restart"
 kill -TERM $(pid_of wdfeed)
-_i=0
-while ! grep -q "VMTEST: exited wdfeed" /run/wdfeed.log; do
-    usleep 20000; _i=$((_i + 1)); [ $_i -ge 500 ] && fail "wdfeed did not exit on SIGTERM"
-done
+wait_exited "exit on SIGTERM"
 rm -f /run/wdfeed.pid /run/wdfeed.log
 mark "restart wdfeed"
 start_petter
@@ -459,10 +456,7 @@ if [ "$BOOT" = 2 ]; then
     wait_log "holding READY=1" 30 || fail "wdfeed did not hold READY=1"
     sleep 4
     kill -KILL $(pid_of wdfeed)
-    _i=0
-    while ! grep -q "VMTEST: exited wdfeed" /run/wdfeed.log; do
-        usleep 20000; _i=$((_i + 1)); [ $_i -ge 500 ] && fail "wdfeed did not die of SIGKILL"
-    done
+    wait_exited "die of SIGKILL"
     rm -f /run/wdfeed.pid /run/wdfeed.log
     mark "restarting wdfeed"
     start_petter
@@ -486,10 +480,7 @@ else
     start_petter
     settle
     kill -TERM $(pid_of wdfeed)
-    _i=0
-    while ! grep -q "VMTEST: exited wdfeed" /run/wdfeed.log; do
-        usleep 20000; _i=$((_i + 1)); [ $_i -ge 500 ] && fail "wdfeed did not exit on SIGTERM"
-    done
+    wait_exited "exit on SIGTERM"
     sync
     mark "fault reboot after a clean stop"
     echo b > /proc/sysrq-trigger
