@@ -208,12 +208,13 @@ class Image:
         return out
 
 
-def cached(cache, stem, parts, extra=""):
+def cached(cache, stem, parts, extra="", ext=None):
     """(path, exists) of an image cached under a digest of the files `parts` and the text
     `extra`; older images of the same stem are removed when a new one is due."""
     os.makedirs(cache, exist_ok=True)
     digest = vm.file_digest(parts) + "-" + hashlib.sha256(extra.encode()).hexdigest()[:8]
-    out = os.path.join(cache, f"{stem}-{digest}.{'cpio' if stem.startswith('initramfs') else 'img'}")
+    ext = ext or ("cpio" if stem.startswith("initramfs") else "img")
+    out = os.path.join(cache, f"{stem}-{digest}.{ext}")
     if os.path.exists(out):
         return out, True
     for old in glob.glob(os.path.join(cache, f"{stem}-*")):
