@@ -120,11 +120,14 @@ SOFTDOG_TIMEOUT_S = 4        # softdog, /dev/watchdog1: the thaw guard, at most 
 STALL_S = 4
 
 
-def wdfeed_yaml():
+def wdfeed_yaml(role_aware):
     """wdfeed on n1 and n2: i6300esb, softdog as the thaw guard, heartbeat watched as a
-    process, the root written, the physical disks watched (not drbd0: with protocol C it
-    stalls whenever the peer does)."""
-    return f"""\
+    process, the root written, the physical disks watched (never drbd0: with protocol C it
+    stalls whenever the peer does). `role_aware`: a wdfeed with checks that follow the node's
+    role also writes the DRBD-backed export while it is mounted here, and judges DRBD itself
+    (a Primary without good data, or with its I/O suspended too long); block-io's default
+    list then leaves DRBD out by itself."""
+    head = f"""\
 devices:
   - path: /dev/watchdog0      # i6300esb
     timeout: {HW_TIMEOUT_S}s
@@ -148,8 +151,27 @@ checks:
     probe: true
     every: 1s
     deadline: 2s
+"""
+    if not role_aware:
+        return head + """\
   - kind: block-io
     devices: [vda, vdb]
+    stuck-after: 5s
+    every: 1s
+    deadline: 2s
+"""
+    return head + f"""\
+  - kind: writable
+    mounts: [{EXPORT}]
+    probe: true
+    when: {{mounted: {EXPORT}}}
+    every: 1s
+    deadline: 2s
+  - kind: drbd
+    resources: [r0]
+    every: 1s
+    deadline: 2s
+  - kind: block-io
     stuck-after: 5s
     every: 1s
     deadline: 2s

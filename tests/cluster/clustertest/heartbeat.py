@@ -12,6 +12,7 @@ ext4 journal is replayed on a copy).
 
 import os
 import random
+import re
 import shutil
 import subprocess
 import time
@@ -48,7 +49,7 @@ DEBS = [
     "nfs-common", "libnfsidmap1", "libglib2.0-0", "libltdl7", "libuuid1", "libpcre2-8-0", "zlib1g",
     "libbz2-1.0", "libtirpc3", "libtirpc-common", "libwrap0", "libblkid1", "libmount1", "libselinux1",
     "libgssapi-krb5-2", "libkrb5-3", "libk5crypto3", "libkrb5support0", "libcom-err2",
-    "libkeyutils1", "libevent-core-2.1-7", "libsqlite3-0", "libcap2", "bash", "libtinfo6", "procps",
+    "libkeyutils1", "libnsl2", "libevent-core-2.1-7", "libsqlite3-0", "libcap2", "bash", "libtinfo6", "procps",
     "libproc2-0", "libncursesw6", "psmisc", "iproute2", "libbpf1", "libelf1", "libmnl0", "libbsd0",
     "libmd0", "util-linux", "libsmartcols1", "netbase", "e2fsprogs", "libext2fs2", "libss2", "libc6",
     "libgcc-s1", "libcrypt1", "libsystemd0", "libudev1", "libcap-ng0", "libaudit1", "libgcrypt20",
@@ -60,7 +61,8 @@ CHECKED = [
     "usr/lib/heartbeat/plugins/compress/zlib.so", "usr/libexec/heartbeat/send_arp",
     "usr/libexec/heartbeat/findif", "usr/sbin/rpc.mountd", "usr/sbin/rpc.nfsd", "usr/sbin/exportfs",
     "lib/drbd/drbdsetup-84", "lib/drbd/drbdadm-84", "sbin/drbdmeta", "sbin/drbdadm", "sbin/fsck",
-    "sbin/nfsdcltrack", "bin/bash", "usr/bin/pkill", "bin/fuser",
+    "sbin/nfsdcltrack", "bin/bash", "usr/bin/pkill", "bin/fuser", "bin/ip", "sbin/blkid", "sbin/e2fsck",
+    "bin/ps", "bin/kill", "usr/bin/killall",
 ]
 STAGE1_MODULES = ["virtio_pci", "virtio_blk", "crc32c_generic", "ext4"]
 SERVER_MODULES = ["virtio_net", "i6300esb", "softdog", "drbd", "nfsd"]
@@ -142,7 +144,16 @@ class Heartbeat(Engine):
         dirs = images.lib_dirs(root)
         for rel in CHECKED:
             _name, path = images.find(root, rel)
-            images.ldd(path, dirs, os.path.relpath(__file__, images.REPO))
+            for lib, src in images.ldd(path, dirs, os.path.relpath(__file__, images.REPO)):
+                # ldd falls back to the host's libraries: the root has only the tree's
+                if not src.startswith(os.path.realpath(root)) and "ld-linux" not in lib:
+                    raise vm.SetupError(f"{rel} needs {os.path.basename(lib)}, found only on the host "
+                                        f"({src}): add its package to DEBS in {os.path.relpath(__file__, images.REPO)}")
+        self.role_aware = role_aware(ctx)
+        self.log("wdfeed's config: " + ("role-aware (writable /srv/nfs when mounted, the drbd check, "
+                                        "block-io's default list)" if self.role_aware else
+                                        "writable / only, block-io [vda, vdb] (this wdfeed has no "
+                                        "`when:` nor drbd check)"))
         self.ledger = build_ledger()
         self.stage1 = build_stage1(ctx)
         self.client = build_client(ctx, self.ledger)
@@ -178,7 +189,7 @@ class Heartbeat(Engine):
             "etc/ha.d/haresources": hc.HARESOURCES,
             "etc/drbd.conf": hc.DRBD_CONF,
             "etc/exports": hc.EXPORTS,
-            "etc/wdfeed/watchdog.yaml": hc.wdfeed_yaml(),
+            "etc/wdfeed/watchdog.yaml": hc.wdfeed_yaml(self.role_aware),
             "etc/passwd": hc.PASSWD,
             "etc/group": hc.GROUP,
             "lib.sh": images.guest_script("lib.sh"),
@@ -210,6 +221,26 @@ class Heartbeat(Engine):
 
 
 # ---------------------------------------------------------------------------- images
+
+def role_aware(ctx):
+    """Whether this wdfeed has checks that follow the node's role (`when:`, `drbd`): the one
+    config that its `validate` accepts, tried on the host. A refusal for another reason (the
+    host is not the guest) says nothing about the keys, so then the new keys win only if the
+    refusal does not name them."""
+    out = {}
+    for aware in (True, False):
+        path = os.path.join(ctx.outdir, f"watchdog-{'role-aware' if aware else 'plain'}.yaml")
+        with open(path, "w") as f:
+            f.write(hc.wdfeed_yaml(aware))
+        r = subprocess.run([ctx.wdfeed, "validate", path], capture_output=True, text=True)
+        out[aware] = (r.returncode, r.stdout + r.stderr)
+    if out[True][0] == 0:
+        return True
+    if out[False][0] == 0:
+        return False
+    return not re.search(r"\bwhen\b|drbd", out[True][1])
+
+
 
 def build_ledger():
     src = os.path.join(images.CLUSTERDIR, "ledger", "ledger.rs")
@@ -284,7 +315,7 @@ def build_root(ctx, tree):
         os.unlink(os.path.join(stage, "bin", "sh"))
     os.symlink("bash", os.path.join(stage, "bin", "sh"))
     for d in ("proc", "sys", "dev", "run", "tmp", "root", "srv/nfs", "var/log", "var/lib/nfs",
-              "var/lib/heartbeat", "var/lib/drbd", "lib/modules", "etc/wdfeed", "mnt"):
+              "var/lib/heartbeat", "var/lib/drbd", "var/lib/wdfeed", "lib/modules", "etc/wdfeed", "mnt"):
         os.makedirs(os.path.join(stage, d), exist_ok=True)
     os.chmod(os.path.join(stage, "tmp"), 0o1777)
     for link, target in (("var/run", "/run"), ("var/lock", "/run/lock"),
@@ -384,9 +415,15 @@ def served(act, t0):
 
 # ---------------------------------------------------------------------------- drive
 
-def wait_group(n1, t_after, timeout):
-    hit = wait_until(lambda: next(((t, v, ro) for t, v, ro in roles(n1) if t >= t_after and v == 1
-                                   and ro == "Primary"), None), timeout)
+def wait_group(n1, n2, t_after, timeout):
+    def held():
+        for g in (n1, n2):
+            bad = g.first_line(r"Giving up resources due to failure of (\S+)", after=t_after)
+            if bad:
+                raise CaseError(f"{g.node}: heartbeat gave up the group at start: {bad[1].group(0)} "
+                                "(its /var/log/ha-debug is copied into the case's directory)")
+        return next(((t, v, ro) for t, v, ro in roles(n1) if t >= t_after and v == 1 and ro == "Primary"), None)
+    hit = wait_until(held, timeout)
     if hit is None:
         raise CaseError("n1 never held the group (address and DRBD Primary) after boot"
                         + (f": last report {roles(n1)[-1:]}" if roles(n1) else ""))
@@ -403,7 +440,7 @@ def drive(engine, case, with_wdfeed, guests, obs, res):
     for g in (n1, n2):
         expect(g, r"ready", BOOT_TIMEOUT_S, 0, "ready line (DRBD up, heartbeat started"
                + (", wdfeed armed)" if with_wdfeed else ")"))
-    t_group = wait_group(n1, 0, BOOT_TIMEOUT_S)
+    t_group = wait_group(n1, n2, 0, BOOT_TIMEOUT_S)
     res.notes.append(f"n1 held the group {t_group - t_boot:.1f}s after QEMU started")
     start = group_start_time(n1, 0, t_group)
     if start is not None:
@@ -651,8 +688,16 @@ def figures(case, with_wdfeed, n1, n2, c, obs, res):
 
 
 def finish(case, with_wdfeed, guests, res):
-    """After the guests stopped: the ledger offline from the final primary's backing disk,
-    then the verdict."""
+    """After the guests stopped: heartbeat's logs from the servers' roots, the ledger offline
+    from the final primary's backing disk, then the verdict."""
+    for node in (hc.PRIMARY, hc.STANDBY):
+        g = guests.get(node)
+        if g is None or not g.disks or not os.path.exists(g.disks[0][0]):
+            continue
+        for log in ("ha-log", "ha-debug"):
+            with open(os.path.join(g.workdir, log), "w") as f:
+                subprocess.run(["debugfs", "-R", f"cat /var/log/{log}", g.disks[0][0]], stdout=f,
+                               stderr=subprocess.DEVNULL)
     if not hasattr(res, "t_end"):
         return          # the case stopped before its figures: nothing measured
     n1, n2 = guests[hc.PRIMARY], guests[hc.STANDBY]
