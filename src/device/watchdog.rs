@@ -76,6 +76,8 @@ pub struct Watchdog<I: WatchdogIo> {
     pub bootstatus: Option<u32>,
     /// True when KEEPALIVE is not supported and the device is petted by write(2).
     pub pets_by_write: bool,
+    /// Closing it without the magic `V` leaves it counting down ([`stays_armed_on_close`]).
+    pub stays_armed_on_close: bool,
     /// Things the operator should hear about (fallbacks taken), logged by the caller.
     pub notes: Vec<String>,
 }
@@ -110,10 +112,12 @@ impl<I: WatchdogIo> Watchdog<I> {
             }
         }
 
+        let identity = info.identity();
         let mut dog = Watchdog {
             path: path.to_path_buf(),
             io,
-            identity: info.identity(),
+            stays_armed_on_close: stays_armed_on_close(info.options, &identity),
+            identity,
             timeout,
             bootstatus,
             pets_by_write: false,
@@ -153,6 +157,20 @@ impl<I: WatchdogIo> Watchdog<I> {
             .write(b"V")
             .map_err(|e| DeviceError::new(&self.path, "disarm", Some(e), "the device stays armed"))
     }
+}
+
+/// The identity ipmi_watchdog gives: its own misc device, whose close pings the BMC instead
+/// of stopping it unless the magic `V` came first, although GETSUPPORT reports options 0.
+pub const IPMI_IDENTITY: &str = "IPMI";
+
+/// Whether closing the device without the magic `V` leaves it counting down. The watchdog
+/// core (`watchdog_release()`) stops the timer on any close when the driver lacks
+/// WDIOF_MAGICCLOSE: then a wdfeed that exits after a fence (SIGKILL, an abort) would leave
+/// the node running forever. ipmi_watchdog is not under the core and never stops on an
+/// unexpected close. (A driver with `nowayout` never stops either; sysfs tells that, and
+/// the caller adds it.)
+pub fn stays_armed_on_close(options: u32, identity: &str) -> bool {
+    options & crate::device::flags::WDIOF_MAGICCLOSE != 0 || identity == IPMI_IDENTITY
 }
 
 /// Sets the timeout (clamped to what every driver takes) and reads back what the driver
