@@ -116,7 +116,11 @@ fn arm(config: &Config, opts: &Options, nowayout: &[bool]) -> Result<Armament, F
                 if let Some(b) = dog.bootstatus {
                     tracing::info!(device = %d.path.display(), bootstatus = b, "{}", describe_bootstatus(b));
                 }
-                tracing::info!(device = %d.path.display(), identity = %dog.identity, timeout_s = dog.timeout.as_secs(), "device programmed");
+                let options = match crate::device::flags::decode(dog.options) {
+                    v if v.is_empty() => "none".to_string(),
+                    v => v.join(","),
+                };
+                tracing::info!(device = %d.path.display(), identity = %dog.identity, timeout_s = dog.timeout.as_secs(), options = %options, stays_armed_on_close = dog.stays_armed_on_close, "device programmed");
                 identities.push(Some(dog.identity.clone()));
                 granted.push(dog.timeout);
                 devices.push(Box::new(dog));

@@ -70,6 +70,8 @@ pub struct Watchdog<I: WatchdogIo> {
     path: PathBuf,
     io: I,
     pub identity: String,
+    /// The option bits GETSUPPORT reported (WDIOF_*).
+    pub options: u32,
     /// The timeout the driver really runs with (read back after setting it).
     pub timeout: Duration,
     /// GETBOOTSTATUS before the first pet, where the driver answers it.
@@ -117,6 +119,7 @@ impl<I: WatchdogIo> Watchdog<I> {
             path: path.to_path_buf(),
             io,
             stays_armed_on_close: stays_armed_on_close(info.options, &identity),
+            options: info.options,
             identity,
             timeout,
             bootstatus,
