@@ -127,3 +127,39 @@ fn a_stop_right_after_a_check_failed_fences_before_it_exits() {
         "{t}"
     );
 }
+
+#[test]
+fn stop_fenced_refuses_a_device_without_magic_close_and_signals_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let status = dir.path().join("status.json");
+    // A fenced daemon's status whose device stops on close; the pid is our own child, which
+    // must not get SIGUSR1.
+    let mut victim = std::process::Command::new("sleep")
+        .arg("30")
+        .spawn()
+        .unwrap();
+    let fixture = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/status-stuck-io-fenced.json"),
+    )
+    .unwrap();
+    let mut s: serde_json::Value = serde_json::from_str(&fixture).unwrap();
+    s["pid"] = victim.id().into();
+    s["devices"][0]["stays_armed_on_close"] = false.into();
+    std::fs::write(&status, s.to_string()).unwrap();
+    let o = util::run(&[
+        "stop",
+        "--fenced",
+        "--status-file",
+        status.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", util::stderr(&o));
+    let e = util::stderr(&o);
+    assert!(
+        e.contains("/dev/watchdog0 has no magic close") && e.contains("never reset"),
+        "{e}"
+    );
+    assert!(victim.try_wait().unwrap().is_none(), "no signal was sent");
+    victim.kill().unwrap();
+    victim.wait().unwrap();
+}

@@ -278,6 +278,28 @@ mod tests {
     }
 
     #[test]
+    fn a_driver_without_magic_close_is_known_to_stop_on_close() {
+        // The watchdog core stops such a driver on any close: a fenced wdfeed must not exit.
+        let no_magic = Script {
+            support: Ok(info("Fake No-Magic", 0x8080)),
+            ..Script::default()
+        };
+        assert!(!program(no_magic, &req(10)).0.unwrap().stays_armed_on_close);
+        assert!(
+            program(Script::default(), &req(10))
+                .0
+                .unwrap()
+                .stays_armed_on_close
+        );
+        // ipmi_watchdog says options 0, but its own close pings instead of stopping.
+        let ipmi = Script {
+            support: Ok(info("IPMI", 0)),
+            ..Script::default()
+        };
+        assert!(program(ipmi, &req(10)).0.unwrap().stays_armed_on_close);
+    }
+
+    #[test]
     fn the_timeout_read_back_wins_over_the_request() {
         // iTCO_wdt style rounding: asked 10, the driver keeps 9.
         let script = Script {
