@@ -33,7 +33,7 @@ pub mod cli;
 pub mod config;
 mod daemon;
 mod device;
-pub mod doctor;
+mod doctor;
 mod failure;
 mod feeder;
 mod fence;
@@ -52,4 +52,5 @@ pub mod system;
 mod time;
 mod units;
 
+pub use doctor::main as doctor_main;
 pub use failure::Failure;
