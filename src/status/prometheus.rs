@@ -64,6 +64,20 @@ pub fn render(s: &Status) -> String {
         );
     }
     out.family(
+        "wdfeed_check_idle",
+        "gauge",
+        "For a check with a condition (when:): 1 while the condition does not hold at its last run (the check watches nothing and holds its lease), else 0; the condition label is the condition as written.",
+    );
+    for c in &s.checks {
+        if let Some(when) = &c.when {
+            out.sample(
+                "wdfeed_check_idle",
+                &[("check", &c.name), ("condition", when)],
+                flag(c.idle),
+            );
+        }
+    }
+    out.family(
         "wdfeed_check_lease_remaining_seconds",
         "gauge",
         "Seconds until the check's lease runs out (negative: expired); absent before the first lease.",
