@@ -10,6 +10,7 @@ use std::thread;
 use std::time::Duration;
 
 use crate::health::lease::LeaseTable;
+use crate::health::run_note::{Outcome, RunNote, EVIDENCE_CAP};
 use crate::health::{Check, LastRun, Schedule, Verdict};
 use crate::time::{millis, Clock, Stopper};
 
@@ -21,7 +22,11 @@ pub type NamedCheck = (String, Schedule, Box<dyn Check>);
 pub struct CheckHandle {
     pub name: String,
     pub schedule: Schedule,
+    /// The condition the check follows (`when:`), as written.
+    pub when: Option<String>,
     last: Mutex<Option<LastRun>>,
+    /// The last run again, for the fence: readable without a lock or an allocation.
+    note: RunNote,
 }
 
 /// The check's thread is recording a run at this very moment.
@@ -33,14 +38,24 @@ impl CheckHandle {
         CheckHandle {
             name,
             schedule,
+            when: None,
             last: Mutex::new(None),
+            note: RunNote::default(),
         }
     }
 
     pub(crate) fn record(&self, run: LastRun) {
+        self.note.publish(&run);
         if let Ok(mut last) = self.last.lock() {
             *last = Some(run);
         }
+    }
+
+    /// Holds the last run's lock, as the check's or the status thread's would (tests: the
+    /// fence must not wait for it).
+    #[cfg(test)]
+    pub fn lock_for_test(&self) -> std::sync::MutexGuard<'_, Option<LastRun>> {
+        self.last.lock().unwrap()
     }
 
     /// The last run (`None` before the first finished), waiting for a run being recorded.
@@ -54,24 +69,43 @@ impl CheckHandle {
         self.last.try_lock().map(|g| g.clone()).map_err(|_| Busy)
     }
 
-    /// Why this check holds no valid lease at `now`, for the fence line. Never waits.
-    pub fn why_expired(&self, now: Duration) -> String {
-        match self.peek() {
-            Err(Busy) => "evidence unavailable (the check is recording it right now)".into(),
-            Ok(None) => "never finished a run (hung from the start?)".into(),
-            Ok(Some(run)) if !run.verdict.healthy => run.verdict.evidence,
-            Ok(Some(run)) if !run.passed() => format!(
-                "last run took {} ms, over its {} ms deadline ({})",
-                run.elapsed.as_millis(),
-                self.schedule.deadline.as_millis(),
-                run.verdict.evidence
-            ),
-            Ok(Some(run)) => format!(
-                "no run has finished for {:.1} s (hung?); the last said: {}",
-                now.saturating_sub(run.finished_at).as_secs_f64(),
-                run.verdict.evidence
-            ),
+    /// Why this check holds no valid lease at `now`, written into `out`: what the fence
+    /// records. Reads the run note: no lock, no allocation.
+    pub fn write_why_expired(&self, now: Duration, out: &mut impl std::fmt::Write) {
+        fn text<'a>(
+            seen: &crate::health::run_note::Seen,
+            evidence: &'a [u8; EVIDENCE_CAP],
+        ) -> &'a str {
+            std::str::from_utf8(&evidence[..seen.len]).unwrap_or("")
         }
+        let mut evidence = [0u8; EVIDENCE_CAP];
+        let _ = match self.note.read(&mut evidence) {
+            Err(()) => out.write_str("evidence unavailable (the check is recording it right now)"),
+            Ok(None) => out.write_str("never finished a run (hung from the start?)"),
+            Ok(Some(seen)) => match seen.outcome {
+                Outcome::Failed => out.write_str(text(&seen, &evidence)),
+                Outcome::Late => write!(
+                    out,
+                    "last run took {} ms, over its {} ms deadline ({})",
+                    seen.elapsed.as_millis(),
+                    self.schedule.deadline.as_millis(),
+                    text(&seen, &evidence)
+                ),
+                Outcome::Passed => write!(
+                    out,
+                    "no run has finished for {:.1} s (hung?); the last said: {}",
+                    now.saturating_sub(seen.finished_at).as_secs_f64(),
+                    text(&seen, &evidence)
+                ),
+            },
+        };
+    }
+
+    /// Why this check holds no valid lease at `now`, as a string (logs, the stop path).
+    pub fn why_expired(&self, now: Duration) -> String {
+        let mut out = String::new();
+        self.write_why_expired(now, &mut out);
+        out
     }
 }
 
@@ -96,7 +130,10 @@ impl Runner {
         let stop = Arc::new(AtomicBool::new(false));
         let mut handles = Vec::with_capacity(checks.len());
         for (index, (name, schedule, check)) in checks.into_iter().enumerate() {
-            let handle = Arc::new(CheckHandle::new(name, schedule));
+            let handle = Arc::new(CheckHandle {
+                when: check.condition(),
+                ..CheckHandle::new(name, schedule)
+            });
             let ctx = Loop {
                 index,
                 handle: Arc::clone(&handle),
@@ -148,26 +185,34 @@ impl Loop {
         let schedule = self.handle.schedule;
         let mut failures: u32 = 0;
         let mut was_healthy: Option<bool> = None;
+        let mut was_idle: Option<bool> = None;
         while !self.stop.load(Ordering::SeqCst) {
             let started = self.clock.now();
             let verdict = check.run(started);
             let finished = self.clock.now();
             let run = LastRun::judge(verdict, started, finished, schedule.deadline, failures);
             failures = run.consecutive_failures;
-            match run.lease(&schedule, started) {
+            let lease = run.lease(&schedule, started);
+            let passed = run.passed();
+            // Recorded before the lease changes: a fence that follows a revocation finds
+            // this run's evidence, not the one before.
+            self.handle.record(run.clone());
+            match lease {
                 Some(until) => self.leases.renew(self.index, until),
                 // Tolerance used up: the node is unhealthy now. The feeder fences at its
                 // next tick; the status thread is woken to hand the service over.
-                None if !run.passed() && self.leases.revoke(self.index) => {
+                None if !passed && self.leases.revoke(self.index) => {
                     if let Some(wake) = &self.wake {
                         wake.nudge();
                     }
                 }
                 None => {}
             }
+            // Logged last: a log that blocks (a wedged journald) must not hold the lease.
             log_transition(&self.handle.name, was_healthy, &run, &schedule);
-            was_healthy = Some(run.passed());
-            self.handle.record(run);
+            log_idle(&self.handle, was_idle, &run);
+            was_healthy = Some(passed);
+            was_idle = Some(run.verdict.idle);
             let next = started + schedule.every;
             let now = self.clock.now();
             if next > now {
@@ -195,6 +240,22 @@ fn log_transition(name: &str, was: Option<bool>, run: &LastRun, schedule: &Sched
             deadline_ms = millis(schedule.deadline), "check missed its deadline");
     } else {
         tracing::warn!(check = %name, %evidence, "check failed");
+    }
+}
+
+/// A check that follows a condition says when it turns idle or active (first run included).
+fn log_idle(handle: &CheckHandle, was_idle: Option<bool>, run: &LastRun) {
+    let Some(when) = &handle.when else { return };
+    let idle = run.verdict.idle;
+    if was_idle == Some(idle) {
+        return;
+    }
+    let name = &handle.name;
+    if idle {
+        let reason = run.verdict.evidence.as_str();
+        tracing::info!(check = %name, %when, %reason, "check idle: its condition does not hold");
+    } else {
+        tracing::info!(check = %name, %when, "check active: its condition holds");
     }
 }
 
@@ -226,20 +287,11 @@ pub fn run_once(mut check: Box<dyn Check>, now: Duration, deadline: Duration) ->
     }
     match rx.recv_timeout(deadline) {
         Ok((v, check)) => {
-            let elapsed = started.elapsed();
-            let verdict = if elapsed > deadline {
-                Verdict::unhealthy(format!(
-                    "{} (took {} ms, over the {} ms deadline)",
-                    v.evidence,
-                    elapsed.as_millis(),
-                    deadline.as_millis()
-                ))
-            } else {
-                v
-            };
+            // The pass rule is LastRun's, as for the daemon's runs.
+            let run = LastRun::judge(v, Duration::ZERO, started.elapsed(), deadline, 0);
             Once {
-                verdict,
-                elapsed,
+                verdict: run.counted_verdict(deadline),
+                elapsed: run.elapsed,
                 check: Some(check),
             }
         }
