@@ -262,7 +262,7 @@ def run_case(ctx, engine, case, with_wdfeed):
         for g in guests.values():
             g.stop()
             ctx.janitor.discard("guests", g)
-            res.tails[g.node] = g.tail(40)
+            res.tails[g.node] = g.tail(40, skip=r"CL: vip=")
         net.delete()
     try:
         engine.finish(ctx, case, with_wdfeed, guests, res)

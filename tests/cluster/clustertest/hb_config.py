@@ -90,13 +90,17 @@ EXPORTS = f"{EXPORT} 10.99.0.0/24(rw,sync,no_subtree_check,no_root_squash,fsid=1
 # takes over knows the client and lets it reclaim its state in the grace period.
 NFSD_SCRIPT = f"""\
 #!/bin/sh
+# its errors on the console: ResourceManager sends them to a log on the root, which a
+# failing root may never write
+exec 2>/dev/console
 case "$1" in
 start)
+    exec >/dev/console
     mkdir -p {EXPORT}/.nfsdcltrack
-    grep -q ' /proc/fs/nfsd ' /proc/mounts || mount -t nfsd nfsd /proc/fs/nfsd || exit 1
-    exportfs -r || exit 1
-    pidof rpc.mountd >/dev/null || rpc.mountd -N 2 -N 3 || exit 1
-    rpc.nfsd -N 2 -N 3 -G {GRACE_S} -L {LEASE_S} 8 || exit 1
+    grep -q ' /proc/fs/nfsd ' /proc/mounts || mount -t nfsd nfsd /proc/fs/nfsd || {{ echo "nfsd: mount nfsd failed" >&2; exit 1; }}
+    exportfs -r || {{ echo "nfsd: exportfs -r failed" >&2; exit 1; }}
+    pidof rpc.mountd >/dev/null || rpc.mountd -N 2 -N 3 || {{ echo "nfsd: rpc.mountd failed" >&2; exit 1; }}
+    rpc.nfsd -N 3 -G {GRACE_S} -L {LEASE_S} 8 || {{ echo "nfsd: rpc.nfsd failed" >&2; exit 1; }}
     echo "CL: nfsd started up=$(cut -d' ' -f1 /proc/uptime)" > /dev/console ;;
 stop)
     rpc.nfsd 0

@@ -276,9 +276,12 @@ class Guest:
                     return None
                 self.cond.wait(left)
 
-    def tail(self, n=40):
+    def tail(self, n=40, skip=None):
+        """The last n lines, leaving out those matching `skip` (a regex)."""
+        rx = re.compile(skip) if skip else None
         with self.cond:
-            return [f"{t - self.t_start:9.3f} {text}" for t, text in self.lines[-n:]]
+            kept = [(t, text) for t, text in self.lines if not (rx and rx.search(text))]
+            return [f"{t - self.t_start:9.3f} {text}" for t, text in kept[-n:]]
 
 
 def classify(ev):
