@@ -173,6 +173,7 @@ checks:
     deadline: 2s
   - kind: drbd
     resources: [r0]
+    suspended-after: 5s       # above DRBD's own peer timeout here (ping-int 1 s + ping-timeout 0.5 s)
     every: 1s
     deadline: 2s
   - kind: block-io
