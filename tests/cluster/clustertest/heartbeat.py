@@ -716,8 +716,11 @@ def finish(case, with_wdfeed, guests, res):
     res.final = final
     off = None
     if final is None:
-        res.notes.append("no node was DRBD Primary at the end: no backing disk to read offline")
+        res.notes.append("no node was ever DRBD Primary: no backing disk to read offline")
     else:
+        if not any(x[2] == "Primary" for x in roles(final)[-1:]):
+            res.notes.append(f"no node was DRBD Primary at the end: read the disk of {final.node}, "
+                             "Primary last")
         off = read_offline(final, res)
     if case.data:
         lost = set(res.acked_set)
@@ -756,7 +759,10 @@ def final_primary(n1, n2, t_stop):
     if len(prim) == 2:
         serving = [g for g in prim if last[g.node][1] == 1]
         return serving[0] if serving else prim[0]
-    return None
+    # nobody is Primary now (the service is down): the node that was Primary last has the data
+    was = [(max(t for t, _v, ro in roles(g) if ro == "Primary" and t <= t_stop), g) for g in (n1, n2)
+           if any(ro == "Primary" and t <= t_stop for t, _v, ro in roles(g))]
+    return max(was, key=lambda x: x[0])[1] if was else None
 
 
 def read_offline(node, res):
