@@ -43,7 +43,8 @@ AUTHKEYS = "auth 1\n1 sha1 wdfeed-lab\n"
 HA_LINES = (r"Late heartbeat|is dead|returning after partition|Resources being acquired|"
             r"acquired|[Gg]iving up|[Rr]elease|restart|foreign|Both machines|Takeover|standby|"
             r"STOP failure|CRIT|ERROR|Initial resource acquisition|Local Resource acquisition|"
-            r"remote resource transition|Heartbeat restart|Performing heartbeat|Shutdown")
+            r"remote resource transition|Heartbeat restart|Performing heartbeat|Shutdown|"
+            r"Running /etc/ha.d/+resource.d/[^ ]+ .*(start|stop)")
 
 # ---------------------------------------------------------------------------- DRBD
 DRBD_DISK_MB = 128

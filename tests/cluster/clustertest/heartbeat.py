@@ -618,7 +618,7 @@ def watch_wdfeed(case, target, other, t0, t_ref, res):
 
 def group_start_time(node, after, t_claim):
     """Seconds from heartbeat running `drbddisk r0 start` on the node to its address up."""
-    s = [t for t, _m in node.matching(r"Running /etc/ha.d/resource.d/drbddisk r0 start", after=after)
+    s = [t for t, _m in node.matching(r"Running /etc/ha\.d/+resource\.d/drbddisk r0 start", after=after)
          if t <= t_claim]
     return (t_claim - s[-1]) if s else None
 
