@@ -654,12 +654,19 @@ def figures(case, with_wdfeed, n1, n2, c, obs, res):
     res.reset = (t_r - t_ref) if t_r else None
     res.t_reset = t_r
     # split brain: DRBD's own word, or both nodes Primary at once
-    sb = [g.node for g in (n1, n2) if g.first_line(r"Split-Brain detected|CL: drbd split-brain", after=0)]
+    # (DRBD resolving one by the recipe's after-sb policy is in the notes, not a split brain:
+    # the returning node's writes it discards never reached a client)
+    sb = [g.node for g in (n1, n2)
+          if g.first_line(r"Split-Brain detected but unresolved|CL: drbd split-brain", after=0)]
+    solved = [(g.node, m.group(0)) for g in (n1, n2)
+              for _t, m in g.matching(r"Split-Brain detected, \d+ primaries, automatically solved.*")]
+    for node, line in solved[:2]:
+        res.notes.append(f"{node}: DRBD {line.strip()[:90]} (after-sb policy of the recipe)")
     p1, p2 = primary_intervals(roles(n1), t_end), primary_intervals(roles(n2), t_end)
     both, _ = observe.overlap(p1, p2, 0, t_end)
     res.split_brain = bool(sb) or both > 0
     if sb:
-        res.notes.append(f"DRBD split brain detected on {', '.join(sb)}")
+        res.notes.append(f"DRBD split brain left unresolved on {', '.join(sb)}")
     if both > 0:
         res.notes.append(f"both nodes DRBD Primary for {both:.2f}s")
     # the writes
@@ -809,7 +816,7 @@ def judge(case, guests, res):
     if res.dual and res.dual > 0:
         failed.append(f"both nodes served the address for {res.dual:.2f}s")
     if res.split_brain:
-        failed.append("split brain (DRBD detected it, or both nodes were Primary at once)")
+        failed.append("split brain (unresolved by DRBD, or both nodes Primary at once)")
     other_fence = other.first_line(r"fencing check=.*", after=t0)
     if other_fence and other_fence[0] <= t_end:
         failed.append(f"{other.node} was fenced: {other_fence[1].group(0)[:120]}")
