@@ -1,6 +1,7 @@
-//! The command line: `run`, `status`, `check`, `info`, `validate`, `doctor`. Parsing is clap's;
-//! each command lives in a module of its own and returns a [`Failure`] or success, and [`main`]
-//! turns that into the exit code and prints the error once.
+//! The command line: `run`, `status`, `check`, `info`, `validate`, `stop`, `rejoin-now`,
+//! `doctor`. Parsing is clap's; each command lives in a module of its own and returns a
+//! [`Failure`] or success, and [`main`] turns that into the exit code and prints the error
+//! once.
 
 /// `print!` to standard output through [`out`]: never panics on a closed or full stdout.
 macro_rules! out {
@@ -16,7 +17,8 @@ macro_rules! outln {
 mod check;
 mod doctor;
 mod info;
-mod out;
+pub(crate) mod out;
+mod rejoin_now;
 mod run;
 mod status;
 mod stop;
@@ -175,7 +177,7 @@ pub fn main() -> ExitCode {
             runtime_dir,
             state_dir,
         } => run::run(root, config, dry_run, status_file, runtime_dir, state_dir),
-        Command::RejoinNow { status_file } => stop::rejoin_now(&status_file),
+        Command::RejoinNow { status_file } => rejoin_now::run(&status_file),
         Command::Stop {
             fenced,
             status_file,
@@ -198,8 +200,19 @@ pub fn main() -> ExitCode {
             file,
             print_default,
         } => validate::run(&root, file.as_deref(), print_default),
-        Command::Doctor { config } => doctor::run(&root, config.as_deref()),
+        // An executable of its own, which replaces this process.
+        Command::Doctor { config } => doctor::run(
+            &cli.root,
+            cli.allow_unsafe_config,
+            &cli.log_level,
+            config.as_deref(),
+        ),
     };
+    exit(result)
+}
+
+/// Prints a failure's message once and returns the exit code of `result`.
+pub(crate) fn exit(result: Result<(), Failure>) -> ExitCode {
     let code = match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => {
@@ -210,4 +223,14 @@ pub fn main() -> ExitCode {
         }
     };
     out::finish(code)
+}
+
+/// The pid a status file names, if it can be a daemon's (not 0, not init).
+fn daemon_pid(status_file: &std::path::Path, pid: u32) -> Result<i32, Failure> {
+    i32::try_from(pid).ok().filter(|p| *p > 1).ok_or_else(|| {
+        Failure::runtime(format!(
+            "{}: pid {pid} is not a daemon's",
+            status_file.display()
+        ))
+    })
 }

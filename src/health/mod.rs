@@ -10,12 +10,14 @@ pub mod checks;
 pub mod condition;
 pub mod conditional;
 pub(crate) mod lease;
+pub(crate) mod run_note;
 pub(crate) mod runner;
 mod schedule;
 mod verdict;
 
 use std::time::Duration;
 
+pub use run_note::cut as cut_text;
 pub use schedule::Schedule;
 pub use verdict::{LastRun, Verdict};
 

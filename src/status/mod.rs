@@ -7,7 +7,6 @@
 //! [`publish`] is the thread that writes it.
 
 mod file;
-mod handover;
 pub mod liveness;
 mod prometheus;
 mod publish;
@@ -17,7 +16,6 @@ mod textfile;
 pub use prometheus::render as render_prometheus;
 
 pub use file::{read, write};
-pub use handover::HandoverFile;
 pub use publish::start;
 pub use report::Reporter;
 pub use textfile::Textfile;
@@ -98,6 +96,17 @@ pub struct DeviceStatus {
     /// Pets this device took since the daemon started.
     #[serde(default)]
     pub pets_total: u64,
+    /// Pets this device refused (a failed pet is no pet: it does not count above, and the
+    /// last pet's age does not restart).
+    #[serde(default)]
+    pub pet_failures_total: u64,
+    /// Why the last refused pet failed.
+    #[serde(default)]
+    pub last_pet_error: Option<String>,
+    /// Whether closing the device without the magic `V` leaves it armed (GETSUPPORT's
+    /// WDIOF_MAGICCLOSE, IPMI, nowayout); `false` means a fenced wdfeed must never exit.
+    #[serde(default)]
+    pub stays_armed_on_close: Option<bool>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
