@@ -232,7 +232,9 @@ fn heartbeat_time(value: &str) -> Option<Duration> {
         None => (value.strip_suffix('s').unwrap_or(value), 1.0),
     };
     let v: f64 = num.trim().parse().ok()?;
-    (0.0..1e9).contains(&v).then(|| Duration::from_secs_f64(v * scale))
+    (0.0..1e9)
+        .contains(&v)
+        .then(|| Duration::from_secs_f64(v * scale))
 }
 
 #[cfg(test)]
