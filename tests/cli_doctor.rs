@@ -553,3 +553,29 @@ fn a_drbd_device_in_block_io_and_a_drbd_mount_without_when_are_warnings() {
         "{out}"
     );
 }
+
+#[test]
+fn drbd_resources_named_without_debugfs_are_a_warning() {
+    let n = Node::new();
+    n.write(
+        "watchdog.yaml",
+        &format!(
+            "{CONFIG}  - kind: drbd\n    resources: [r0]\n    every: 1s\n    deadline: 2s\n    \
+             when: {{drbd-primary: r0}}\n"
+        ),
+    );
+    n.write("proc/drbd", "version: 8.4.11 (api:1/proto:86-101)\n");
+    let out = stdout(&n.doctor());
+    assert!(
+        out.contains(
+            "warn  drbd: drbd r0 name DRBD resources, but /sys/kernel/debug/drbd/minors is missing"
+        ),
+        "{out}"
+    );
+    std::fs::create_dir_all(n.fx.path().join("sys/kernel/debug/drbd/minors")).unwrap();
+    let out = stdout(&n.doctor());
+    assert!(
+        out.contains("ok    drbd: DRBD names its resources in debugfs"),
+        "{out}"
+    );
+}

@@ -36,6 +36,52 @@ pub(super) fn check(wd: &Wdfeed, report: &mut Report) {
     };
     check_drbd_mounts(wd, haresources.as_deref(), report);
     check_deadtime(wd, report);
+    check_debugfs(wd, report);
+}
+
+/// The drbd check with `resources:` and `when: {drbd-primary: ...}` learn a resource's minors
+/// from debugfs: without it they fail (closed) on a node where DRBD runs.
+fn check_debugfs(wd: &Wdfeed, report: &mut Report) {
+    use crate::health::condition::Condition;
+    let names: Vec<&str> = wd
+        .config
+        .checks
+        .iter()
+        .filter(|c| {
+            matches!(&c.settings, CheckSettings::Drbd(d) if d.resources.is_some())
+                || matches!(c.when, Some(Condition::DrbdPrimary(_)))
+        })
+        .map(|c| c.name.as_str())
+        .collect();
+    if names.is_empty() || !super::exists(wd.root, "/proc/drbd") {
+        return;
+    }
+    if !report.engines.contains(&"drbd") {
+        report.engines.push("drbd");
+    }
+    if super::exists(wd.root, "/sys/kernel/debug/drbd/minors") {
+        report.add(
+            Level::Ok,
+            "drbd",
+            "DRBD names its resources in debugfs (/sys/kernel/debug/drbd/minors)".into(),
+            None,
+        );
+    } else {
+        report.add(
+            Level::Warn,
+            "drbd",
+            format!(
+                "{} name DRBD resources, but /sys/kernel/debug/drbd/minors is missing: \
+                 without it a Primary cannot be told by name, and those checks fail",
+                names.join(", ")
+            ),
+            Some(
+                "mount debugfs at boot: `mount -t debugfs debugfs /sys/kernel/debug` \
+                  (systemd's sys-kernel-debug.mount does it)"
+                    .into(),
+            ),
+        );
+    }
 }
 
 fn check_block_io(wd: &Wdfeed, report: &mut Report) {
