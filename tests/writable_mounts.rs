@@ -212,3 +212,91 @@ fn a_conditional_writable_check_follows_a_real_tmpfs_and_never_holds_it() {
         "the mount point is removed"
     );
 }
+
+/// The issue's measurement as a new user would make it: a separate 1777 tmpfs, and uid
+/// 65534 planting a FIFO, a symlink or a directory at the probe's place before the check.
+/// `wdfeed check` must never hang and never write through; the mount is refused with the
+/// reason (no other user may write where the probe goes), and a root-only directory on it
+/// given as `probe-paths` works whatever was planted beside it.
+#[test]
+fn things_another_user_plants_in_a_sticky_tmpfs_never_hang_or_fool_the_check() {
+    if let Some(why) = cannot_run() {
+        println!("SKIPPED writable_mounts: {why}");
+        return;
+    }
+    let base = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let mnt = Mount(base.path().canonicalize().unwrap().join("tmp"));
+    std::fs::create_dir(&mnt.0).unwrap();
+    mnt.mount("size=1m,mode=1777");
+    if !mnt.mounted() {
+        println!("SKIPPED writable_mounts: not in the init mount namespace");
+        return;
+    }
+    let nobody = |args: &[&str]| {
+        let mut c = Command::new(args[0]);
+        c.args(&args[1..]);
+        std::os::unix::process::CommandExt::uid(&mut c, 65534);
+        std::os::unix::process::CommandExt::gid(&mut c, 65534);
+        let o = c.output().unwrap();
+        assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+    };
+    let victim = mnt.0.join("victim");
+    std::fs::write(&victim, "precious\n").unwrap();
+    let cfg = base.path().join("watchdog.yaml");
+    let config = |probe: Option<&str>| {
+        let paths = probe
+            .map(|p| format!("    probe-paths: {{{m}: {m}/{p}}}\n", m = mnt.arg()))
+            .unwrap_or_default();
+        std::fs::write(
+            &cfg,
+            format!(
+                "devices:\n  - path: /dev/watchdog0\n    timeout: 10s\ninterval: 1s\nchecks:\n  \
+                 - kind: writable\n    label: tmp\n    mounts: [{}]\n{paths}    every: 1s\n    \
+                 deadline: 2s\n",
+                mnt.arg()
+            ),
+        )
+        .unwrap();
+    };
+    let check = || {
+        let t = Instant::now();
+        let o = run(&["check", "-c", cfg.to_str().unwrap()]);
+        assert!(t.elapsed() < Duration::from_secs(10), "wdfeed check hung");
+        stdout(&o)
+    };
+    config(None);
+    for plant in [
+        vec!["mkfifo", ".wdfeed"],
+        vec!["ln", "-s", victim.to_str().unwrap(), ".wdfeed"],
+        vec!["mkdir", ".wdfeed"],
+    ] {
+        let _ = std::fs::remove_file(mnt.0.join(".wdfeed"));
+        let _ = std::fs::remove_dir_all(mnt.0.join(".wdfeed"));
+        let mut args = plant.clone();
+        let last = args.pop().unwrap();
+        let target = mnt.0.join(last);
+        args.push(target.to_str().unwrap());
+        nobody(&args);
+        let out = check();
+        assert!(
+            out.contains(&format!(
+                "{} is writable by every user (mode 1777)",
+                mnt.arg()
+            )),
+            "{plant:?}: {out}"
+        );
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n");
+    }
+    // A root-only directory on that tmpfs: fine, whatever uid 65534 puts beside it.
+    std::fs::create_dir(mnt.0.join("admin")).unwrap();
+    std::fs::set_permissions(
+        mnt.0.join("admin"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    config(Some("admin/wdfeed/probe"));
+    let out = check();
+    assert!(out.contains("healthy: 1 of 1 checks passed"), "{out}");
+    assert!(out.contains("probe"), "{out}");
+    drop(mnt);
+}
