@@ -65,6 +65,9 @@ started=$(journalctl -q -b -o short-monotonic --no-pager | grep -m1 "Started wdf
 awk -v a="$armed" -v s="$started" 'BEGIN {{ exit !(a <= s) }}' || fail "systemd saw READY ($started) before wdfeed armed ($armed)"
 note "armed at $armed s, systemd's Started at $started s (monotonic)"
 wdfeed status | sed 's/^/status: /' > /dev/console
+pid=$(main_pid wdfeed.service)
+[ "$(readlink /proc/$pid/ns/mnt)" != "$(readlink /proc/1/ns/mnt)" ] || fail "wdfeed runs in PID 1's mount namespace: is PrivateMounts= still in the unit?"
+note "wdfeed (pid $pid) runs in a mount namespace of its own (PrivateMounts=yes and the unit's other sandboxing)"
 
 # DRBD r0 on vdb, Primary alone (its peer never answers)
 drbdadm -- --force create-md r0 > /tmp/drbd.log 2>&1 || fail "drbdadm create-md: $(tail -n 3 /tmp/drbd.log)"
@@ -78,6 +81,8 @@ wait_log "check active.*drbd-primary r0" 10 || fail "the drbd check never turned
 # with the device held open), promote again.
 busy=0
 i=0
+before=$(wdfeed_log | wc -l)
+t0=$(up)
 while [ $i -lt {CYCLES} ]; do
     i=$((i + 1))
     mount -t ext4 /dev/drbd0 /srv/data || fail "cycle $i: mount /dev/drbd0"
@@ -91,9 +96,10 @@ while [ $i -lt {CYCLES} ]; do
     drbdadm secondary r0 > /tmp/sec.err 2>&1 || fail "cycle $i: drbdadm secondary after the unmount: $(tail -n 2 /tmp/sec.err)"
     drbdadm primary r0 > /tmp/pri.err 2>&1 || fail "cycle $i: drbdadm primary: $(tail -n 2 /tmp/pri.err)"
 done
+took=$(echo "$(up) $t0" | awk '{{printf "%.1f", $1 - $2}}')
 active=$(wdfeed_log | grep -c "check active.*when=mounted /srv/data")
-note "{CYCLES} cycles of mount, umount, drbdadm secondary, primary: every one succeeded; umount refused at the first attempt $busy times; the data check turned active $active times"
-wdfeed_log | grep -E "check failed|fencing" > /tmp/bad && fail "wdfeed failed a check during the cycles: $(head -n 1 /tmp/bad)"
+note "{CYCLES} cycles of mount, umount, drbdadm secondary, primary in $took s: every one succeeded; umount refused at the first attempt $busy times; the data check turned active $active times"
+wdfeed_log | tail -n +$((before + 1)) | grep -E "check failed|fencing|missed its deadline" > /tmp/bad && fail "wdfeed failed a check during the cycles: $(head -n 1 /tmp/bad)"
 
 # systemctl restart: a new wdfeed arms again; the VM stays up through it.
 mount -t ext4 /dev/drbd0 /srv/data || fail "mount /dev/drbd0"
