@@ -123,6 +123,55 @@ note "systemctl stop: inactive, exit status 0, disarmed"
 done_case
 """
 
+FLOOD_CONFIG = f"""\
+devices:
+  - path: /dev/watchdog0
+    timeout: {TIMEOUT_S}s
+interval: 1s
+fence:
+  mode: watchdog
+  kill: [fakehb]
+  stall-threshold: 4s
+checks:
+  - kind: process
+    name: fakehb
+    every: 1s
+    deadline: 2s
+"""
+
+FLOOD_SECONDS = 15
+
+FLOOD_CASE = f"""\
+/usr/local/bin/fakehb &
+hb=$!
+wait_state wdfeed.service active 60
+pid=$(main_pid wdfeed.service)
+note "wdfeed.service active (pid $pid)"
+# PID 1's notify socket, flooded by two writers of root's and two of nobody's (any local user
+# may write it): its queue stays full, so most of wdfeed's WATCHDOG=1 find no room.
+/usr/local/bin/notify-flood 2 0 2>/dev/console &
+/usr/local/bin/notify-flood 2 65534 2>/dev/console &
+note "flood started: 4 writers on /run/systemd/notify, 2 of them uid 65534"
+sleep {FLOOD_SECONDS}
+wait_log "notifications are dropped" 5 || fail "the flood never filled the queue: wdfeed dropped no notification"
+wdfeed_log | grep -E "fencing|check failed|missed its deadline" > /tmp/bad && fail "during the flood: $(head -n 1 /tmp/bad)"
+[ "$(main_pid wdfeed.service)" = "$pid" ] || fail "wdfeed was restarted during the flood"
+json=$(wdfeed status --format json)
+max=$(echo "$json" | grep -o '"max_us": *[0-9]*' | grep -o '[0-9]*$')
+p99=$(echo "$json" | grep -o '"p99_us": *[0-9]*' | grep -o '[0-9]*$')
+n=$(echo "$json" | grep -o '"wakeups": *[0-9]*' | grep -o '[0-9]*$')
+[ -n "$max" ] || fail "no lateness in wdfeed status: $(echo "$json" | head -c 200)"
+# The stall threshold is 4 s: a feeder held up for seconds would fence a node that never froze.
+[ "$max" -lt 1000000 ] || fail "the feeder woke up $max us late during the flood"
+note "{FLOOD_SECONDS} s of flood: $n wake-ups, the latest $max us late (p99 $p99 us), no check failed, no fence, same pid"
+# A fault under the flood: the fence comes on time, and the hardware resets the node.
+mark "fault heartbeat-stop under the flood"
+kill -STOP $hb
+wait_log "fencing check=process" 10 || fail "no fence within 10 s of the fault, under the flood"
+note "$(wdfeed_log | grep -m1 'fencing check=' | cut -c1-160)"
+done_case
+"""
+
 SCENARIOS = {
     s.name: s for s in [
         Scenario(
@@ -133,6 +182,23 @@ SCENARIOS = {
             "runs; systemctl restart and stop",
             UNIT_CASE, UNIT_CONFIG,
             stay_up_s=3 * TIMEOUT_S,
+        ),
+        Scenario(
+            "notify-flood",
+            "systemd as PID 1, wdfeed from the shipped unit (WatchdogSec=20s), and PID 1's "
+            "notify socket flooded by four writers (two of uid 65534) so that its queue stays "
+            f"full for {FLOOD_SECONDS} s: wdfeed drops the notifications that find no room "
+            "and says so, its feeder keeps its rhythm (latest wake-up under 1 s late, no "
+            "freeze-guard fence, no restart); then the fake heartbeat is stopped under the "
+            "flood: wdfeed fences, and the watchdog resets the node within the bound",
+            FLOOD_CASE, FLOOD_CONFIG,
+            programs=(("/usr/local/bin/notify-flood", "systemd/notify-flood.c"),),
+            # PID 1 warns of every datagram from a pid it knows no unit of: keep the console
+            # (the host's only window) readable.
+            files=(("/etc/systemd/journald.conf.d/ratelimit.conf",
+                    "[Journal]\nRateLimitIntervalSec=1s\nRateLimitBurst=20\n", 0o644),),
+            reset_after=r"VMTEST: fault heartbeat-stop under the flood",
+            limit_s=200,
         ),
     ]
 }

@@ -72,6 +72,10 @@ class Scenario:
     data_mb: int = 64          # vdb; its ext4 leaves the last MiB for DRBD's meta data
     limit_s: int = 300         # from QEMU's start to the script's `done`
     stay_up_s: int = 0         # after `done` the VM must stay up this long
+    programs: tuple = ()       # ((path on the root, C source under tests/vm/guest), ...):
+                               # helpers built on the host (cc -static) for the case
+    reset_after: str = ""      # after `done` the VM must be reset by the watchdog within
+                               # wdfeed's bound + slack of the VMTEST line matching this
 
 
 _build_lock = threading.Lock()
@@ -217,8 +221,25 @@ def case_archive(ctx, scen, path):
     cpio.file("case-root/usr/local/lib/vmtest/case.sh", scen.case, 0o644)
     for p, text, mode in scen.files:
         cpio.file("case-root/" + p.lstrip("/"), text, mode)
+    for p, source in scen.programs:
+        cpio.copy("case-root/" + p.lstrip("/"), build_program(source), 0o755)
     with open(path, "wb") as f:
         f.write(cpio.finish())
+
+
+def build_program(source):
+    """A static build of a C helper under tests/vm/guest, cached by its source's digest."""
+    src = os.path.join(assets.VMDIR, "guest", source)
+    with open(src, "rb") as f:
+        digest = hashlib.sha256(f.read()).hexdigest()[:16]
+    out = os.path.join(assets.CACHE, f"{os.path.basename(source)}-{digest}.bin")
+    if not os.path.exists(out):
+        tmp = out + ".tmp"
+        r = subprocess.run(["cc", "-O2", "-static", "-o", tmp, src], capture_output=True, text=True)
+        if r.returncode != 0:
+            raise assets.SetupError(f"cannot build {source} (cc -static; gcc and libc6-dev): {r.stderr.strip()[:300]}")
+        os.replace(tmp, out)
+    return out
 
 
 def prepare(ctx):
@@ -283,6 +304,25 @@ def drive(guest, scen, res):
         res.reason = m.string.split("VMTEST: ", 1)[1].strip()
         gone = guest.wait_outcome(0)
         res.outcome = gone[1] if gone else "up"
+        return
+    if scen.reset_after:
+        fault = guest.first_line(scen.reset_after)
+        if fault is None:
+            res.reason = f"no VMTEST line matches /{scen.reset_after}/"
+            return
+        limit = res.bound + cases.slack(res.bound)
+        gone = guest.wait_outcome(max(0.0, fault[0] + limit - time.monotonic()) + 5)
+        if gone is None:
+            res.outcome = "up"
+            res.reason = f"no reset within {limit:.1f}s (B + slack) of the fault"
+            return
+        res.outcome = gone[1]
+        after = gone[0] - fault[0]
+        res.notes.append(f"reset {after:.2f}s after the fault ({gone[2]}), bound {res.bound:.1f}s")
+        if after > limit:
+            res.reason = f"the reset came {after:.2f}s after the fault, over B + slack {limit:.2f}s"
+            return
+        res.ok = True
         return
     gone = guest.wait_outcome(scen.stay_up_s)
     if gone is not None:
