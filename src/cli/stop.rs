@@ -3,7 +3,7 @@
 //! file; the devices stay armed and the fence record stays, so the node still resets and no
 //! wdfeed arms again in this boot.
 //!
-//! `wdfeed rejoin-now` ends a rejoin delay in progress: SIGUSR2 to the same pid.
+//! `wdfeed rejoin-now` ends a rejoin delay or hold in progress: SIGUSR2 to the same pid.
 
 use std::path::Path;
 
@@ -56,12 +56,12 @@ pub fn run(status_file: &Path, fenced: bool) -> Result<(), Failure> {
     Ok(())
 }
 
-/// `wdfeed rejoin-now`: SIGUSR2 to a wdfeed in state `rejoin-wait`.
+/// `wdfeed rejoin-now`: SIGUSR2 to a wdfeed in state `rejoin-wait` or `rejoin-hold`.
 pub fn rejoin_now(status_file: &Path) -> Result<(), Failure> {
     let s = status::read(status_file).map_err(Failure::runtime)?;
-    if s.state != "rejoin-wait" {
+    if s.state != "rejoin-wait" && s.state != "rejoin-hold" {
         return Err(Failure::runtime(format!(
-            "wdfeed pid {} holds no rejoin delay (state {} in {}): nothing to end",
+            "wdfeed pid {} holds no rejoin delay or hold (state {} in {}): nothing to end",
             s.pid,
             s.state,
             status_file.display()
@@ -75,7 +75,7 @@ pub fn rejoin_now(status_file: &Path) -> Result<(), Failure> {
             e.desc()
         ))
     })?;
-    outln!("sent SIGUSR2 to wdfeed pid {pid}: the rejoin delay ends now and READY=1 goes; units ordered after wdfeed (the cluster stack) start");
+    outln!("sent SIGUSR2 to wdfeed pid {pid}: the rejoin {} ends now and READY=1 goes; units ordered after wdfeed (the cluster stack) start", if s.state == "rejoin-hold" { "hold" } else { "delay" });
     Ok(())
 }
 

@@ -18,6 +18,7 @@ struct Rig {
     checks: Vec<Arc<CheckHandle>>,
     clock: FakeClock,
     stops_on_close: Vec<String>,
+    operator: Operator,
 }
 
 fn rig(dry_run: bool) -> Rig {
@@ -58,6 +59,7 @@ fn rig(dry_run: bool) -> Rig {
         checks: vec![handle],
         clock: FakeClock::new(S(100)),
         stops_on_close: vec![],
+        operator: Operator::default(),
     }
 }
 
@@ -71,6 +73,7 @@ impl Rig {
             checks: &self.checks,
             clock: &self.clock,
             stops_on_close: &self.stops_on_close,
+            operator: &self.operator,
         }
     }
 }

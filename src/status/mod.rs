@@ -58,6 +58,56 @@ pub struct Status {
     /// While READY=1 waits for the rejoin delay (state `rejoin-wait`).
     #[serde(default)]
     pub rejoin: Option<RejoinStatus>,
+    /// While READY=1 is held until `wdfeed rejoin-now` (state `rejoin-hold`).
+    #[serde(default)]
+    pub hold: Option<HoldStatus>,
+    /// A maintenance pause in progress (`wdfeed pause`).
+    #[serde(default)]
+    pub pause: Option<PauseStatus>,
+    /// The fence budget, and the boots that ended armed in a row when wdfeed started.
+    #[serde(default)]
+    pub budget: Option<BudgetStatus>,
+}
+
+/// READY=1 held until an operator says `wdfeed rejoin-now`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HoldStatus {
+    /// `fence-budget` or `kernel-command-line`.
+    pub by: String,
+    /// Why, with the times of the fences.
+    pub why: String,
+}
+
+/// A maintenance pause in progress: failing checks do not fence until it ends.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PauseStatus {
+    /// Who asked (SO_PEERCRED of the request).
+    pub uid: u32,
+    pub pid: i32,
+    pub reason: String,
+    /// When it began, CLOCK_BOOTTIME seconds.
+    pub since_s: f64,
+    /// Seconds until it ends by itself.
+    pub left_s: f64,
+}
+
+/// The fence budget (`rejoin-budget`) and the row it counted at start-up.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BudgetStatus {
+    /// Boots in a row that ended armed before READY=1 is held (0: off).
+    pub fences: u32,
+    pub within_s: f64,
+    /// The boots that ended armed in a row within the window, oldest first.
+    pub recent: Vec<EndedBoot>,
+}
+
+/// One boot that ended armed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EndedBoot {
+    /// Seconds since the epoch: the fence's time, or when the next boot found it.
+    pub at: u64,
+    pub boot: String,
+    pub what: String,
 }
 
 /// The rejoin delay in progress: armed and petting, READY=1 held back.
@@ -171,8 +221,23 @@ impl Status {
                 )
             })
             .unwrap_or_default();
+        let hold = self
+            .hold
+            .as_ref()
+            .map(|h| format!(", READY=1 held ({}) until `wdfeed rejoin-now`", h.by))
+            .unwrap_or_default();
+        let pause = self
+            .pause
+            .as_ref()
+            .map(|p| {
+                format!(
+                    ", PAUSED by uid {} for {:.0} s more: {}",
+                    p.uid, p.left_s, p.reason
+                )
+            })
+            .unwrap_or_default();
         format!(
-            "{}: {healthy}/{} checks healthy, {pet}, fence bound {:.1} s{wait}",
+            "{}: {healthy}/{} checks healthy, {pet}, fence bound {:.1} s{wait}{hold}{pause}",
             self.state,
             self.checks.len(),
             self.bound_s
@@ -236,6 +301,9 @@ mod tests {
             version: "0.0.0".into(),
             textfile: None,
             rejoin: None,
+            hold: None,
+            pause: None,
+            budget: None,
         }
     }
 

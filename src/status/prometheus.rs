@@ -6,6 +6,8 @@ use std::fmt::Write;
 
 use super::Status;
 
+mod operator;
+
 /// The metrics of `s`, one family after another, each with its HELP and TYPE lines.
 pub fn render(s: &Status) -> String {
     let mut out = Out(String::with_capacity(4096));
@@ -50,6 +52,7 @@ pub fn render(s: &Status) -> String {
         &[],
         s.rejoin.as_ref().map_or(0.0, |r| r.wait_left_s),
     );
+    operator::render(&mut out, s);
 
     out.family(
         "wdfeed_check_healthy",

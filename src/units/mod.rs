@@ -5,5 +5,5 @@
 mod duration;
 mod size;
 
-pub use duration::{format_duration, HumanDuration};
+pub use duration::{format_duration, parse_duration, HumanDuration};
 pub use size::{format_size, HumanSize};
