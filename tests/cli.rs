@@ -392,7 +392,7 @@ fn status_shows_the_running_daemon_and_its_checks() {
 }
 
 #[test]
-fn the_command_line_is_public_for_man_pages_and_has_eight_commands() {
+fn the_command_line_is_public_for_man_pages_and_has_eleven_commands() {
     let cmd = <wdfeed::cli::Cli as clap::CommandFactory>::command();
     let mut names: Vec<&str> = cmd.get_subcommands().map(|c| c.get_name()).collect();
     names.sort_unstable();
@@ -401,8 +401,11 @@ fn the_command_line_is_public_for_man_pages_and_has_eight_commands() {
         [
             "check",
             "doctor",
+            "fence",
             "info",
+            "pause",
             "rejoin-now",
+            "resume",
             "run",
             "status",
             "stop",
