@@ -183,3 +183,23 @@ fn sigterm_right_after_a_revocation_does_not_stop() {
     assert!(matches!(exit, Exit::DeviceLost { .. }), "{exit:?}");
     assert!(!stopped, "the feeder was not stopped");
 }
+
+#[test]
+fn a_stop_during_a_pause_with_a_failing_check_is_refused_and_says_the_pause_ends_in_a_fence() {
+    let r = rig(false);
+    // the lease (until 1000 s) ran out during the pause, which lasts until 3000 s
+    r.clock.set(S(2000));
+    r.operator.set_pause_until(S(3000));
+    let why = stop_refusal(&r.watch()).expect("refused");
+    assert!(
+        why.starts_with("not stopping: check process heartbeat holds no valid lease"),
+        "{why}"
+    );
+    assert!(
+        why.contains("a maintenance pause is in progress: wdfeed fences when it ends"),
+        "{why}"
+    );
+    let (exit, stopped) = steady_with(&r, &[Signal::SIGTERM]);
+    assert!(matches!(exit, Exit::DeviceLost { .. }), "{exit:?}");
+    assert!(!stopped);
+}

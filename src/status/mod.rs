@@ -344,6 +344,33 @@ mod tests {
     }
 
     #[test]
+    fn summary_names_a_pause_and_a_hold() {
+        let mut s = sample();
+        s.pause = Some(PauseStatus {
+            uid: 0,
+            pid: 77,
+            reason: "heartbeat upgrade".into(),
+            since_s: 90.0,
+            left_s: 540.4,
+        });
+        s.hold = Some(HoldStatus {
+            by: "fence-budget".into(),
+            why: "fence budget spent".into(),
+        });
+        assert!(
+            s.summary().ends_with(
+                ", READY=1 held (fence-budget) until `wdfeed rejoin-now`, PAUSED by uid 0 for 540 s more: heartbeat upgrade"
+            ),
+            "{}",
+            s.summary()
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("status.json");
+        write(&p, &s).unwrap();
+        assert_eq!(read(&p).unwrap(), s, "the new fields read back");
+    }
+
+    #[test]
     fn a_missing_or_broken_file_is_explained() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("status.json");
