@@ -1,8 +1,10 @@
 //! The persistent state record (/var/lib/wdfeed/state by default): what the last wdfeed of
 //! this host was doing, so that the next boot knows whether the previous one ended with a
-//! device armed. Written only at start-up, at arming and at a clean stop (never on the fence
-//! path), atomically (a temporary file renamed over it, both synced), and always on a
-//! short-lived thread the daemon waits for only so long: a hung disk delays nothing.
+//! device armed. Written at start-up, at arming, at a stop, at `rejoin-now` of a spent fence
+//! budget, and once after a fence (from the status thread, never on the fence path, without
+//! waiting), atomically (a temporary file renamed over it, both synced), and always on a
+//! short-lived thread the daemon waits for only so long: a hung disk delays nothing. Writes
+//! land in the order they were asked for.
 //!
 //! The format, small text:
 //!
