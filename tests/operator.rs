@@ -557,3 +557,36 @@ fn a_flood_of_requests_neither_delays_the_feeder_nor_fences() {
     );
     assert_eq!(status_json(&fx)["pause"], serde_json::Value::Null);
 }
+
+#[test]
+fn a_stopped_or_killed_daemon_leaves_no_one_to_answer_and_the_command_says_so() {
+    let fx = FixtureRoot::new();
+    let cfg = fx.write("w.yaml", &fast_config(""));
+    let mut d = serving(&fx, &cfg);
+    d.signal(nix::libc::SIGTERM);
+    assert_eq!(
+        d.wait(Duration::from_secs(10)),
+        Some(0),
+        "{}",
+        d.transcript()
+    );
+    assert!(
+        !fx.runtime_path().join(SOCKET).exists(),
+        "the exit removes the socket"
+    );
+    let (o, _) = ask(&fx, &["resume"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("no control socket"), "{}", stderr(&o));
+    // A SIGKILL leaves the socket behind: nobody listens on it.
+    let mut d = serving(&fx, &cfg);
+    d.signal(nix::libc::SIGKILL);
+    d.wait(Duration::from_secs(10));
+    assert!(fx.runtime_path().join(SOCKET).exists());
+    let (o, _) = ask(&fx, &["fence", "--reason", "x"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("nobody listens on"), "{}", stderr(&o));
+    // and the next daemon makes it again
+    let _d = serving(&fx, &cfg);
+    let (o, _) = ask(&fx, &["resume"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+}
