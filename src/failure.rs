@@ -27,6 +27,7 @@ impl Failure {
         }
     }
 
+    /// A bad command line (an operator request's duration or reason).
     pub fn usage(message: String) -> Self {
         Failure {
             code: Self::CONFIG,

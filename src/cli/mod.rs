@@ -1,7 +1,7 @@
-//! The command line: `run`, `status`, `check`, `info`, `validate`, `doctor`, and the operator
-//! requests to a running daemon (`fence`, `pause`, `resume`, `rejoin-now`, `stop`). Parsing is clap's;
-//! each command lives in a module of its own and returns a [`Failure`] or success, and [`main`]
-//! turns that into the exit code and prints the error once.
+//! The command line: `run`, `status`, `check`, `info`, `validate`, `stop`, `rejoin-now`,
+//! `doctor`, and the operator requests to a running daemon (`fence`, `pause`, `resume`).
+//! Parsing is clap's; each command lives in a module of its own and returns a [`Failure`] or
+//! success, and [`main`] turns that into the exit code and prints the error once.
 
 /// `print!` to standard output through [`out`]: never panics on a closed or full stdout.
 macro_rules! out {
@@ -19,6 +19,7 @@ mod doctor;
 mod info;
 mod operator;
 pub(crate) mod out;
+mod rejoin_now;
 mod run;
 mod status;
 mod stop;
@@ -220,7 +221,7 @@ pub fn main() -> ExitCode {
             runtime_dir,
         } => operator::pause(&runtime_dir, &length, &reason),
         Command::Resume { runtime_dir } => operator::resume(&runtime_dir),
-        Command::RejoinNow { status_file } => stop::rejoin_now(&status_file),
+        Command::RejoinNow { status_file } => rejoin_now::run(&status_file),
         Command::Stop {
             fenced,
             status_file,
@@ -266,4 +267,14 @@ pub(crate) fn exit(result: Result<(), Failure>) -> ExitCode {
         }
     };
     out::finish(code)
+}
+
+/// The pid a status file names, if it can be a daemon's (not 0, not init).
+fn daemon_pid(status_file: &std::path::Path, pid: u32) -> Result<i32, Failure> {
+    i32::try_from(pid).ok().filter(|p| *p > 1).ok_or_else(|| {
+        Failure::runtime(format!(
+            "{}: pid {pid} is not a daemon's",
+            status_file.display()
+        ))
+    })
 }

@@ -11,6 +11,7 @@ mod entries;
 mod input_rules;
 mod kill_entry;
 mod locate;
+pub(crate) mod notes;
 mod parse;
 pub mod permissions;
 mod raw;
@@ -23,7 +24,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::health::checks::CheckSettings;
-use crate::health::Schedule;
+use crate::health::condition::Condition;
+use crate::health::conditional::Conditional;
+use crate::health::{Check, Schedule};
+use crate::system::Root;
 pub use kill_entry::KillEntry;
 use locate::Location;
 pub use parse::parse;
@@ -82,9 +86,24 @@ pub struct CheckConfig {
     pub name: String,
     pub schedule: Schedule,
     pub settings: CheckSettings,
+    /// `when:`: the check is idle (its lease held) while this does not hold.
+    pub when: Option<Condition>,
 }
 
 impl CheckConfig {
+    /// Prepares the check to run on the node seen through `root`. A check with `when:` is
+    /// prepared anew each time its condition turns true, so here it only gets its watcher.
+    pub fn build(&self, root: &Root) -> Result<Box<dyn Check>, String> {
+        match &self.when {
+            None => self.settings.build(root),
+            Some(c) => Ok(Box::new(Conditional::new(
+                c.clone(),
+                self.settings.clone(),
+                root,
+            ))),
+        }
+    }
+
     /// The longest a fault can go unseen by this check before its lease is gone: the time
     /// the fault takes to become visible to a run, rounded up to whole `every` periods
     /// (runs come only every `every`, and a D state or a stuck queue is timed from the
@@ -92,17 +111,6 @@ impl CheckConfig {
     pub fn worst_detection(&self) -> Duration {
         self.schedule.in_whole_periods(self.settings.time_to_see())
             + self.schedule.worst_detection()
-    }
-}
-
-impl Config {
-    /// The shortest device timeout: the one every rule about petting must respect.
-    pub fn min_timeout(&self) -> Duration {
-        self.devices
-            .iter()
-            .map(|d| d.timeout)
-            .min()
-            .unwrap_or(DEFAULT_TIMEOUT)
     }
 }
 
@@ -203,6 +211,7 @@ pub fn load(path: Option<&Path>) -> Result<Loaded, ConfigError> {
         }
         warnings.extend(v.warnings);
     }
+    warnings.extend(notes::warnings(&config));
     if config.checks.is_empty() {
         warnings.push(
             "no checks configured: wdfeed pets while it runs and only its freeze guard can fence"

@@ -378,6 +378,18 @@ fn checks(
             };
             push(problems, k, p.message);
         }
+        let when = common.when.as_ref().and_then(|v| {
+            crate::health::condition::parse(v)
+                .map_err(|p| {
+                    let k = if p.key.is_empty() {
+                        key("when")
+                    } else {
+                        key(&format!("when.{}", p.key))
+                    };
+                    push(problems, k, p.message);
+                })
+                .ok()
+        });
         let name = common.label.unwrap_or_else(|| settings.label());
         if !names.insert(name.clone()) {
             push(
@@ -394,6 +406,7 @@ fn checks(
                 tolerance,
             },
             settings,
+            when,
         });
     }
     checks

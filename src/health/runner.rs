@@ -22,6 +22,8 @@ pub type NamedCheck = (String, Schedule, Box<dyn Check>);
 pub struct CheckHandle {
     pub name: String,
     pub schedule: Schedule,
+    /// The condition the check follows (`when:`), as written.
+    pub when: Option<String>,
     last: Mutex<Option<LastRun>>,
     /// The last run again, for the fence: readable without a lock or an allocation.
     note: RunNote,
@@ -36,6 +38,7 @@ impl CheckHandle {
         CheckHandle {
             name,
             schedule,
+            when: None,
             last: Mutex::new(None),
             note: RunNote::default(),
         }
@@ -127,7 +130,10 @@ impl Runner {
         let stop = Arc::new(AtomicBool::new(false));
         let mut handles = Vec::with_capacity(checks.len());
         for (index, (name, schedule, check)) in checks.into_iter().enumerate() {
-            let handle = Arc::new(CheckHandle::new(name, schedule));
+            let handle = Arc::new(CheckHandle {
+                when: check.condition(),
+                ..CheckHandle::new(name, schedule)
+            });
             let ctx = Loop {
                 index,
                 handle: Arc::clone(&handle),
@@ -179,6 +185,7 @@ impl Loop {
         let schedule = self.handle.schedule;
         let mut failures: u32 = 0;
         let mut was_healthy: Option<bool> = None;
+        let mut was_idle: Option<bool> = None;
         while !self.stop.load(Ordering::SeqCst) {
             let started = self.clock.now();
             let verdict = check.run(started);
@@ -203,7 +210,9 @@ impl Loop {
             }
             // Logged last: a log that blocks (a wedged journald) must not hold the lease.
             log_transition(&self.handle.name, was_healthy, &run, &schedule);
+            log_idle(&self.handle, was_idle, &run);
             was_healthy = Some(passed);
+            was_idle = Some(run.verdict.idle);
             let next = started + schedule.every;
             let now = self.clock.now();
             if next > now {
@@ -231,6 +240,22 @@ fn log_transition(name: &str, was: Option<bool>, run: &LastRun, schedule: &Sched
             deadline_ms = millis(schedule.deadline), "check missed its deadline");
     } else {
         tracing::warn!(check = %name, %evidence, "check failed");
+    }
+}
+
+/// A check that follows a condition says when it turns idle or active (first run included).
+fn log_idle(handle: &CheckHandle, was_idle: Option<bool>, run: &LastRun) {
+    let Some(when) = &handle.when else { return };
+    let idle = run.verdict.idle;
+    if was_idle == Some(idle) {
+        return;
+    }
+    let name = &handle.name;
+    if idle {
+        let reason = run.verdict.evidence.as_str();
+        tracing::info!(check = %name, %when, %reason, "check idle: its condition does not hold");
+    } else {
+        tracing::info!(check = %name, %when, "check active: its condition holds");
     }
 }
 
@@ -262,20 +287,11 @@ pub fn run_once(mut check: Box<dyn Check>, now: Duration, deadline: Duration) ->
     }
     match rx.recv_timeout(deadline) {
         Ok((v, check)) => {
-            let elapsed = started.elapsed();
-            let verdict = if elapsed > deadline {
-                Verdict::unhealthy(format!(
-                    "{} (took {} ms, over the {} ms deadline)",
-                    v.evidence,
-                    elapsed.as_millis(),
-                    deadline.as_millis()
-                ))
-            } else {
-                v
-            };
+            // The pass rule is LastRun's, as for the daemon's runs.
+            let run = LastRun::judge(v, Duration::ZERO, started.elapsed(), deadline, 0);
             Once {
-                verdict,
-                elapsed,
+                verdict: run.counted_verdict(deadline),
+                elapsed: run.elapsed,
                 check: Some(check),
             }
         }

@@ -1,8 +1,10 @@
 //! The node as the daemon sees it: the filesystem view ([`root`]), readers of `/proc` and
 //! `/sys`, and process hardening.
 
+pub(crate) mod addresses;
 pub(crate) mod blockdev;
 pub(crate) mod diskstats;
+pub(crate) mod drbd;
 pub(crate) mod ext4;
 pub(crate) mod hardening;
 pub(crate) mod loadavg;

@@ -29,7 +29,7 @@ use crate::units::HumanDuration;
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Settings {
     /// Disks by kernel name (`vda`, `sda`, `nvme0n1`, `dm-0`; `/dev/` may be written before it).
-    /// Default: every disk under /sys/block except loop, ram and zram devices.
+    /// Default: every disk under /sys/block except [`LEFT_OUT`].
     #[serde(default)]
     pub devices: Option<Vec<String>>,
     /// How long requests may sit in flight with no completion before the disk counts as stuck.
@@ -107,9 +107,19 @@ impl CheckKind for Settings {
     }
 }
 
+/// What the default device list leaves out, in the operator's words.
+pub const LEFT_OUT: &str = "loop, ram and zram (backed by files and memory), drbd and nbd \
+    (their I/O waits on the peer or the server: a frozen peer must not fence this node) and \
+    devices stacked on drbd or nbd (LVM on DRBD)";
+
 /// `/dev/sda` → `sda`.
-fn kernel_name(d: &str) -> &str {
+pub fn kernel_name(d: &str) -> &str {
     d.strip_prefix("/dev/").unwrap_or(d)
+}
+
+/// A DRBD device's kernel name (`drbd0`).
+pub fn is_drbd(name: &str) -> bool {
+    name.starts_with("drbd") && blockdev::is_network_backed(name)
 }
 
 /// What one disk looks like at one moment.
@@ -211,7 +221,11 @@ impl BlockIo {
             None => Ok(blockdev::disks(&self.root)
                 .map_err(|e| format!("cannot list disks: {e}"))?
                 .into_iter()
-                .filter(|d| !blockdev::is_memory_or_loop(d))
+                .filter(|d| {
+                    !blockdev::is_memory_or_loop(d)
+                        && !blockdev::is_network_backed(d)
+                        && !blockdev::stacked_on_network(&self.root, d)
+                })
                 .collect()),
         }
     }

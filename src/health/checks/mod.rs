@@ -12,6 +12,7 @@
 
 pub mod block_io;
 pub mod command;
+pub mod drbd;
 pub mod load;
 pub mod memory;
 pub mod process;
@@ -209,6 +210,7 @@ registry! {
     Load => load::Settings,
     Memory => memory::Settings,
     Command => command::Settings,
+    Drbd => drbd::Settings,
 }
 
 #[cfg(test)]
@@ -220,13 +222,14 @@ mod tests {
     }
 
     /// The smallest valid keys for each kind.
-    const MINIMAL: [(&str, &str); 6] = [
+    const MINIMAL: [(&str, &str); 7] = [
         ("writable", "{}"),
         ("block-io", "{}"),
         ("process", "name: corosync"),
         ("load", "max-load-1: 24"),
         ("memory", "min-available: 256MiB"),
         ("command", "argv: [/bin/true]"),
+        ("drbd", "{}"),
     ];
 
     #[test]
