@@ -35,8 +35,7 @@ use crate::config::{self, Config};
 use crate::device::DeviceError;
 use crate::feeder::{Exit, Feeder, Timing};
 use crate::fence::{
-    Fence, FenceReason, Fencer, HandoverFile, Isolator, KernelLog, KillList, Latch, Operator,
-    Plan,
+    Fence, FenceReason, Fencer, HandoverFile, Isolator, KernelLog, KillList, Latch, Operator, Plan,
 };
 use crate::health::lease::LeaseTable;
 use crate::health::runner::{CheckHandle, Runner};
