@@ -80,9 +80,10 @@ fn ask(runtime_dir: &Path, ask: Ask) -> Result<(), Failure> {
     // block, and the command must answer in time whatever the daemon does.
     let (tx, rx) = mpsc::channel();
     let p = path.clone();
-    std::thread::spawn(move || {
+    crate::system::threads::spawn("control-request", move || {
         let _ = tx.send(exchange(&p, &request));
-    });
+    })
+    .map_err(|e| Failure::runtime(format!("cannot start a thread for the request: {e}")))?;
     let answer = match rx.recv_timeout(wire::ANSWER_WITHIN) {
         Ok(r) => r?,
         Err(_) => {

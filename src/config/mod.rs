@@ -240,49 +240,22 @@ fn read(path: &Path) -> Result<String, ConfigError> {
 }
 
 /// Reads the config: a regular file only (a FIFO or device would hang or never end), opened
-/// without blocking, at most [`MAX_CONFIG_BYTES`].
+/// without blocking, at most [`MAX_CONFIG_BYTES`]. A symlink is followed (a config managed
+/// elsewhere and linked into /etc is common); the permission rules judge what it points at.
 fn read_regular_file(path: &Path) -> Result<String, String> {
-    use std::io::Read;
-    use std::os::unix::fs::OpenOptionsExt;
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
-        .open(path)
-        .map_err(|e| {
-            let hint = match e.kind() {
-                std::io::ErrorKind::NotFound => {
-                    " (check the path; without -c wdfeed uses /etc/wdfeed/watchdog.yaml or its embedded default)"
-                }
-                std::io::ErrorKind::PermissionDenied => " (run as root or make the file readable)",
-                _ => "",
-            };
-            format!("cannot read the config: {e}{hint}")
-        })?;
-    let meta = file
-        .metadata()
-        .map_err(|e| format!("cannot read the config: {e}"))?;
-    if !meta.is_file() {
-        return Err(
-            "the config is not a regular file (a FIFO, device or directory): give the path of a YAML file"
-                .into(),
-        );
-    }
-    if meta.len() > MAX_CONFIG_BYTES {
-        return Err(format!(
-            "the config is {} bytes, over the limit of {MAX_CONFIG_BYTES}: give the path of a watchdog.yaml",
-            meta.len()
-        ));
-    }
-    let mut text = String::new();
-    file.take(MAX_CONFIG_BYTES + 1)
-        .read_to_string(&mut text)
-        .map_err(|e| format!("cannot read the config: {e}"))?;
-    if text.len() as u64 > MAX_CONFIG_BYTES {
-        return Err(format!(
-            "the config grew over the limit of {MAX_CONFIG_BYTES} bytes while being read"
-        ));
-    }
-    Ok(text)
+    use crate::system::io::{read_capped, Links, ReadError};
+    read_capped(path, MAX_CONFIG_BYTES, Links::Follow).map_err(|e| match e {
+        ReadError::NotFound => "cannot read the config: No such file or directory (os error 2) (check the path; without -c wdfeed uses /etc/wdfeed/watchdog.yaml or its embedded default)".to_string(),
+        ReadError::Io(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            format!("cannot read the config: {e} (run as root or make the file readable)")
+        }
+        ReadError::Io(e) => format!("cannot read the config: {e}"),
+        ReadError::NotRegular => "the config is not a regular file (a FIFO, device or directory): give the path of a YAML file".into(),
+        ReadError::TooBig(max) => format!(
+            "the config is over the limit of {max} bytes: give the path of a watchdog.yaml"
+        ),
+        ReadError::Symlink => "the config path loops through symbolic links (ELOOP): give the path of a YAML file".into(),
+    })
 }
 
 #[cfg(test)]

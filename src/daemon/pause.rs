@@ -20,7 +20,6 @@
 //! ```
 
 use std::fs;
-use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -30,6 +29,7 @@ use crate::fence::Operator;
 use crate::health::lease::LeaseTable;
 use crate::health::runner::CheckHandle;
 use crate::status::PauseStatus;
+use crate::system::io::{read_capped, write_atomically, Durability, Links, ReadError};
 use crate::units::format_duration;
 
 /// The file's name in the runtime directory.
@@ -149,13 +149,14 @@ impl PauseBook {
         let Some((path, boot)) = &self.file else {
             return;
         };
-        let text = match fs::read(path) {
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return,
+        let text = match read_capped(path, 4096, Links::Refuse) {
+            Err(ReadError::NotFound) => return,
             Err(e) => {
-                tracing::warn!(file = %path.display(), "cannot read the pause of this boot: {e}; no pause");
+                tracing::warn!(file = %path.display(), "cannot read the pause of this boot ({e:?}): no pause; removed");
+                let _ = fs::remove_file(path);
                 return;
             }
-            Ok(t) => String::from_utf8_lossy(&t[..t.len().min(4096)]).into_owned(),
+            Ok(t) => t,
         };
         match Pause::parse(&text, boot) {
             Ok(Some(p)) if p.until > now => {
@@ -251,7 +252,8 @@ impl PauseBook {
         };
         self.operator.set_pause_until(pause.until);
         if let Some((path, boot)) = &self.file {
-            if let Err(e) = write_atomically(path, &pause.to_text(boot)) {
+            let text = pause.to_text(boot);
+            if let Err(e) = write_atomically(path, text.as_bytes(), 0o600, Durability::Unsynced) {
                 tracing::warn!(file = %path.display(), "cannot keep the pause on tmpfs: {e}; a restart of wdfeed would drop it");
             }
         }
@@ -326,14 +328,6 @@ impl PauseBook {
             left_s: crate::status::secs(until.saturating_sub(now)),
         })
     }
-}
-
-/// Writes `text` to `path` through a temporary file renamed over it.
-fn write_atomically(path: &Path, text: &str) -> io::Result<()> {
-    let tmp = path.with_extension("tmp");
-    let _ = fs::remove_file(&tmp);
-    fs::write(&tmp, text)?;
-    fs::rename(&tmp, path)
 }
 
 #[cfg(test)]

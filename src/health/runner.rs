@@ -4,7 +4,6 @@
 //! never blocks anything: its lease runs out and the feeder sees it.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
@@ -142,15 +141,16 @@ impl Runner {
                 stop: Arc::clone(&stop),
                 wake: wake.clone(),
             };
-            thread::Builder::new()
-                .name(format!("check-{index}"))
-                .stack_size(stack_size)
-                .spawn(move || {
+            crate::system::threads::spawn_with_stack(
+                &format!("check-{index}"),
+                stack_size,
+                move || {
                     if let Some(p) = realtime_priority {
                         crate::system::hardening::realtime(&ctx.handle.name, p);
                     }
                     ctx.run(check)
-                })?;
+                },
+            )?;
             handles.push(handle);
         }
         Ok(Runner { handles, stop })
@@ -270,22 +270,11 @@ pub struct Once {
 /// Runs a check once on a thread of its own and waits at most `deadline` for it: the
 /// `wdfeed check` command. A run that does not answer in time is left behind.
 pub fn run_once(mut check: Box<dyn Check>, now: Duration, deadline: Duration) -> Once {
-    let (tx, rx) = mpsc::channel();
     let started = std::time::Instant::now();
-    let spawned = thread::Builder::new()
-        .name("check-once".into())
-        .spawn(move || {
-            let verdict = check.run(now);
-            let _ = tx.send((verdict, check));
-        });
-    if let Err(e) = spawned {
-        return Once {
-            verdict: Verdict::unhealthy(format!("cannot start a thread: {e}")),
-            elapsed: Duration::ZERO,
-            check: None,
-        };
-    }
-    match rx.recv_timeout(deadline) {
+    match crate::time::deadline::within("check-once", deadline, move || {
+        let verdict = check.run(now);
+        (verdict, check)
+    }) {
         Ok((v, check)) => {
             // The pass rule is LastRun's, as for the daemon's runs.
             let run = LastRun::judge(v, Duration::ZERO, started.elapsed(), deadline, 0);
@@ -295,12 +284,17 @@ pub fn run_once(mut check: Box<dyn Check>, now: Duration, deadline: Duration) ->
                 check: Some(check),
             }
         }
-        Err(_) => Once {
+        Err(crate::time::deadline::Overrun::TimedOut(_)) => Once {
             verdict: Verdict::unhealthy(format!(
                 "no answer within the {} ms deadline (hung?)",
                 deadline.as_millis()
             )),
             elapsed: started.elapsed(),
+            check: None,
+        },
+        Err(e) => Once {
+            verdict: Verdict::unhealthy(format!("cannot run the check: {e}")),
+            elapsed: Duration::ZERO,
             check: None,
         },
     }

@@ -11,10 +11,10 @@
 //! held fence-budget | held kernel-command-line | released
 //! ```
 
-use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
+use crate::system::io::{read_capped, write_atomically, Durability, Links, ReadError};
 use crate::system::{sysfile, Root};
 
 /// The kernel command-line word that holds READY=1.
@@ -62,12 +62,11 @@ pub fn path_in(runtime_dir: &Path) -> PathBuf {
 /// The mark of this boot. A file that names this boot but cannot be read holds (the safe
 /// side: the operator releases it).
 pub fn read(runtime_dir: &Path, boot_id: &str) -> Mark {
-    let bytes = match fs::read(path_in(runtime_dir)) {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Mark::Nothing,
+    let text = match read_capped(&path_in(runtime_dir), 1024, Links::Refuse) {
+        Err(ReadError::NotFound) => return Mark::Nothing,
         Err(_) => return Mark::Held(HoldBy::Budget),
-        Ok(b) => b,
+        Ok(t) => t,
     };
-    let text = String::from_utf8_lossy(&bytes[..bytes.len().min(1024)]).into_owned();
     let mut lines = text.lines();
     if lines.next() != Some(MAGIC) {
         return Mark::Held(HoldBy::Budget);
@@ -94,9 +93,13 @@ pub fn write(runtime_dir: &Path, boot_id: &str, mark: Mark) -> io::Result<()> {
         Mark::Held(by) => format!("held {}", by.word()),
         Mark::Released => "released".into(),
     };
-    let tmp = runtime_dir.join(format!("{FILE_NAME}.tmp"));
-    fs::write(&tmp, format!("{MAGIC}\nboot {boot_id}\n{state}\n"))?;
-    fs::rename(&tmp, path_in(runtime_dir))
+    let text = format!("{MAGIC}\nboot {boot_id}\n{state}\n");
+    write_atomically(
+        &path_in(runtime_dir),
+        text.as_bytes(),
+        0o600,
+        Durability::Unsynced,
+    )
 }
 
 /// Whether the kernel command line (`/proc/cmdline` under `root`) holds the word
@@ -111,6 +114,7 @@ pub fn kernel_word(root: &Root) -> Result<bool, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     const BOOT: &str = "0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0";
     const OTHER: &str = "ffffffff-4f50-6172-8394-a5b6c7d8e9f0";

@@ -3,6 +3,8 @@
 
 #![allow(dead_code, reason = "each test binary uses a different subset")]
 
+pub mod doctor;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -230,6 +232,14 @@ impl Daemon {
             std::thread::sleep(Duration::from_millis(20));
         }
         None
+    }
+
+    /// SIGTERM, then the exit within `limit`, which must be a clean one (exit 0); the
+    /// transcript is shown when it is not.
+    pub fn stop_cleanly(&mut self, limit: Duration) {
+        self.signal(nix::libc::SIGTERM);
+        let code = self.wait(limit);
+        assert_eq!(code, Some(0), "after SIGTERM: {}", self.transcript());
     }
 
     pub fn transcript(&self) -> String {

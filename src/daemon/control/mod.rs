@@ -30,7 +30,6 @@ use wire::{Answer, Ask, Request};
 
 use super::pause::{PauseBook, Refusal};
 use crate::fence::{Fencer, Latch, Operator};
-use crate::system::hardening::THREAD_STACK;
 use crate::time::{Clock, Stopper};
 use crate::units::format_duration;
 
@@ -74,10 +73,7 @@ impl Control {
             }
         };
         let b = Arc::clone(&bound);
-        let spawned = thread::Builder::new()
-            .name("control".into())
-            .stack_size(THREAD_STACK)
-            .spawn(move || serve(&b, &served, &stop));
+        let spawned = crate::system::threads::spawn("control", move || serve(&b, &served, &stop));
         match spawned {
             Ok(_) => {
                 tracing::info!(socket = %bound.path.display(), "operator requests (wdfeed fence, pause, resume) served, root only");

@@ -50,6 +50,15 @@ impl Default for Settings {
     }
 }
 
+/// The shortest `stuck-after`: a request may sit in a busy disk's queue for hundreds of
+/// milliseconds without anything being wrong.
+pub const MIN_STUCK_AFTER: Duration = Duration::from_secs(1);
+
+/// The longest `stuck-after`: ten minutes is well above what the SCSI layer itself waits
+/// (a 30 s command timeout, retried five times); more only delays the fence (it is part of
+/// the fence bound).
+pub const MAX_STUCK_AFTER: Duration = Duration::from_secs(600);
+
 impl CheckKind for Settings {
     const KIND: &'static str = "block-io";
 
@@ -62,8 +71,19 @@ impl CheckKind for Settings {
 
     fn problems(&self) -> Vec<KeyProblem> {
         let mut out = Vec::new();
-        if self.stuck_after.get().is_zero() {
+        let d = self.stuck_after.get();
+        if d.is_zero() {
             out.push(KeyProblem::new("stuck-after", "must be longer than 0s"));
+        } else if !(MIN_STUCK_AFTER..=MAX_STUCK_AFTER).contains(&d) {
+            out.push(KeyProblem::new(
+                "stuck-after",
+                format!(
+                    "{} is outside {}..{}: shorter counts a busy disk as stuck, longer only delays the fence (default 30s)",
+                    crate::units::format_duration(d),
+                    crate::units::format_duration(MIN_STUCK_AFTER),
+                    crate::units::format_duration(MAX_STUCK_AFTER)
+                ),
+            ));
         }
         if let Some(devices) = &self.devices {
             if devices.is_empty() {

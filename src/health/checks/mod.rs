@@ -75,6 +75,50 @@ pub trait CheckKind: DeserializeOwned + Clone + Debug + PartialEq {
     fn own_time_limit(&self) -> Option<(&'static str, Duration)> {
         None
     }
+
+    /// Fills in what defaults to a share of the check's schedule (`command`'s `timeout`,
+    /// from its `deadline`), once the schedule is known.
+    fn settle_defaults(&mut self, schedule: &crate::health::Schedule) {
+        let _ = schedule;
+    }
+}
+
+/// `path` with `.` and `..` worked out and repeated slashes gone, without touching the
+/// filesystem: two spellings of one path compare equal.
+pub fn normalize(path: &std::path::Path) -> std::path::PathBuf {
+    use std::path::{Component, Path, PathBuf};
+    let mut out = PathBuf::new();
+    for part in path.components() {
+        match part {
+            Component::ParentDir => {
+                if out.as_os_str().is_empty() || out.ends_with("..") {
+                    out.push("..");
+                } else if out != Path::new("/") {
+                    out.pop();
+                }
+            }
+            Component::CurDir => {}
+            other => out.push(other.as_os_str()),
+        }
+    }
+    out
+}
+
+/// The problem with a path key that holds a `..` component (the file it names may not be
+/// the one meant), if it does.
+pub fn dotdot_problem(key: &str, path: &std::path::Path) -> Option<KeyProblem> {
+    path.components()
+        .any(|c| c == std::path::Component::ParentDir)
+        .then(|| {
+            KeyProblem::new(
+                key,
+                format!(
+                    "`{}` holds a `..` component: write the path without it, e.g. `{}`",
+                    path.display(),
+                    normalize(path).display()
+                ),
+            )
+        })
 }
 
 /// Deserializes with the path of the failing key kept, so the config layer can locate it.
@@ -126,6 +170,12 @@ macro_rules! registry {
                     $(CheckSettings::$variant(s) => s,)+
                 }
             }
+
+            fn kind_settings_mut(&mut self) -> &mut dyn DynKind {
+                match self {
+                    $(CheckSettings::$variant(s) => s,)+
+                }
+            }
         }
     };
 }
@@ -139,6 +189,7 @@ trait DynKind {
     fn default_tolerance(&self) -> u32;
     fn time_to_see(&self) -> Duration;
     fn own_time_limit(&self) -> Option<(&'static str, Duration)>;
+    fn settle_defaults(&mut self, schedule: &crate::health::Schedule);
 }
 
 impl<K: CheckKind> DynKind for K {
@@ -162,6 +213,9 @@ impl<K: CheckKind> DynKind for K {
     }
     fn own_time_limit(&self) -> Option<(&'static str, Duration)> {
         CheckKind::own_time_limit(self)
+    }
+    fn settle_defaults(&mut self, schedule: &crate::health::Schedule) {
+        CheckKind::settle_defaults(self, schedule)
     }
 }
 
@@ -194,6 +248,11 @@ impl CheckSettings {
     /// A time limit the check enforces itself, with the key that sets it.
     pub fn own_time_limit(&self) -> Option<(&'static str, Duration)> {
         self.kind_settings().own_time_limit()
+    }
+
+    /// Fills in the defaults that depend on the check's schedule.
+    pub fn settle_defaults(&mut self, schedule: &crate::health::Schedule) {
+        self.kind_settings_mut().settle_defaults(schedule)
     }
 
     /// Prepares the check to run on the node seen through `root`.
