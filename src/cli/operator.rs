@@ -175,8 +175,20 @@ fn exchange(path: &Path, request: &Request) -> Result<Answer, Failure> {
         )));
     }
     let mut w = &stream;
-    w.write_all(request.to_line().as_bytes())
-        .map_err(|e| Failure::runtime(format!("cannot send to {}: {e}", path.display())))?;
+    // A daemon that refuses the sender (SO_PEERCRED) answers and hangs up without reading:
+    // the write may then meet a closed socket, and the answer is still there to read.
+    let sent = w.write_all(request.to_line().as_bytes());
+    if let Err(e) = &sent {
+        if !matches!(
+            e.kind(),
+            io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
+        ) {
+            return Err(Failure::runtime(format!(
+                "cannot send to {}: {e}",
+                path.display()
+            )));
+        }
+    }
     let mut line = String::new();
     BufReader::new(io::Read::take(&stream, 4096))
         .read_line(&mut line)
