@@ -19,6 +19,9 @@ from .qemu import Guest
 BOOT_TIMEOUT_S = 180      # boot, modules, mount and arming, on a loaded TCG host
 ARM_TIMEOUT_S = 60        # inside the guest: from starting wdfeed to its "armed" line
 APPEND = "console=ttyS0 panic=0 quiet rdinit=/init"
+# Serial lines are stamped by the host as they arrive; two written a few ms apart in the guest
+# can arrive with their gap shortened by the console's buffering.
+ARRIVAL_JITTER_S = 0.25
 SAYS = cases.WDFEED_SAYS
 BASE_MODULE_SET = [m for m, _ in cases.BASE_MODULES] + [
     m for d in cases.DRIVERS.values() for m, _ in d.modules] + [
@@ -115,7 +118,7 @@ def case_archive(ctx, driver, scen, config, path, extra_env=None):
         "DRIVER": driver.name, "WDDEV": driver.wddev, "TIMEOUT": driver.timeout, "DISK": "vda",
         "PETTER": ctx.petter, "STANDIN_BOUND": f"{cases.standin_bound(driver):.1f}",
         "ARM_TIMEOUT": ARM_TIMEOUT_S, "SETTLE": cases.SETTLE_S, "WDFEED_ARGS": "",
-        "UP_FOR": cases.up_for(driver), "BOOT": 1,
+        "UP_FOR": cases.up_for(driver), "BOOT": 1, "PAUSE_S": scen.pause,
     }
     env.update(extra_env or {})
     cpio.file("case.env", "".join(f"{k}='{v}'\n" for k, v in env.items()))
@@ -400,6 +403,46 @@ def judge_was_reset(guest, driver, scen, res, t0, r_hw):
     return True
 
 
+def judge_paused(guest, driver, scen, res, t0, r_hw):
+    """A maintenance pause over the fault: the VM stayed up for the pause (no fence before
+    its end) and was reset within the bound of its end. The pause began at most the gap
+    between the guest's `pausing` and `fault` markers before the fault."""
+    pausing = guest.first_line(r"VMTEST: pausing")
+    lead = t0 - pausing[0] if pausing else 0.0
+    end_earliest = t0 - lead + scen.pause
+    bound, sl = res.bound, cases.slack(res.bound)
+    fencing = guest.first_line(SAYS["fencing"], after=t0)
+    failed = guest.matching(SAYS["check-failed"], after=t0)
+    res.notes.append(f"pause of {scen.pause}s asked {lead:.2f}s before the fault; {len(failed)} "
+                     f"'check failed' lines; reset {res.after:.2f}s after the fault")
+    if fencing is None:
+        res.reason = "wdfeed never fenced after the pause"
+        return False
+    if fencing[0] < end_earliest - ARRIVAL_JITTER_S:
+        res.reason = (f"wdfeed fenced {fencing[0] - t0:.2f}s after the fault, inside the "
+                      f"{scen.pause}s pause")
+        return False
+    if not failed or failed[0][0] > end_earliest:
+        res.reason = "the process check never failed during the pause: the pause hid nothing"
+        return False
+    note = guest.first_line(SAYS["pause-fence-note"], after=t0)
+    if note is None:
+        res.reason = "the fence after the pause does not say the pause had just ended"
+        return False
+    res.notes.append(f"fenced {fencing[0] - end_earliest:.2f}s after the pause's end "
+                     f"({note[1].group(0)})")
+    if res.after < scen.pause - lead - ARRIVAL_JITTER_S:
+        res.reason = f"the VM was reset {res.after:.2f}s after the fault, inside the pause"
+        return False
+    if res.after > scen.pause + bound + sl:
+        res.reason = (f"reset {res.after:.2f}s after the fault > pause {scen.pause}s + bound "
+                      f"{bound:.2f}s + slack {sl:.2f}s")
+        return False
+    res.notes.append(f"reset {res.after - (scen.pause - lead):.2f}s after the pause's end "
+                     f"(bound {bound:.2f}s)")
+    return True
+
+
 def judge_within_bound(guest, driver, scen, res, t0, r_hw):
     bound, sl = res.bound, cases.slack(res.bound)
     if res.after > bound + sl:
@@ -480,6 +523,7 @@ RESET_STEPS = [
     (lambda s: s.timing == "from-load", judge_from_load_step),
     (lambda s: s.boot_running, judge_boot_running_step),
     (lambda s: s.timing == "bound", judge_within_bound),
+    (lambda s: s.timing == "pause", judge_paused),
     (lambda s: s.timing == "reset-time", judge_reset_time),
     (lambda s: s.fences, judge_fenced),
     (lambda s: True, note_scsi_states),
