@@ -117,6 +117,7 @@ fn pread_detail(file: &File) -> Option<ProcDetail> {
 /// The processes whose comm or executable basename is `name` (see
 /// [`process_table::name_matches`]), with the parent and start time of each, sorted by pid.
 /// `cache` forgets the processes this scan did not see.
+#[cfg(test)]
 pub fn find_details_by_name(root: &Root, name: &str, cache: &mut ScanCache) -> Vec<ProcDetail> {
     find_details_by_names(root, &[name], cache)
         .pop()
