@@ -1,6 +1,7 @@
 //! The only module with `unsafe`: the kernel watchdog ioctls of
 //! `include/uapi/linux/watchdog.h`, the pidfd syscalls, realtime scheduling, and the
-//! interface ioctls the fence's isolation step issues. Each is
+//! interface ioctls the fence's isolation step issues, the pidfd slots of the kill list, and
+//! the futex the lock-free sleeps wait on. Each is
 //! wrapped in a safe function taking a borrowed file descriptor, so no caller can hand the
 //! kernel a dangling pointer or a closed descriptor.
 
@@ -156,6 +157,123 @@ pub fn pidfd_send_signal(pidfd: BorrowedFd<'_>, signal: i32) -> io::Result<()> {
     }
 }
 
+/// A pidfd held in an atomic word (pid in the high half, descriptor in the low half), so
+/// that one thread can swap it while another signals through it, neither waiting on the
+/// other: the kill list's slots, which the fence reads on the feeder.
+pub struct PidfdSlot(std::sync::atomic::AtomicU64);
+
+/// The word of an empty slot (no descriptor is ever -1).
+const EMPTY_SLOT: u64 = u64::MAX;
+
+impl PidfdSlot {
+    pub const fn empty() -> Self {
+        PidfdSlot(std::sync::atomic::AtomicU64::new(EMPTY_SLOT))
+    }
+
+    fn pack(pid: i32, fd: RawFd) -> u64 {
+        (u64::from(pid.unsigned_abs()) << 32) | u64::from(fd.unsigned_abs())
+    }
+
+    fn unpack(word: u64) -> Option<(i32, RawFd)> {
+        if word == EMPTY_SLOT {
+            return None;
+        }
+        let pid = i32::try_from(word >> 32).ok()?;
+        let fd = RawFd::try_from(word & 0xffff_ffff).ok()?;
+        Some((pid, fd))
+    }
+
+    /// Puts `new` in and hands back what the slot held. The caller decides whether the old
+    /// descriptor may be closed now (no signal through it can be under way) or must be
+    /// leaked (`std::mem::forget`).
+    pub fn replace(&self, new: Option<(i32, OwnedFd)>) -> Option<(i32, OwnedFd)> {
+        use std::os::fd::IntoRawFd;
+        let word = match new {
+            Some((pid, fd)) => Self::pack(pid, fd.into_raw_fd()),
+            None => EMPTY_SLOT,
+        };
+        let old = self.0.swap(word, std::sync::atomic::Ordering::SeqCst);
+        // SAFETY: the slot owned this number since it was packed from an OwnedFd given up
+        // with into_raw_fd, and the swap took it out: nothing else owns it.
+        Self::unpack(old).map(|(pid, fd)| (pid, unsafe { OwnedFd::from_raw_fd(fd) }))
+    }
+
+    /// The process held now, if any.
+    pub fn pid(&self) -> Option<i32> {
+        Self::unpack(self.0.load(std::sync::atomic::Ordering::SeqCst)).map(|(pid, _)| pid)
+    }
+
+    /// Sends `signal` through the held pidfd without taking it out: no lock, no allocation.
+    /// `None` for an empty slot.
+    pub fn signal(&self, signal: i32) -> Option<(i32, io::Result<()>)> {
+        let (pid, fd) = Self::unpack(self.0.load(std::sync::atomic::Ordering::SeqCst))?;
+        // SAFETY: pidfd_send_signal takes integers and a null siginfo; a descriptor number
+        // closed meanwhile fails with EBADF (the kill list never closes one while a fence
+        // may be reading its slots).
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                fd,
+                signal,
+                std::ptr::null::<libc::siginfo_t>(),
+                0,
+            )
+        };
+        Some((
+            pid,
+            if r < 0 {
+                Err(io::Error::last_os_error())
+            } else {
+                Ok(())
+            },
+        ))
+    }
+}
+
+impl Drop for PidfdSlot {
+    fn drop(&mut self) {
+        drop(self.replace(None));
+    }
+}
+
+/// Sleeps while `word` holds `expected`, for at most `timeout` (FUTEX_WAIT, private): the
+/// wait of [`crate::time::Stopper`], which takes no lock, so the feeder may use it.
+/// Returns early on a wake, a signal or a spurious wake-up; the caller checks its state.
+pub fn futex_wait(
+    word: &std::sync::atomic::AtomicU32,
+    expected: u32,
+    timeout: std::time::Duration,
+) {
+    let ts = libc::timespec {
+        tv_sec: libc::time_t::try_from(timeout.as_secs()).unwrap_or(libc::time_t::MAX),
+        tv_nsec: libc::c_long::from(i32::try_from(timeout.subsec_nanos()).unwrap_or(0)),
+    };
+    // SAFETY: `word` is a live, aligned 32-bit atomic for the whole call and `ts` outlives
+    // it; FUTEX_WAIT only reads both.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
+            expected,
+            &ts as *const libc::timespec,
+        );
+    }
+}
+
+/// Wakes every thread in [`futex_wait`] on `word`.
+pub fn futex_wake_all(word: &std::sync::atomic::AtomicU32) {
+    // SAFETY: `word` is a live, aligned 32-bit atomic; FUTEX_WAKE only uses its address.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG,
+            i32::MAX,
+        );
+    }
+}
+
 /// Puts the calling thread under SCHED_FIFO at `priority` (1..=99). With `reset_on_fork`,
 /// processes it starts (the `command` check's) begin at normal priority.
 pub fn set_thread_fifo(priority: i32, reset_on_fork: bool) -> io::Result<()> {
@@ -264,6 +382,66 @@ pub fn set_interface_flags(
     let mut req = name.request();
     req.ifr_ifru.ifru_flags = flags;
     interface_ioctl(sock, libc::SIOCSIFFLAGS, &mut req)
+}
+
+#[cfg(test)]
+pub mod alloc_count {
+    //! Tests only: a global allocator that counts the allocations a thread makes while it asks
+    //! to be watched, so a test can prove that the feeder's tick and the fence allocate nothing
+    //! (with one malloc arena for every thread, an allocation there could wait on the arena lock
+    //! held by a preempted thread that is not realtime).
+
+    use std::alloc::{GlobalAlloc, Layout, System};
+    use std::cell::Cell;
+
+    struct Counting;
+
+    thread_local! {
+        static WATCHING: Cell<bool> = const { Cell::new(false) };
+        static COUNT: Cell<u64> = const { Cell::new(0) };
+    }
+
+    fn note() {
+        if WATCHING.with(Cell::get) {
+            COUNT.with(|c| c.set(c.get() + 1));
+        }
+    }
+
+    // SAFETY: every call is passed on unchanged to the system allocator; the counting only
+    // touches const-initialised thread-locals, which never allocate.
+    unsafe impl GlobalAlloc for Counting {
+        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+            note();
+            // SAFETY: the caller's contract is passed on unchanged.
+            unsafe { System.alloc(layout) }
+        }
+        unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+            note();
+            // SAFETY: as above.
+            unsafe { System.alloc_zeroed(layout) }
+        }
+        unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+            note();
+            // SAFETY: as above.
+            unsafe { System.realloc(ptr, layout, new_size) }
+        }
+        unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+            // SAFETY: as above.
+            unsafe { System.dealloc(ptr, layout) }
+        }
+    }
+
+    #[global_allocator]
+    static ALLOCATOR: Counting = Counting;
+
+    /// Runs `f` on this thread and returns what it returned and how many allocations it made.
+    pub fn allocations<R>(f: impl FnOnce() -> R) -> (R, u64) {
+        COUNT.with(|c| c.set(0));
+        WATCHING.with(|w| w.set(true));
+        let r = f();
+        WATCHING.with(|w| w.set(false));
+        (r, COUNT.with(Cell::get))
+    }
 }
 
 #[cfg(test)]

@@ -29,16 +29,22 @@ pub fn run(status_file: &Path, fenced: bool) -> Result<(), Failure> {
             status_file.display()
         )));
     }
-    let pid = i32::try_from(s.pid)
-        .ok()
-        .filter(|p| *p > 1)
-        .ok_or_else(|| {
-            Failure::runtime(format!(
-                "{}: pid {} is not a daemon's",
-                status_file.display(),
-                s.pid
-            ))
-        })?;
+    let stops: Vec<String> = s
+        .devices
+        .iter()
+        .filter(|d| d.stays_armed_on_close == Some(false))
+        .map(|d| d.path.display().to_string())
+        .collect();
+    if !stops.is_empty() {
+        return Err(Failure::runtime(format!(
+            "refused: {} {} no magic close, so the close at wdfeed's exit would stop {} and the fenced node would never reset; the fenced wdfeed (pid {}) stays until the hardware resets the node",
+            stops.join(", "),
+            if stops.len() == 1 { "has" } else { "have" },
+            if stops.len() == 1 { "it" } else { "them" },
+            s.pid
+        )));
+    }
+    let pid = daemon_pid(status_file, s.pid)?;
     kill(Pid::from_raw(pid), Signal::SIGUSR1).map_err(|e| {
         Failure::runtime(format!(
             "cannot signal wdfeed pid {pid} (from {}): {}",

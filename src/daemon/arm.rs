@@ -15,13 +15,14 @@ use crate::time::deadline;
 use crate::Failure;
 
 /// What sysfs says of each device before wdfeed opens it: a watchdog already running is
-/// taken over; one that stops on every close cannot stay armed across a restart. Read
-/// within `limit`: a sysfs that hangs here would hang the open too, so it stops start-up.
+/// taken over. Read within `limit`: a sysfs that hangs here would hang the open too, so it
+/// stops start-up. Returns, per configured device, whether sysfs says `nowayout` (no close
+/// ever stops it).
 pub(super) fn note_device_states(
     config: &Config,
     root: &Root,
     limit: Duration,
-) -> Result<(), Failure> {
+) -> Result<Vec<bool>, Failure> {
     let (devices, root) = (config.devices.clone(), root.clone());
     let seen = deadline::within("sysfs", limit, move || {
         devices
@@ -36,30 +37,33 @@ pub(super) fn note_device_states(
              wdfeed again"
         ))
     })?;
+    let nowayout = seen
+        .iter()
+        .map(|(_, w)| w.as_ref().and_then(|w| w.nowayout) == Some(true))
+        .collect();
     for (path, seen) in seen {
         let Some(seen) = seen else {
             continue;
         };
-        for note in takeover::notes(&seen, config.on_exit) {
+        for note in takeover::notes(&seen) {
             match note {
                 takeover::Note::Running => {
                     tracing::info!(device = %path.display(), state = "active", "{}", note.text())
                 }
-                takeover::Note::StopsOnClose => {
-                    tracing::warn!(device = %path.display(), "{}", note.text())
-                }
             }
         }
     }
-    Ok(())
+    Ok(nowayout)
 }
 
-/// Arms every device and states the fence bound with what the drivers granted.
+/// Arms every device and states the fence bound with what the drivers granted. `nowayout`
+/// is what [`note_device_states`] found.
 pub(super) fn arm_and_state_bound(
     config: &Config,
     opts: &Options,
+    nowayout: &[bool],
 ) -> Result<(Vec<Box<dyn Armed>>, Bound), Failure> {
-    let (devices, identities, granted) = arm(config, opts)?;
+    let (devices, identities, granted) = arm(config, opts, nowayout)?;
     let bound = bound::compute(
         config,
         &identities,
@@ -80,11 +84,11 @@ type Armament = (Vec<Box<dyn Armed>>, Vec<Option<String>>, Vec<Duration>);
 
 /// Opens and programs every device (or, in a dry run, reads what sysfs says of them). A
 /// failure disarms the devices already armed: bad input leaves nothing armed.
-fn arm(config: &Config, opts: &Options) -> Result<Armament, Failure> {
+fn arm(config: &Config, opts: &Options, nowayout: &[bool]) -> Result<Armament, Failure> {
     let mut devices: Vec<Box<dyn Armed>> = Vec::new();
     let mut identities = Vec::new();
     let mut granted = Vec::new();
-    for d in &config.devices {
+    for (i, d) in config.devices.iter().enumerate() {
         if opts.dry_run {
             identities.push(sysfs::find(&opts.root, &d.path).and_then(|w| w.identity));
             granted.push(d.timeout);
@@ -98,14 +102,25 @@ fn arm(config: &Config, opts: &Options) -> Result<Armament, Failure> {
         let programmed = open::open_device(&opts.root, &d.path)
             .and_then(|file| Watchdog::program(&d.path, KernelIo::new(file), &want));
         match programmed {
-            Ok(dog) => {
+            Ok(mut dog) => {
+                // nowayout: no close ever stops it (sysfs tells; GETSUPPORT does not).
+                if nowayout.get(i) == Some(&true) {
+                    dog.stays_armed_on_close = true;
+                }
+                if !dog.stays_armed_on_close {
+                    tracing::warn!(device = %d.path.display(), identity = %dog.identity, "{}", takeover::STOPS_ON_CLOSE);
+                }
                 for note in &dog.notes {
                     tracing::warn!(device = %d.path.display(), "{note}");
                 }
                 if let Some(b) = dog.bootstatus {
                     tracing::info!(device = %d.path.display(), bootstatus = b, "{}", describe_bootstatus(b));
                 }
-                tracing::info!(device = %d.path.display(), identity = %dog.identity, timeout_s = dog.timeout.as_secs(), "device programmed");
+                let options = match crate::device::flags::decode(dog.options) {
+                    v if v.is_empty() => "none".to_string(),
+                    v => v.join(","),
+                };
+                tracing::info!(device = %d.path.display(), identity = %dog.identity, timeout_s = dog.timeout.as_secs(), options = %options, stays_armed_on_close = dog.stays_armed_on_close, "device programmed");
                 identities.push(Some(dog.identity.clone()));
                 granted.push(dog.timeout);
                 devices.push(Box::new(dog));

@@ -55,6 +55,9 @@ fn refuse(e: String) -> Failure {
     Failure::runtime(format!("{e}; nothing was armed"))
 }
 
+/// How often the held state extends the start job's timeout.
+const EXTEND_EVERY: Duration = Duration::from_secs(10);
+
 /// The held state: returns when the operator releases it (SIGUSR1).
 pub(super) fn hold(
     found: &Found,
@@ -67,8 +70,19 @@ pub(super) fn hold(
     let notifier = Notifier::from_env();
     notifier.send(&format!("STATUS=FENCED: {line}"));
     let every = config.interval.max(Duration::from_millis(100));
+    let mut extended: Option<Duration> = None;
     loop {
         notifier.watchdog();
+        // READY=1 never comes from a held wdfeed: keep the start job from timing out (a
+        // manager kill and a restart would only come back here).
+        let now = BootClock.now();
+        if extended.is_none_or(|t| now.saturating_sub(t) >= EXTEND_EVERY) {
+            extended = Some(now);
+            notifier.send(&format!(
+                "EXTEND_TIMEOUT_USEC={}",
+                (EXTEND_EVERY * 3).as_micros()
+            ));
+        }
         write_status(&line, every, opts);
         match events.recv_timeout(every) {
             Ok(Event::Signal(Signal::SIGUSR1)) => {

@@ -29,8 +29,9 @@ pub use signals::prepare_process;
 use crate::config::{self, Config};
 use crate::device::DeviceError;
 use crate::feeder::{Exit, Feeder, Timing};
-use crate::fence::{Fence, Fencer, Isolator, KernelLog, KillList, Latch, Plan};
-use crate::health::runner::Runner;
+use crate::fence::{Fence, FenceReason, Fencer, Isolator, KernelLog, KillList, Latch, Plan};
+use crate::health::lease::LeaseTable;
+use crate::health::runner::{CheckHandle, Runner};
 use crate::status::{self, HandoverFile, Reporter};
 use crate::system::hardening;
 use crate::system::notify::{self, Notifier};
@@ -115,7 +116,7 @@ pub fn run(opts: Options) -> Result<(), Failure> {
         }
     }
 
-    arm::note_device_states(&config, &opts.root, deadline::STARTUP_DEADLINE)?;
+    let nowayout = arm::note_device_states(&config, &opts.root, deadline::STARTUP_DEADLINE)?;
     let clock: Arc<dyn Clock> = Arc::new(BootClock);
     let rejoin = ready::start_rejoin(&config, &opts, record.as_ref(), clock.now());
     let stoppers = Stoppers::default();
@@ -129,8 +130,13 @@ pub fn run(opts: Options) -> Result<(), Failure> {
     // Everything the fence path needs is ready before the first pet.
     kill.refresh();
     let kernel_log = KernelLog::prepare(&opts.root, opts.dry_run);
-    let (devices, bound) = arm::arm_and_state_bound(&config, &opts)?;
-    rejoin.armed(bound.total);
+    let (devices, bound) = arm::arm_and_state_bound(&config, &opts, &nowayout)?;
+    let stay_armed: Vec<bool> = devices.iter().map(|d| d.stays_armed_on_close()).collect();
+    let stops_on_close: Vec<String> = devices
+        .iter()
+        .filter(|d| !d.stays_armed_on_close())
+        .map(|d| d.path().display().to_string())
+        .collect();
     let bound_total = bound.total;
     // Once armed, a check that fails with its tolerance used up revokes its
     // lease at once: the feeder fences at its next tick, not when the lease runs out.
@@ -151,7 +157,9 @@ pub fn run(opts: Options) -> Result<(), Failure> {
     let fencer = Arc::new(
         Fencer::new(plan, kill, kernel_log, runner.handles.clone())
             .with_isolation(isolator)
-            .with_record(record.map(|(rec, _)| rec)),
+            .with_record(record.map(|(rec, _)| rec))
+            .with_handover(handover.clone())
+            .with_wake(Arc::clone(&stoppers.status)),
     );
     let latch = Arc::new(Latch::new());
     let feeder = Feeder::new(
@@ -163,7 +171,6 @@ pub fn run(opts: Options) -> Result<(), Failure> {
         Timing {
             interval: config.interval,
             stall_threshold: config.fence.stall_threshold,
-            dry_run: opts.dry_run,
         },
     );
     // Off the pet path: a missing or read-only directory there is a warning, never a fence.
@@ -178,10 +185,11 @@ pub fn run(opts: Options) -> Result<(), Failure> {
         dry_run: opts.dry_run,
         interval: config.interval,
         bound,
+        stay_armed: (!opts.dry_run).then_some(stay_armed),
         checks: runner.handles.clone(),
-        leases,
+        leases: Arc::clone(&leases),
         feeder: Arc::clone(&feeder.shared),
-        fencer,
+        fencer: Arc::clone(&fencer),
         notifier: Arc::clone(&notifier),
         clock: Arc::clone(&clock),
         latch: Arc::clone(&latch),
@@ -195,31 +203,82 @@ pub fn run(opts: Options) -> Result<(), Failure> {
         Arc::clone(&stoppers.feeder),
         events_tx,
     )?;
+    // After the feeder runs, not before its first tick: the state record is a synced write
+    // on the state directory's disk, which a slow disk holds for seconds.
+    rejoin.armed(bound_total);
     let status_thread = status::start(reporter, Arc::clone(&stoppers.status))
         .map_err(|e| Failure::runtime(format!("cannot start the status thread: {e}")))?;
 
     let mut gate = ready::Gate::new(&rejoin, &notifier, clock.as_ref(), &latch);
-    let exit = steady(&events, &config, &opts, &latch, &stoppers, &mut gate);
+    let watch = Watch {
+        config: &config,
+        opts: &opts,
+        latch: &latch,
+        leases: &leases,
+        checks: &runner.handles,
+        clock: clock.as_ref(),
+        stops_on_close: &stops_on_close,
+    };
+    let exit = steady(&events, &watch, &stoppers, &mut gate);
     stoppers.stop();
     status_thread.wait_stopped(Duration::from_secs(1));
+    let feeder = join_feeder(feeder_thread)?;
+    // A stop is obeyed only while every lease is valid; one that fell due in between fences
+    // here rather than disarm a node that is not healthy.
+    if matches!(exit, Exit::Stopped) {
+        fence_if_unhealthy_at_stop(&watch, fencer.as_ref());
+    }
+    fencer.report();
     // A disarming exit hands the service over for good; keep-armed leaves the file as it is.
     if let Some(h) = &handover {
         if config.on_exit == config::OnExit::Disarm || latch.is_closed() {
             let _ = h.seal();
         }
     }
-    let disarmed = finish(
-        exit,
-        feeder_thread,
-        runner,
-        &notifier,
-        &config,
-        opts.dry_run,
-    )?;
+    let disarmed = finish(exit, feeder, runner, &notifier, &config, opts.dry_run)?;
     if disarmed {
         rejoin.stopped_cleanly(bound_total);
     }
     Ok(())
+}
+
+/// What the main loop watches while it waits for signals.
+struct Watch<'a> {
+    config: &'a Config,
+    opts: &'a Options,
+    latch: &'a Latch,
+    leases: &'a LeaseTable,
+    checks: &'a [Arc<CheckHandle>],
+    clock: &'a dyn Clock,
+    /// Armed devices that any close stops (no magic close): a fenced wdfeed must not exit.
+    stops_on_close: &'a [String],
+}
+
+impl Watch<'_> {
+    /// The first check without a valid lease now, with why, if any.
+    fn unhealthy(&self) -> Option<(usize, String, String)> {
+        let now = self.clock.now();
+        let index = self.leases.first_expired(now)?;
+        let (name, why) = match self.checks.get(index) {
+            Some(h) => (h.name.clone(), h.why_expired(now)),
+            None => (format!("check {index}"), "no lease".into()),
+        };
+        Some((index, name, why))
+    }
+}
+
+/// At a stop obeyed while healthy: if a lease fell due since, fence now (the feeder has
+/// stopped), so the exit leaves every device armed and records the fence.
+fn fence_if_unhealthy_at_stop(watch: &Watch, fencer: &dyn Fence) {
+    if watch.latch.is_closed() {
+        return;
+    }
+    if let Some((index, name, why)) = watch.unhealthy() {
+        tracing::warn!(check = %name, evidence = %why, "a check failed while stopping: fencing instead of disarming");
+        if watch.latch.close() {
+            fencer.fence(&FenceReason::Check { index }, watch.clock.now());
+        }
+    }
 }
 
 /// Creates `fence.handover-file` saying `1` (no all-pass round yet); none in a dry run,
@@ -261,9 +320,7 @@ fn warn_if_systemd_watchdog_is_short(config: &Config) {
 /// The steady state: signals in, until a stop that is obeyed or the feeder ends.
 fn steady(
     events: &Receiver<Event>,
-    config: &Config,
-    opts: &Options,
-    latch: &Latch,
+    watch: &Watch,
     stoppers: &Stoppers,
     gate: &mut ready::Gate,
 ) -> Exit {
@@ -272,43 +329,67 @@ fn steady(
             None => {}
             Some(Ok(Event::Signal(Signal::SIGUSR2))) => gate.rejoin_now(),
             Some(Ok(Event::Signal(Signal::SIGHUP))) => {
-                signals::reload(config, opts.config.as_deref())
+                signals::reload(watch.config, watch.opts.config.as_deref())
             }
-            Some(Ok(Event::Signal(Signal::SIGUSR1))) if !latch.is_closed() => {
+            Some(Ok(Event::Signal(Signal::SIGUSR1))) if !watch.latch.is_closed() => {
                 tracing::warn!("SIGUSR1 ignored: it only ends a fenced wdfeed (wdfeed stop --fenced); stop this one with SIGTERM")
+            }
+            Some(Ok(Event::Signal(Signal::SIGUSR1))) if !watch.stops_on_close.is_empty() => {
+                tracing::warn!(devices = %watch.stops_on_close.join(", "), "SIGUSR1 (wdfeed stop --fenced) refused: these devices have no magic close, so the close at exit would stop them and the node would never reset; wdfeed stays until the hardware resets the node")
             }
             Some(Ok(Event::Signal(Signal::SIGUSR1))) => {
                 tracing::warn!("SIGUSR1 (wdfeed stop --fenced): leaving every device armed; the hardware resets the node");
                 stoppers.stop();
                 return Exit::Stopped;
             }
-            Some(Ok(Event::Signal(sig))) if !obeys_stop(latch.is_closed(), opts.dry_run) => {
-                tracing::warn!(signal = %sig, "fenced: not stopping (a restarted wdfeed could pet a node that must reset); the hardware resets the node")
-            }
-            Some(Ok(Event::Signal(sig))) => {
-                tracing::info!(signal = %sig, "stopping");
-                stoppers.stop();
-                return Exit::Stopped;
-            }
+            Some(Ok(Event::Signal(sig))) => match stop_refusal(watch) {
+                Some(why) => tracing::warn!(signal = %sig, "{why}"),
+                None => {
+                    tracing::info!(signal = %sig, "stopping");
+                    stoppers.stop();
+                    return Exit::Stopped;
+                }
+            },
             Some(Ok(Event::FeederDone(exit))) => return exit,
             Some(Err(())) => return Exit::Stopped,
         }
     }
 }
 
+/// Why SIGTERM or SIGINT does not stop wdfeed now, if it does not. After a real fence it
+/// never does: wdfeed holds the devices unfed until the hardware resets the node, because
+/// a restart (systemd's `Restart=`, an operator's `systemctl restart`) would start a
+/// process that pets again as soon as its checks pass. Nor while a check holds no valid
+/// lease: the node is not healthy, and a stop now would disarm it instead of fencing it;
+/// the feeder fences at its next tick. A dry run fences nothing and stops as asked.
+fn stop_refusal(watch: &Watch) -> Option<String> {
+    if watch.opts.dry_run {
+        return None;
+    }
+    if watch.latch.is_closed() {
+        return Some("fenced: not stopping (a restarted wdfeed could pet a node that must reset); the hardware resets the node".into());
+    }
+    watch.unhealthy().map(|(_, name, why)| {
+        format!("not stopping: check {name} holds no valid lease ({why}); the node is not healthy, so wdfeed fences at its next tick instead of disarming")
+    })
+}
+
 /// The exit sequence: the feeder is joined, its lateness reported, and the devices left as
 /// the fence state and `on-exit` say. True if every device was disarmed (a clean stop).
+fn join_feeder(feeder_thread: JoinHandle<Feeder>) -> Result<Feeder, Failure> {
+    feeder_thread
+        .join()
+        .map_err(|_| Failure::runtime("the feeder thread died".into()))
+}
+
 fn finish(
     exit: Exit,
-    feeder_thread: JoinHandle<Feeder>,
+    feeder: Feeder,
     runner: Runner,
     notifier: &Notifier,
     config: &Config,
     dry_run: bool,
 ) -> Result<bool, Failure> {
-    let feeder = feeder_thread
-        .join()
-        .map_err(|_| Failure::runtime("the feeder thread died".into()))?;
     let lateness = &feeder.shared.lateness;
     tracing::info!(
         wakeups = lateness.count(),
@@ -334,23 +415,5 @@ fn finish(
     }
 }
 
-/// Whether SIGTERM or SIGINT stops wdfeed. After a real fence it does not: wdfeed holds the
-/// devices unfed until the hardware resets the node, because a restart (systemd's
-/// `Restart=`, an operator's `systemctl restart`) would start a process that pets again as
-/// soon as its checks pass. A dry run fences nothing and stops as asked.
-fn obeys_stop(fenced: bool, dry_run: bool) -> bool {
-    !fenced || dry_run
-}
-
 #[cfg(test)]
-mod tests {
-    use super::obeys_stop;
-
-    #[test]
-    fn a_fenced_daemon_ignores_stop_signals_unless_dry() {
-        assert!(obeys_stop(false, false));
-        assert!(!obeys_stop(true, false));
-        assert!(obeys_stop(true, true));
-        assert!(obeys_stop(false, true));
-    }
-}
+mod tests;

@@ -73,31 +73,46 @@ impl<'a> Gate<'a> {
     /// The next event; `None` when the wait for READY=1 only had to be looked at again,
     /// `Err` when the event channel is gone.
     pub(super) fn next_event(&mut self, events: &Receiver<Event>) -> Option<Result<Event, ()>> {
-        if self.sent || self.latch.is_closed() {
+        if self.sent {
             return Some(events.recv().map_err(drop));
         }
         let now = self.clock.now();
-        let Some(left) = self.rejoin.shared.left(now) else {
+        // Fenced before READY=1: READY=1 never comes, and the start job must not time out
+        // either: systemd would kill wdfeed, and the close pings the device once more (a
+        // later reset than B), or stops a driver without magic close.
+        let fenced = self.latch.is_closed();
+        let left = self.rejoin.shared.left(now);
+        if !fenced && left.is_none() {
             self.send_ready();
             return None;
-        };
+        }
         if self
             .last_report
             .is_none_or(|t| now.saturating_sub(t) >= REPORT_EVERY)
         {
             self.last_report = Some(now);
-            // A delay longer than the unit's TimeoutStartSec= must not get wdfeed killed:
-            // each report gives systemd three more report periods to wait for READY=1.
+            // Each report gives systemd three more report periods to wait for READY=1: a
+            // delay longer than the unit's TimeoutStartSec= must not get wdfeed killed.
             self.notifier.send(&format!(
                 "EXTEND_TIMEOUT_USEC={}",
                 (REPORT_EVERY * 3).as_micros()
             ));
-            tracing::info!(
-                wait_left_s = format!("{:.1}", left.as_secs_f64()),
-                "holding READY=1 for the rejoin delay: armed and petting; `wdfeed rejoin-now` ends the wait"
-            );
+            match left {
+                _ if fenced => tracing::warn!(
+                    "fenced before READY=1: READY=1 never comes; the start job is kept alive until the hardware resets the node"
+                ),
+                Some(left) => tracing::info!(
+                    wait_left_s = format!("{:.1}", left.as_secs_f64()),
+                    "holding READY=1 for the rejoin delay: armed and petting; `wdfeed rejoin-now` ends the wait"
+                ),
+                None => {}
+            }
         }
-        match events.recv_timeout(left.min(REPORT_EVERY)) {
+        let wait = match left {
+            Some(l) if !fenced => l.min(REPORT_EVERY),
+            _ => REPORT_EVERY,
+        };
+        match events.recv_timeout(wait) {
             Ok(e) => Some(Ok(e)),
             Err(RecvTimeoutError::Timeout) => None,
             Err(RecvTimeoutError::Disconnected) => Some(Err(())),
@@ -211,17 +226,24 @@ mod tests {
     }
 
     #[test]
-    fn a_fenced_wdfeed_never_sends_ready_even_after_the_delay() {
+    fn a_fenced_wdfeed_never_sends_ready_and_keeps_extending_the_start_timeout() {
         let (rejoin, dirs) = waiting(20);
         let (l, notifier) = listener(dirs[0].path());
-        let clock = FakeClock::new(secs(60));
+        let clock = FakeClock::new(secs(5));
         let latch = Latch::new();
         latch.close();
         let (tx, rx) = mpsc::channel();
         let mut gate = Gate::new(&rejoin, &notifier, &clock, &latch);
         tx.send(Event::Signal(Signal::SIGTERM)).unwrap();
         assert!(gate.next_event(&rx).is_some());
-        assert!(received(&l).is_empty(), "no READY=1 after a fence");
+        assert_eq!(received(&l), ["EXTEND_TIMEOUT_USEC=30000000"]);
+        // Long after the delay: still no READY=1, and the start job is still extended.
+        for t in [60, 70, 80] {
+            clock.set(secs(t));
+            tx.send(Event::Signal(Signal::SIGHUP)).unwrap();
+            assert!(gate.next_event(&rx).is_some());
+            assert_eq!(received(&l), ["EXTEND_TIMEOUT_USEC=30000000"], "at {t} s");
+        }
     }
 
     #[test]

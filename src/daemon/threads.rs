@@ -24,12 +24,12 @@ pub(super) fn start_feeder(
         .name("feeder".into())
         .stack_size(THREAD_STACK)
         .spawn(move || {
-            hardening::realtime("feeder", hardening::FEEDER_PRIORITY);
-            tracing::info!(
-                priority = hardening::FEEDER_PRIORITY,
-                "feeder thread started"
-            );
+            // Published, not logged: the status thread logs it, so the first tick never
+            // waits on stderr.
             let mut feeder = feeder;
+            feeder
+                .shared
+                .set_realtime(hardening::set_realtime(hardening::FEEDER_PRIORITY));
             let exit = feeder.run(clock.as_ref(), &stop);
             let _ = events.send(Event::FeederDone(exit));
             feeder

@@ -27,6 +27,9 @@ pub trait Armed: Send {
     /// One pet; allocates nothing.
     fn pet(&mut self) -> Result<(), Errno>;
     fn disarm(self: Box<Self>) -> Result<(), DeviceError>;
+    /// Whether closing it without the magic `V` (any exit, a SIGKILL) leaves it counting
+    /// down; if not, a fenced wdfeed must never exit.
+    fn stays_armed_on_close(&self) -> bool;
 }
 
 impl<I: io::WatchdogIo> Armed for Watchdog<I> {
@@ -38,5 +41,8 @@ impl<I: io::WatchdogIo> Armed for Watchdog<I> {
     }
     fn disarm(self: Box<Self>) -> Result<(), DeviceError> {
         Watchdog::disarm(*self)
+    }
+    fn stays_armed_on_close(&self) -> bool {
+        self.stays_armed_on_close
     }
 }

@@ -70,12 +70,16 @@ pub struct Watchdog<I: WatchdogIo> {
     path: PathBuf,
     io: I,
     pub identity: String,
+    /// The option bits GETSUPPORT reported (WDIOF_*).
+    pub options: u32,
     /// The timeout the driver really runs with (read back after setting it).
     pub timeout: Duration,
     /// GETBOOTSTATUS before the first pet, where the driver answers it.
     pub bootstatus: Option<u32>,
     /// True when KEEPALIVE is not supported and the device is petted by write(2).
     pub pets_by_write: bool,
+    /// Closing it without the magic `V` leaves it counting down ([`stays_armed_on_close`]).
+    pub stays_armed_on_close: bool,
     /// Things the operator should hear about (fallbacks taken), logged by the caller.
     pub notes: Vec<String>,
 }
@@ -110,10 +114,13 @@ impl<I: WatchdogIo> Watchdog<I> {
             }
         }
 
+        let identity = info.identity();
         let mut dog = Watchdog {
             path: path.to_path_buf(),
             io,
-            identity: info.identity(),
+            stays_armed_on_close: stays_armed_on_close(info.options, &identity),
+            options: info.options,
+            identity,
             timeout,
             bootstatus,
             pets_by_write: false,
@@ -153,6 +160,20 @@ impl<I: WatchdogIo> Watchdog<I> {
             .write(b"V")
             .map_err(|e| DeviceError::new(&self.path, "disarm", Some(e), "the device stays armed"))
     }
+}
+
+/// The identity ipmi_watchdog gives: its own misc device, whose close pings the BMC instead
+/// of stopping it unless the magic `V` came first, although GETSUPPORT reports options 0.
+pub const IPMI_IDENTITY: &str = "IPMI";
+
+/// Whether closing the device without the magic `V` leaves it counting down. The watchdog
+/// core (`watchdog_release()`) stops the timer on any close when the driver lacks
+/// WDIOF_MAGICCLOSE: then a wdfeed that exits after a fence (SIGKILL, an abort) would leave
+/// the node running forever. ipmi_watchdog is not under the core and never stops on an
+/// unexpected close. (A driver with `nowayout` never stops either; sysfs tells that, and
+/// the caller adds it.)
+pub fn stays_armed_on_close(options: u32, identity: &str) -> bool {
+    options & crate::device::flags::WDIOF_MAGICCLOSE != 0 || identity == IPMI_IDENTITY
 }
 
 /// Sets the timeout (clamped to what every driver takes) and reads back what the driver
@@ -254,6 +275,28 @@ mod tests {
                 Call::Keepalive
             ]
         );
+    }
+
+    #[test]
+    fn a_driver_without_magic_close_is_known_to_stop_on_close() {
+        // The watchdog core stops such a driver on any close: a fenced wdfeed must not exit.
+        let no_magic = Script {
+            support: Ok(info("Fake No-Magic", 0x8080)),
+            ..Script::default()
+        };
+        assert!(!program(no_magic, &req(10)).0.unwrap().stays_armed_on_close);
+        assert!(
+            program(Script::default(), &req(10))
+                .0
+                .unwrap()
+                .stays_armed_on_close
+        );
+        // ipmi_watchdog says options 0, but its own close pings instead of stopping.
+        let ipmi = Script {
+            support: Ok(info("IPMI", 0)),
+            ..Script::default()
+        };
+        assert!(program(ipmi, &req(10)).0.unwrap().stays_armed_on_close);
     }
 
     #[test]

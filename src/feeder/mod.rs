@@ -1,16 +1,21 @@
 //! The feeder: every `interval`, pet every device if every lease is valid and the fence
-//! latch is open. It reads only in-memory state, allocates nothing on the petting path,
-//! writes no file and never waits on a check.
+//! latch is open. It reads only in-memory state, allocates nothing, takes no lock, writes
+//! no file, logs nothing and never waits on another thread or process: what it did is
+//! published in atomics ([`FeederShared`]) that the status thread reads and logs.
 //!
 //! It also guards against freezes: it measures the gap between its own wake-ups on
 //! CLOCK_BOOTTIME, and a gap over `fence.stall-threshold` means the node stood still (a
 //! kernel or VM freeze). It fences at once, before the HA stack acts on stale state.
+//!
+//! Each tick reads the clock, decides on that reading, pets or fences, and only then tells
+//! systemd (WATCHDOG=1, a send that never blocks): nothing that can wait comes between the
+//! clock reading and the pet it justifies.
 
 mod decide;
 mod lateness;
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,7 +28,7 @@ use crate::device::Armed;
 use crate::fence::{Fence, FenceReason, Latch};
 use crate::health::lease::LeaseTable;
 use crate::system::notify::Notifier;
-use crate::time::{duration_to_nanos, millis, Clock, Stopper};
+use crate::time::{duration_to_nanos, Clock, Stopper};
 
 /// What a tick did.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -41,14 +46,33 @@ pub enum Tick {
 /// What the feeder publishes for the status thread: lock-free, written on every tick.
 #[derive(Debug, Default)]
 pub struct FeederShared {
-    /// CLOCK_BOOTTIME of the last pet, in nanoseconds; 0 before the first.
+    /// CLOCK_BOOTTIME of the last tick at which every device took its pet, in nanoseconds;
+    /// 0 before the first. A pet that failed is no pet.
     last_pet_ns: AtomicU64,
     pub lateness: Lateness,
     /// Pets each device took, in the feeder's device order.
     pets: Box<[AtomicU64]>,
+    /// Pets each device refused (an errno other than ENODEV/ENXIO).
+    pet_failures: Box<[AtomicU64]>,
+    /// The errno of each device's last refused pet (0: none).
+    last_errno: Box<[AtomicI32]>,
+    /// SCHED_FIFO for the feeder: -1 not tried yet, 0 granted, else the errno.
+    realtime: AtomicI32,
+    /// The feeder has petted at least once (for the "petting" log line).
+    petting: AtomicBool,
 }
 
 impl FeederShared {
+    fn new(devices: usize) -> Self {
+        FeederShared {
+            pets: (0..devices).map(|_| AtomicU64::new(0)).collect(),
+            pet_failures: (0..devices).map(|_| AtomicU64::new(0)).collect(),
+            last_errno: (0..devices).map(|_| AtomicI32::new(0)).collect(),
+            realtime: AtomicI32::new(-1),
+            ..FeederShared::default()
+        }
+    }
+
     /// Pets device `index` took (0 for a device the feeder does not have).
     pub fn pets(&self, index: usize) -> u64 {
         self.pets
@@ -56,11 +80,45 @@ impl FeederShared {
             .map_or(0, |n| n.load(Ordering::Relaxed))
     }
 
+    /// Pets device `index` refused, and the errno of the last one.
+    pub fn pet_failures(&self, index: usize) -> (u64, Option<Errno>) {
+        let n = self
+            .pet_failures
+            .get(index)
+            .map_or(0, |n| n.load(Ordering::Relaxed));
+        let e = self
+            .last_errno
+            .get(index)
+            .map(|e| e.load(Ordering::Relaxed))
+            .filter(|&e| e != 0)
+            .map(Errno::from_raw);
+        (n, e)
+    }
+
     pub fn last_pet(&self) -> Option<Duration> {
         match self.last_pet_ns.load(Ordering::Relaxed) {
             0 => None,
             n => Some(Duration::from_nanos(n)),
         }
+    }
+
+    /// Whether every device has taken a pet at least once.
+    pub fn is_petting(&self) -> bool {
+        self.petting.load(Ordering::Relaxed)
+    }
+
+    /// What became of the feeder's realtime scheduling: `None` before the thread tried.
+    pub fn realtime(&self) -> Option<Result<(), Errno>> {
+        match self.realtime.load(Ordering::Relaxed) {
+            -1 => None,
+            0 => Some(Ok(())),
+            e => Some(Err(Errno::from_raw(e))),
+        }
+    }
+
+    pub fn set_realtime(&self, r: Result<(), Errno>) {
+        self.realtime
+            .store(r.err().map_or(0, |e| e as i32), Ordering::Relaxed);
     }
 }
 
@@ -76,20 +134,16 @@ pub enum Exit {
 pub struct Timing {
     pub interval: Duration,
     pub stall_threshold: Duration,
-    /// Dry run: no device, and the logs say "would pet".
-    pub dry_run: bool,
 }
 
 pub struct Feeder {
     devices: Vec<Box<dyn Armed>>,
-    dry_run: bool,
     leases: Arc<LeaseTable>,
     latch: Arc<Latch>,
     fence: Arc<dyn Fence>,
     interval: Duration,
     stall_threshold: Duration,
     last_wake: Option<Duration>,
-    petting: bool,
     notifier: Arc<Notifier>,
     pub shared: Arc<FeederShared>,
 }
@@ -103,30 +157,23 @@ impl Feeder {
         notifier: Arc<Notifier>,
         timing: Timing,
     ) -> Self {
-        let devices_len = devices.len();
+        let shared = Arc::new(FeederShared::new(devices.len()));
         Feeder {
             devices,
-            dry_run: timing.dry_run,
             leases,
             latch,
             fence,
             interval: timing.interval,
             stall_threshold: timing.stall_threshold,
             last_wake: None,
-            petting: false,
             notifier,
-            shared: Arc::new(FeederShared {
-                pets: (0..devices_len).map(|_| AtomicU64::new(0)).collect(),
-                ..FeederShared::default()
-            }),
+            shared,
         }
     }
 
-    /// One wake-up at `now`: decide, then pet or fence.
+    /// One wake-up at `now` (the clock read just before): decide, pet or fence, then tell
+    /// systemd. Allocates nothing, takes no lock, never waits.
     pub fn tick(&mut self, now: Duration) -> Tick {
-        // systemd's watchdog hears from the feeder on every tick, fenced or not: it watches
-        // that the feeder runs. Were it to kill a fenced wdfeed, a restart could pet again.
-        self.notifier.watchdog();
         let decision = decide(
             now,
             self.last_wake,
@@ -135,56 +182,58 @@ impl Feeder {
             self.latch.is_closed(),
         );
         self.last_wake = Some(now);
-        match decision {
+        let tick = match decision {
             Decision::Latched => Tick::Latched,
             Decision::Fence(reason) => {
                 // Close first: from here on nothing pets, whatever the fence sequence does.
                 if self.latch.close() {
-                    self.petting = false;
                     self.fence.fence(&reason, now);
                 }
                 Tick::Fenced(reason)
             }
-            Decision::Pet => {
-                for (i, d) in self.devices.iter_mut().enumerate() {
-                    match d.pet() {
-                        Ok(()) => {
-                            if let Some(n) = self.shared.pets.get(i) {
-                                n.fetch_add(1, Ordering::Relaxed);
-                            }
-                        }
-                        Err(errno) => {
-                            if matches!(errno, Errno::ENODEV | Errno::ENXIO) {
-                                return Tick::DeviceLost {
-                                    path: d.path().to_path_buf(),
-                                    errno,
-                                };
-                            }
-                            tracing::warn!(device = %d.path().display(), error = %errno.desc(), "pet failed");
-                        }
+            Decision::Pet => self.pet_all(now),
+        };
+        // systemd's watchdog hears from the feeder on every tick, fenced or not: it watches
+        // that the feeder runs. Were it to kill a fenced wdfeed, a restart could pet again.
+        // Last, so that nothing it could do delays a pet; it never blocks anyway.
+        self.notifier.watchdog();
+        tick
+    }
+
+    /// Pets every device; `now` is recorded as the last pet only if every one took it.
+    fn pet_all(&mut self, now: Duration) -> Tick {
+        let mut all = true;
+        for (i, d) in self.devices.iter_mut().enumerate() {
+            match d.pet() {
+                Ok(()) => {
+                    if let Some(n) = self.shared.pets.get(i) {
+                        n.fetch_add(1, Ordering::Relaxed);
                     }
                 }
-                self.shared
-                    .last_pet_ns
-                    .store(duration_to_nanos(now), Ordering::Relaxed);
-                if !self.petting {
-                    self.petting = true;
-                    if self.dry_run {
-                        tracing::info!(
-                            interval_ms = millis(self.interval),
-                            "would pet: every check holds a valid lease"
-                        );
-                    } else {
-                        tracing::info!(
-                            interval_ms = millis(self.interval),
-                            devices = self.devices.len(),
-                            "petting"
-                        );
+                Err(errno) => {
+                    if matches!(errno, Errno::ENODEV | Errno::ENXIO) {
+                        return Tick::DeviceLost {
+                            path: d.path().to_path_buf(),
+                            errno,
+                        };
+                    }
+                    all = false;
+                    if let Some(n) = self.shared.pet_failures.get(i) {
+                        n.fetch_add(1, Ordering::Relaxed);
+                    }
+                    if let Some(e) = self.shared.last_errno.get(i) {
+                        e.store(errno as i32, Ordering::Relaxed);
                     }
                 }
-                Tick::Petted
             }
         }
+        if all {
+            self.shared
+                .last_pet_ns
+                .store(duration_to_nanos(now), Ordering::Relaxed);
+            self.shared.petting.store(true, Ordering::Relaxed);
+        }
+        Tick::Petted
     }
 
     /// Ticks every `interval` until stopped or a device is lost.

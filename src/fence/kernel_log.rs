@@ -1,17 +1,16 @@
 //! Where the fence's one line goes first: `/dev/kmsg`, and pstore's `/dev/pmsg0` where the
 //! platform has it (that one survives the reset), both opened at start-up so that the fence
-//! opens nothing.
+//! opens nothing. Only the fence writes them, with one write(2) each: no lock.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
-use std::sync::Mutex;
 
 use crate::system::Root;
 
 /// The kernel logs the fence line goes to; none in a dry run or under a fixture root.
 #[derive(Default)]
 pub struct KernelLog {
-    files: Vec<Mutex<File>>,
+    files: Vec<File>,
 }
 
 impl KernelLog {
@@ -22,7 +21,7 @@ impl KernelLog {
         }
         let mut files = Vec::new();
         match OpenOptions::new().write(true).open(root.dev("kmsg")) {
-            Ok(f) => files.push(Mutex::new(f)),
+            Ok(f) => files.push(f),
             Err(e) => {
                 tracing::warn!(error = %e, "cannot open /dev/kmsg: the fence reason will reach stderr only")
             }
@@ -30,7 +29,7 @@ impl KernelLog {
         // pstore's message log survives the reset where the platform keeps it.
         if let Ok(f) = OpenOptions::new().write(true).open(root.dev("pmsg0")) {
             tracing::info!("fence reasons also go to pstore (/dev/pmsg0)");
-            files.push(Mutex::new(f));
+            files.push(f);
         }
         KernelLog { files }
     }
@@ -38,17 +37,14 @@ impl KernelLog {
     /// A log that is this file (tests).
     #[cfg(test)]
     pub fn to_file(file: File) -> Self {
-        KernelLog {
-            files: vec![Mutex::new(file)],
-        }
+        KernelLog { files: vec![file] }
     }
 
-    /// Writes `line` to every log; a failure is ignored (stderr gets the line too).
-    pub fn write(&self, line: &str) {
-        for log in &self.files {
-            if let Ok(mut f) = log.lock() {
-                let _ = f.write_all(line.as_bytes());
-            }
+    /// Writes `line` to every log, one write(2) each (a kmsg record is one write); a
+    /// failure is ignored (the log gets the line too). Allocates nothing.
+    pub fn write(&self, line: &[u8]) {
+        for mut f in &self.files {
+            let _ = f.write_all(line);
         }
     }
 }

@@ -4,14 +4,22 @@
 //! Only processes of each entry's owner (root unless the entry names a `user`; real uid from
 //! the kernel) are held or killed: a same-named process of another user is neither, so no
 //! number of them can use up wdfeed's descriptors. At most [`MAX_HELD_PER_NAME`] are held
-//! per entry; more are logged and still found by the fence's own last scan (within the
+//! per entry; more are logged and still found by the last scan after the fence (within the
 //! same cap).
+//!
+//! The held pidfds sit in atomic slots, a fixed number per entry. The refresher (a thread
+//! that is not the feeder) scans, then swaps each slot's pidfd for a fresh one; the fence,
+//! on the feeder, signals through each slot as it finds it. Neither waits on the other, and
+//! the fence allocates nothing. A pidfd swapped out is closed only if no fence has begun:
+//! the fence marks itself before it reads the slots and the refresher looks at that mark
+//! after its swap, so (both in one sequentially consistent order) either the refresher sees
+//! the fence and leaks the old descriptor, or the fence reads the new one.
 
-use std::os::fd::{AsFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::Mutex;
 
 use crate::config::KillEntry;
-use crate::ffi;
+use crate::ffi::{self, PidfdSlot};
 use crate::system::process_scan::{self, ScanCache};
 use crate::system::process_table;
 use crate::system::{users, Root};
@@ -26,11 +34,18 @@ pub struct Target {
     pub uid: u32,
 }
 
-/// A process of the kill list, held by pidfd.
-struct Held {
-    pid: i32,
-    name: String,
-    fd: OwnedFd,
+/// What the fence did through one slot.
+const NOT_TRIED: i32 = -1;
+const KILLED: i32 = 0;
+const WOULD_KILL: i32 = -2;
+
+/// One held process and what the fence did with it.
+struct Slot {
+    pidfd: PidfdSlot,
+    /// [`NOT_TRIED`], [`KILLED`], [`WOULD_KILL`], or the errno of a failed signal.
+    outcome: AtomicI32,
+    /// The pid the outcome is about.
+    pid: AtomicI32,
 }
 
 /// The processes named in `fence.kill`, held as pidfds and refreshed while the node is
@@ -38,8 +53,11 @@ struct Held {
 pub struct KillList {
     targets: Vec<Target>,
     root: Root,
-    held: Mutex<Vec<Held>>,
-    /// What the last refresh saw of each process; the fence's own scan does not use it.
+    /// `cap` slots per target, in target order.
+    slots: Box<[Slot]>,
+    /// Set by the fence before it reads a slot; from then on nothing swapped out is closed.
+    fencing: AtomicBool,
+    /// What the last refresh saw of each process; only the refresher uses it.
     exe_cache: Mutex<ScanCache>,
     /// Pidfds held per entry at most.
     cap: usize,
@@ -47,12 +65,24 @@ pub struct KillList {
 
 impl KillList {
     pub fn new(targets: Vec<Target>, root: Root) -> Self {
+        Self::with_cap_of(targets, root, MAX_HELD_PER_NAME)
+    }
+
+    fn with_cap_of(targets: Vec<Target>, root: Root, cap: usize) -> Self {
+        let slots = (0..targets.len() * cap)
+            .map(|_| Slot {
+                pidfd: PidfdSlot::empty(),
+                outcome: AtomicI32::new(NOT_TRIED),
+                pid: AtomicI32::new(0),
+            })
+            .collect();
         KillList {
             targets,
             root,
-            held: Mutex::new(Vec::new()),
+            slots,
+            fencing: AtomicBool::new(false),
             exe_cache: Mutex::new(ScanCache::new()),
-            cap: MAX_HELD_PER_NAME,
+            cap,
         }
     }
 
@@ -79,38 +109,55 @@ impl KillList {
 
     /// The same list, holding at most `cap` per entry.
     #[cfg(test)]
-    pub fn with_cap(mut self, cap: usize) -> Self {
-        self.cap = cap;
-        self
+    pub fn with_cap(self, cap: usize) -> Self {
+        Self::with_cap_of(self.targets, self.root, cap)
     }
 
     pub fn is_empty(&self) -> bool {
         self.targets.is_empty()
     }
 
-    /// Finds the named processes now and holds a pidfd on each.
+    /// Processes held now.
+    #[cfg(test)]
+    fn held(&self) -> usize {
+        self.slots
+            .iter()
+            .filter(|s| s.pidfd.pid().is_some())
+            .count()
+    }
+
+    /// Finds the named processes now and holds a pidfd on each (the refresher's job, and
+    /// the start-up's: never the feeder's).
     pub fn refresh(&self) {
-        let fresh = match self.exe_cache.lock() {
+        let found = match self.exe_cache.lock() {
             Ok(mut cache) => self.scan(Some(&mut cache)),
             Err(_) => self.scan(None),
         };
-        if let Ok(mut held) = self.held.lock() {
-            *held = fresh;
+        let mut old = Vec::new();
+        for (t, fresh) in found.into_iter().enumerate() {
+            let mut fresh = fresh.into_iter();
+            for slot in &self.slots[t * self.cap..(t + 1) * self.cap] {
+                old.extend(slot.pidfd.replace(fresh.next()));
+            }
+        }
+        if self.fencing.load(Ordering::SeqCst) {
+            // A fence may be signalling through these numbers right now: never close them.
+            std::mem::forget(old);
         }
     }
 
-    /// The named processes of each entry's owner, each held by a new pidfd. With a cache,
-    /// only processes the last refresh did not see are opened and readlinked.
-    fn scan(&self, cache: Option<&mut ScanCache>) -> Vec<Held> {
+    /// The named processes of each entry's owner, per entry, each with a new pidfd. With
+    /// a cache, only processes the last refresh did not see are opened and readlinked.
+    fn scan(&self, cache: Option<&mut ScanCache>) -> Vec<Vec<(i32, std::os::fd::OwnedFd)>> {
         let me = nix::unistd::getpid().as_raw();
-        let mut out = Vec::new();
+        let mut out = Vec::with_capacity(self.targets.len());
         // With a cache, one walk of the process table for every name.
         let mut cached = cache.map(|c| {
             let names: Vec<&str> = self.targets.iter().map(|t| t.name.as_str()).collect();
             process_scan::find_details_by_names(&self.root, &names, c).into_iter()
         });
         for Target { name, uid } in &self.targets {
-            let mut held = 0usize;
+            let mut held = Vec::new();
             let mut over = 0usize;
             let found: Vec<i32> = match cached.as_mut() {
                 Some(c) => c
@@ -132,66 +179,107 @@ impl KillList {
                 if process_table::real_uid(&self.root, pid) != Some(*uid) {
                     continue;
                 }
-                if held >= self.cap {
+                if held.len() >= self.cap {
                     over += 1;
                     continue;
                 }
                 if let Ok(fd) = ffi::pidfd_open(pid) {
-                    held += 1;
-                    out.push(Held {
-                        pid,
-                        name: name.clone(),
-                        fd,
-                    });
+                    held.push((pid, fd));
                 }
             }
             if over > 0 {
                 tracing::warn!(
                     name = %name,
                     uid,
-                    held,
+                    held = held.len(),
                     not_held = over,
                     "fence.kill: more processes of this name than wdfeed holds; the rest are not killed by the fence"
                 );
             }
+            out.push(held);
         }
         out
     }
 
-    /// SIGKILLs every held process, then any that appeared since the last refresh.
-    /// Returns one line per process, for the log. With `dry_run`, kills nothing.
-    pub fn kill_all(&self, dry_run: bool) -> Vec<String> {
-        let mut lines = Vec::new();
-        let mut killed = Vec::new();
-        let mut send = |h: &Held, lines: &mut Vec<String>| {
-            if killed.contains(&h.pid) {
-                return;
+    /// The fence's step: SIGKILLs every held process (with `dry_run`, kills nothing and
+    /// notes what it would kill). Lock-free and allocation-free; what happened is read
+    /// later with [`Self::report`].
+    pub fn kill_held(&self, dry_run: bool) {
+        self.fencing.store(true, Ordering::SeqCst);
+        for slot in self.slots.iter() {
+            let outcome = if dry_run {
+                slot.pidfd.pid().map(|pid| (pid, WOULD_KILL))
+            } else {
+                slot.pidfd.signal(libc::SIGKILL).map(|(pid, r)| {
+                    (
+                        pid,
+                        match r {
+                            Ok(()) => KILLED,
+                            Err(e) => e.raw_os_error().unwrap_or(libc::EIO),
+                        },
+                    )
+                })
+            };
+            if let Some((pid, outcome)) = outcome {
+                slot.pid.store(pid, Ordering::SeqCst);
+                slot.outcome.store(outcome, Ordering::SeqCst);
             }
-            killed.push(h.pid);
-            if dry_run {
-                lines.push(format!("would kill pid {} ({})", h.pid, h.name));
-                return;
-            }
-            match ffi::pidfd_send_signal(h.fd.as_fd(), libc::SIGKILL) {
-                Ok(()) => lines.push(format!("killed pid {} ({})", h.pid, h.name)),
-                Err(e) if e.raw_os_error() == Some(libc::ESRCH) => {}
-                Err(e) => lines.push(format!("cannot kill pid {} ({}): {e}", h.pid, h.name)),
-            }
-        };
-        // A refresh in progress holds the lock only to swap the list; a poisoned lock still
-        // holds valid descriptors.
-        let held = match self.held.lock() {
-            Ok(g) => g,
-            Err(p) => p.into_inner(),
-        };
-        for h in held.iter() {
-            send(h, &mut lines);
         }
-        drop(held);
-        for h in self.scan(None) {
-            send(&h, &mut lines);
+    }
+
+    /// After the fence, off the feeder: kills (or, with `dry_run`, names) the named
+    /// processes that appeared since the last refresh, and returns one line per process
+    /// for the log, the held ones first.
+    pub fn report(&self, dry_run: bool) -> Vec<String> {
+        let mut lines = Vec::new();
+        let mut seen = Vec::new();
+        for (i, slot) in self.slots.iter().enumerate() {
+            let outcome = slot.outcome.load(Ordering::SeqCst);
+            if outcome == NOT_TRIED {
+                continue;
+            }
+            let pid = slot.pid.load(Ordering::SeqCst);
+            let name = &self.targets[i / self.cap].name;
+            seen.push(pid);
+            match outcome {
+                WOULD_KILL => lines.push(format!("would kill pid {pid} ({name})")),
+                KILLED => lines.push(format!("killed pid {pid} ({name})")),
+                libc::ESRCH => {}
+                errno => lines.push(format!(
+                    "cannot kill pid {pid} ({name}): {}",
+                    std::io::Error::from_raw_os_error(errno)
+                )),
+            }
+        }
+        for (t, found) in self.scan(None).into_iter().enumerate() {
+            let name = &self.targets[t].name;
+            for (pid, fd) in found {
+                if seen.contains(&pid) {
+                    continue;
+                }
+                seen.push(pid);
+                if dry_run {
+                    lines.push(format!("would kill pid {pid} ({name})"));
+                    continue;
+                }
+                use std::os::fd::AsFd;
+                match ffi::pidfd_send_signal(fd.as_fd(), libc::SIGKILL) {
+                    Ok(()) => lines.push(format!(
+                        "killed pid {pid} ({name}), started since the last refresh"
+                    )),
+                    Err(e) if e.raw_os_error() == Some(libc::ESRCH) => {}
+                    Err(e) => lines.push(format!("cannot kill pid {pid} ({name}): {e}")),
+                }
+            }
         }
         lines
+    }
+
+    /// The whole fence step at once, for tests: kill the held, then the late ones.
+    #[cfg(test)]
+    pub fn kill_all(&self, dry_run: bool) -> Vec<String> {
+        self.kill_held(dry_run);
+        self.report(dry_run)
     }
 }
 
@@ -298,7 +386,7 @@ mod tests {
         };
         let list = KillList::resolve(&[entry], &Root::host()).unwrap();
         list.refresh();
-        assert_eq!(list.held.lock().unwrap().len(), 0);
+        assert_eq!(list.held(), 0);
         assert!(list.kill_all(false).is_empty());
         assert!(
             theirs.try_wait().unwrap().is_none(),
@@ -331,7 +419,7 @@ mod tests {
         ];
         let list = KillList::resolve(&entries, &Root::host()).unwrap();
         list.refresh();
-        assert_eq!(list.held.lock().unwrap().len(), 2);
+        assert_eq!(list.held(), 2);
         let mut lines = list.kill_all(false);
         lines.sort();
         let mut want = vec![
@@ -390,7 +478,7 @@ mod tests {
         let mut more: Vec<Child> = (0..2).map(|_| copy.spawn(None)).collect();
         let list = KillList::new(mine(&name), Root::host()).with_cap(2);
         list.refresh();
-        assert_eq!(list.held.lock().unwrap().len(), 2);
+        assert_eq!(list.held(), 2);
         assert_eq!(list.kill_all(false).len(), 2);
         for c in more.iter_mut().chain(std::iter::once(&mut a)) {
             let _ = c.kill();

@@ -1,37 +1,51 @@
 //! The fence sequence: run once, latched, prepared at start-up.
 //!
+//! On the thread that fences (the feeder), in this order:
 //! 1. Record the fence for this boot ([`record`]: one pwrite to the record opened at
 //!    start-up on a tmpfs), so that a restarted wdfeed never arms again in this boot.
-//! 1. One line to the kernel log (`/dev/kmsg`, opened at start-up) and to stderr: what
-//!    failed, its evidence, and the fence bound.
-//! 2. Isolate: take every interface in `fence.isolate` down (prepared socket, ioctls).
-//! 3. SIGKILL every process named in `fence.kill`, through pidfds held while healthy, so no
+//! 2. One line to the kernel log (`/dev/kmsg`, and pstore where the platform has it, both
+//!    opened at start-up): what failed, its evidence, and the fence bound.
+//! 3. Isolate: take every interface in `fence.isolate` down (prepared socket, ioctls).
+//! 4. SIGKILL every process held by the kill list, through pidfds held while healthy, so no
 //!    reused PID is hit: the HA peer sees a clean death at once.
-//! 4. `mode: watchdog`: nothing more; the feeder has stopped petting and the hardware resets
+//! 5. The handover file says `1` (`fence.handover-file`), in this same round.
+//! 6. `mode: watchdog`: nothing more; the feeder has stopped petting and the hardware resets
 //!    the node. `mode: reboot`: reboot(2) at once, without sync.
 //!
-//! Never sync, never exec, never create a file, never block on a disk on this path.
+//! None of these allocates, takes a lock, syncs, execs, creates a file or waits on another
+//! thread: the texts are formatted into buffers on the stack, the evidence comes from each
+//! check's lock-free run note, the kill list's pidfds sit in atomic slots. Then the status
+//! thread is woken (a futex, no lock), and it does what may allocate or block, off the
+//! feeder: it kills the named processes that appeared since the last refresh, and writes
+//! the log lines ([`Fencer::report`]).
 //!
 //! The parts: the [`Latch`] the feeder closes first ([`latch`]), the kernel log the line
-//! goes to ([`kernel_log`]), the isolation step ([`isolate`]), the kill list ([`kill`]), and the sequence itself ([`Fencer`]).
+//! goes to ([`kernel_log`]), the isolation step ([`isolate`]), the kill list ([`kill`]),
+//! text without allocation ([`line`]), and the sequence itself ([`Fencer`]).
 
 mod isolate;
 mod kernel_log;
 mod kill;
 mod latch;
+mod line;
 pub mod record;
 
-use std::sync::{Arc, Mutex};
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 pub use isolate::Isolator;
 pub use kernel_log::KernelLog;
 pub use kill::KillList;
 pub use latch::Latch;
+pub use line::Line;
 pub use record::FenceRecord;
 
 use crate::config::FenceMode;
 use crate::health::runner::CheckHandle;
+use crate::status::HandoverFile;
+use crate::time::Stopper;
 
 /// Why the node is fenced.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -47,15 +61,15 @@ pub trait Fence: Send + Sync {
     fn fence(&self, reason: &FenceReason, now: Duration);
 }
 
-/// Powers the node off hard; returns only if the kernel refused (the error text).
-type Reboot = Box<dyn Fn() -> String + Send + Sync>;
+/// Reboots the node at once; returns only if the kernel refused (its errno).
+type Reboot = Box<dyn Fn() -> i32 + Send + Sync>;
 
-/// reboot(2) with RB_AUTOBOOT: no sync, no shutdown sequence.
+/// reboot(2) with RB_AUTOBOOT: restart at once, no sync, no shutdown sequence.
 fn kernel_reboot() -> Reboot {
     Box::new(
         || match nix::sys::reboot::reboot(nix::sys::reboot::RebootMode::RB_AUTOBOOT) {
             Ok(never) => match never {},
-            Err(e) => format!("reboot(2) failed: {}", e.desc()),
+            Err(e) => e as i32,
         },
     )
 }
@@ -69,6 +83,34 @@ pub struct Plan {
     pub bound: String,
 }
 
+/// What fenced the node, as the fence wrote it: fixed buffers, so that keeping it
+/// allocates nothing.
+pub struct FenceNote {
+    pub check: Line<128>,
+    pub evidence: Line<768>,
+}
+
+/// An errno slot: -1 not tried, 0 done, else the errno.
+struct Step(AtomicI32);
+
+impl Step {
+    const fn new() -> Self {
+        Step(AtomicI32::new(-1))
+    }
+
+    fn set(&self, r: Result<(), i32>) {
+        self.0.store(r.err().unwrap_or(0), Ordering::SeqCst);
+    }
+
+    fn get(&self) -> Option<Result<(), std::io::Error>> {
+        match self.0.load(Ordering::SeqCst) {
+            -1 => None,
+            0 => Some(Ok(())),
+            e => Some(Err(std::io::Error::from_raw_os_error(e))),
+        }
+    }
+}
+
 /// The real fence sequence.
 pub struct Fencer {
     plan: Plan,
@@ -77,10 +119,18 @@ pub struct Fencer {
     isolate: Isolator,
     reboot: Reboot,
     checks: Vec<Arc<CheckHandle>>,
-    /// What fenced the node (check, evidence), for `wdfeed status`.
-    fenced_by: Mutex<Option<(String, String)>>,
     /// The fence record of this boot (none in a dry run).
     record: Option<Arc<FenceRecord>>,
+    /// `fence.handover-file` (none in a dry run).
+    handover: Option<Arc<HandoverFile>>,
+    /// The status thread's sleep, rung once the fence has acted.
+    wake: Option<Arc<Stopper>>,
+    /// What fenced the node, set once by the fence.
+    note: OnceLock<FenceNote>,
+    recorded: Step,
+    rebooted: Step,
+    /// The report was logged (once).
+    reported: AtomicBool,
 }
 
 impl Fencer {
@@ -98,8 +148,13 @@ impl Fencer {
             isolate: Isolator::default(),
             reboot: kernel_reboot(),
             checks,
-            fenced_by: Mutex::new(None),
             record: None,
+            handover: None,
+            wake: None,
+            note: OnceLock::new(),
+            recorded: Step::new(),
+            rebooted: Step::new(),
+            reported: AtomicBool::new(false),
         }
     }
 
@@ -115,6 +170,18 @@ impl Fencer {
         self
     }
 
+    /// The same fence, making the handover file say `1` after the kills.
+    pub fn with_handover(mut self, handover: Option<Arc<HandoverFile>>) -> Self {
+        self.handover = handover;
+        self
+    }
+
+    /// The same fence, ringing `wake` (the status thread's sleep) once it has acted.
+    pub fn with_wake(mut self, wake: Arc<Stopper>) -> Self {
+        self.wake = Some(wake);
+        self
+    }
+
     /// The same fence with another reboot (tests).
     #[cfg(test)]
     fn with_reboot(mut self, reboot: Reboot) -> Self {
@@ -122,83 +189,130 @@ impl Fencer {
         self
     }
 
-    /// What fenced the node (check, evidence), if it is fenced; `None` also while the fence
-    /// is recording it, so the caller never waits on the fence.
+    /// What fenced the node (check, evidence), once the fence has recorded it. Lock-free.
     pub fn fenced_by(&self) -> Option<(String, String)> {
-        self.fenced_by.try_lock().ok().and_then(|f| f.clone())
+        self.note.get().map(|n| {
+            (
+                n.check.as_str().to_string(),
+                n.evidence.as_str().to_string(),
+            )
+        })
     }
 
-    /// The failing check and its evidence, without ever waiting on a check thread.
-    fn describe(&self, reason: &FenceReason, now: Duration) -> (String, String) {
+    /// The failing check and its evidence, into fixed buffers: never waits on a check
+    /// thread, never allocates.
+    fn describe(&self, reason: &FenceReason, now: Duration) -> FenceNote {
+        let mut note = FenceNote {
+            check: Line::default(),
+            evidence: Line::default(),
+        };
         match reason {
-            FenceReason::Stall { gap } => (
-                "freeze-guard".into(),
-                format!(
+            FenceReason::Stall { gap } => {
+                let _ = note.check.write_str("freeze-guard");
+                let _ = write!(
+                    note.evidence,
                     "the feeder did not run for {:.1} s: the node was frozen",
                     gap.as_secs_f64()
-                ),
-            ),
+                );
+            }
             FenceReason::Check { index } => match self.checks.get(*index) {
-                None => (format!("check {index}"), "no lease".into()),
-                Some(h) => (h.name.clone(), h.why_expired(now)),
+                None => {
+                    let _ = write!(note.check, "check {index}");
+                    let _ = note.evidence.write_str("no lease");
+                }
+                Some(h) => {
+                    let _ = note.check.write_str(&h.name);
+                    h.write_why_expired(now, &mut note.evidence);
+                }
             },
+        }
+        note
+    }
+
+    fn mode_word(&self) -> &'static str {
+        match self.plan.mode {
+            FenceMode::Watchdog => "watchdog",
+            FenceMode::Reboot => "reboot",
+        }
+    }
+
+    /// Logs what the fence did, once: the failing check, each step's outcome, and the
+    /// processes killed, including those the last scan finds (started since the last
+    /// refresh), which it kills now. Off the feeder: the status thread calls it when the
+    /// fence wakes it, and the exit sequence once more.
+    pub fn report(&self) {
+        let Some(note) = self.note.get() else { return };
+        if self.reported.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let dry_run = self.plan.dry_run;
+        let (check, evidence) = (note.check.as_str(), note.evidence.as_str());
+        let (bound, mode) = (&self.plan.bound, self.mode_word());
+        if dry_run {
+            tracing::error!(%check, %evidence, bound_s = %bound, %mode, "would fence (dry run: nothing is killed, no device is open)");
+        } else {
+            tracing::error!(%check, %evidence, bound_s = %bound, %mode, "fencing");
+        }
+        for line in self.isolate.report(dry_run) {
+            tracing::error!("{line}");
+        }
+        for line in self.kill.report(dry_run) {
+            tracing::error!("{line}");
+        }
+        if let Some(Err(e)) = self.recorded.get() {
+            tracing::error!(error = %e, "the fence record was not written: a wdfeed restarted in this boot could arm again");
+        }
+        if let Some(Some(Err(e))) = self.handover.as_ref().map(|h| h.fence_outcome()) {
+            tracing::error!(error = %e, "the fence could not make the handover file say 1; the status thread tries again");
+        }
+        if self.plan.mode == FenceMode::Reboot {
+            match (dry_run, self.rebooted.get()) {
+                (true, _) => tracing::error!("would reboot now (reboot(2), no sync)"),
+                (false, Some(Err(e))) => {
+                    tracing::error!(error = %e, "reboot failed; the watchdog resets the node instead")
+                }
+                (false, _) => {}
+            }
         }
     }
 }
 
 impl Fence for Fencer {
     fn fence(&self, reason: &FenceReason, now: Duration) {
-        let (check, evidence) = self.describe(reason, now);
-        let Plan {
-            mode,
-            dry_run,
-            ref bound,
-        } = self.plan;
-        let mode_word = match mode {
-            FenceMode::Watchdog => "watchdog",
-            FenceMode::Reboot => "reboot",
-        };
-        // The record first (a pwrite to tmpfs), so a restarted wdfeed never arms again;
-        // then the kernel logs (they never block), the kills, and only then stderr, which a
-        // wedged journald could stall.
-        let recorded = match (&self.record, dry_run) {
-            (Some(r), false) => Some(r.write_fenced(now, &check, &evidence)),
-            _ => None,
-        };
+        let note = self.describe(reason, now);
+        let dry_run = self.plan.dry_run;
         if !dry_run {
-            self.kernel_log.write(&format!(
-                "<2>wdfeed: FENCE check={check} evidence={evidence} bound={bound}s mode={mode_word}\n"
-            ));
+            // The record first (a pwrite to tmpfs), so a restarted wdfeed never arms again.
+            if let Some(r) = &self.record {
+                self.recorded.set(
+                    r.write_fenced(now, note.check.as_str(), note.evidence.as_str())
+                        .map_err(|e| e.raw_os_error().unwrap_or(libc::EIO)),
+                );
+            }
+            let mut line = Line::<1280>::default();
+            let _ = write!(
+                line,
+                "<2>wdfeed: FENCE check={} evidence={} bound={}s mode={}",
+                note.check,
+                note.evidence,
+                self.plan.bound,
+                self.mode_word()
+            );
+            line.end_with_newline();
+            self.kernel_log.write(line.as_bytes());
         }
         // Isolate: the node stops answering for its addresses before anything else.
         self.isolate.isolate(dry_run);
-        let kills = self.kill.kill_all(dry_run);
-        // Recorded for `wdfeed status` only after the kills: the status thread reads this
-        // lock, and the fence must never wait on a thread that is not realtime.
-        if let Ok(mut f) = self.fenced_by.lock() {
-            *f = Some((check.clone(), evidence.clone()));
+        self.kill.kill_held(dry_run);
+        if let Some(h) = &self.handover {
+            h.fence_write();
         }
-        if dry_run {
-            tracing::error!(%check, %evidence, bound_s = %bound, mode = %mode_word, "would fence (dry run: nothing is killed, no device is open)");
-        } else {
-            tracing::error!(%check, %evidence, bound_s = %bound, mode = %mode_word, "fencing");
+        let _ = self.note.set(note);
+        if self.plan.mode == FenceMode::Reboot && !dry_run {
+            self.rebooted.set(Err((self.reboot)()));
         }
-        for line in self.isolate.report(dry_run) {
-            tracing::error!("{line}");
-        }
-        for line in kills {
-            tracing::error!("{line}");
-        }
-        if let Some(Err(e)) = recorded {
-            tracing::error!(error = %e, "the fence record was not written: a wdfeed restarted in this boot could arm again");
-        }
-        if mode == FenceMode::Reboot {
-            if dry_run {
-                tracing::error!("would reboot now (reboot(2), no sync)");
-            } else {
-                let err = (self.reboot)();
-                tracing::error!(error = %err, "reboot failed; the watchdog resets the node instead");
-            }
+        if let Some(w) = &self.wake {
+            w.nudge();
         }
     }
 }
@@ -233,7 +347,7 @@ mod tests {
         )
         .with_reboot(Box::new(move || {
             c.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            "refused in test".into()
+            libc::EPERM
         }));
         fencer.fence(
             &FenceReason::Stall {
@@ -281,6 +395,152 @@ mod tests {
             text,
             "<2>wdfeed: FENCE check=writable / evidence=/ read-only in /proc/1/mountinfo bound=45.0s mode=watchdog\n"
         );
+    }
+
+    /// A fence with every part real and prepared, writing into `dir` (a tmpfs).
+    fn full_fence(
+        dir: &std::path::Path,
+        kmsg: &std::fs::File,
+        checks: Vec<Arc<CheckHandle>>,
+    ) -> (Fencer, Arc<HandoverFile>, Arc<KillList>) {
+        let boot = "0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0";
+        let (rec, _) = FenceRecord::open(dir, boot).unwrap();
+        let handover = Arc::new(HandoverFile::prepare(&dir.join("handover")).unwrap());
+        let me = 0;
+        let kill = Arc::new(KillList::new(
+            vec![kill::Target {
+                name: "wdfeed-none-such".into(),
+                uid: me,
+            }],
+            Root::host(),
+        ));
+        kill.refresh();
+        let fencer = Fencer::new(
+            plan(FenceMode::Watchdog),
+            Arc::clone(&kill),
+            KernelLog::to_file(kmsg.try_clone().unwrap()),
+            checks,
+        )
+        .with_record(Some(Arc::new(rec)))
+        .with_handover(Some(Arc::clone(&handover)))
+        .with_wake(Arc::new(Stopper::default()))
+        .with_reboot(Box::new(|| panic!("watchdog mode must not reboot")));
+        (fencer, handover, kill)
+    }
+
+    #[test]
+    fn the_fence_allocates_nothing_and_waits_on_no_other_thread() {
+        let dir = tempfile::Builder::new()
+            .prefix("wdfeed-fence-")
+            .tempdir_in("/dev/shm")
+            .unwrap();
+        let kmsg = tempfile::NamedTempFile::new().unwrap();
+        let schedule = Schedule {
+            every: Duration::from_secs(1),
+            deadline: Duration::from_secs(2),
+            tolerance: 0,
+        };
+        let handle = Arc::new(CheckHandle::new("writable /".into(), schedule));
+        handle.record(LastRun::judge(
+            Verdict::unhealthy("/ read-only in /proc/1/mountinfo"),
+            Duration::from_secs(90),
+            Duration::from_secs(90),
+            schedule.deadline,
+            0,
+        ));
+        let (fencer, handover, _kill) =
+            full_fence(dir.path(), kmsg.as_file(), vec![Arc::clone(&handle)]);
+        let fencer = Arc::new(fencer);
+        // Every lock another thread could hold while the fence runs, held by parked threads:
+        // the check's last run (its thread, the status thread), the handover file's state
+        // (the status thread).
+        let (park_tx, park_rx) = std::sync::mpsc::channel::<()>();
+        let park_rx = Arc::new(std::sync::Mutex::new(park_rx));
+        let (held_tx, held_rx) = std::sync::mpsc::channel();
+        let mut parked = vec![];
+        for which in 0..2 {
+            let (h, ho, rx, tx) = (
+                Arc::clone(&handle),
+                Arc::clone(&handover),
+                Arc::clone(&park_rx),
+                held_tx.clone(),
+            );
+            parked.push(std::thread::spawn(move || {
+                let _g1 = (which == 0).then(|| h.lock_for_test());
+                let _g2 = (which == 1).then(|| ho.lock_for_test());
+                tx.send(()).unwrap();
+                let _ = rx.lock().unwrap().recv();
+            }));
+        }
+        held_rx.recv().unwrap();
+        held_rx.recv().unwrap();
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        let f = Arc::clone(&fencer);
+        std::thread::spawn(move || {
+            let ((), n) = crate::ffi::alloc_count::allocations(|| {
+                f.fence(&FenceReason::Check { index: 0 }, Duration::from_secs(100))
+            });
+            done_tx.send(n).unwrap();
+        });
+        let allocations = done_rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("the fence waited on a lock another thread holds");
+        assert_eq!(allocations, 0, "the fence allocated");
+        drop(park_tx);
+        for p in parked {
+            p.join().unwrap();
+        }
+        // And it did its work: the record, the kernel log line, the handover file.
+        let text = std::fs::read_to_string(kmsg.path()).unwrap();
+        assert_eq!(text, "<2>wdfeed: FENCE check=writable / evidence=/ read-only in /proc/1/mountinfo bound=45.0s mode=watchdog\n");
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("handover")).unwrap(),
+            "1\n"
+        );
+        let (_r, found) =
+            FenceRecord::open(dir.path(), "0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0").unwrap();
+        assert!(
+            matches!(found, record::Found::FencedThisBoot { .. }),
+            "{found:?}"
+        );
+        assert_eq!(
+            fencer.fenced_by(),
+            Some((
+                "writable /".to_string(),
+                "/ read-only in /proc/1/mountinfo".to_string()
+            ))
+        );
+    }
+
+    #[test]
+    fn a_fence_right_after_the_revocation_names_the_failing_run() {
+        // The check thread records the run before it revokes: the fence that follows at
+        // once reads the failure, not the pass before it.
+        let schedule = Schedule {
+            every: Duration::from_secs(1),
+            deadline: Duration::from_secs(2),
+            tolerance: 0,
+        };
+        let handle = Arc::new(CheckHandle::new("process heartbeat".into(), schedule));
+        let pass = LastRun::judge(
+            Verdict::healthy("heartbeat pid 7 running"),
+            Duration::from_secs(1),
+            Duration::from_secs(1),
+            schedule.deadline,
+            0,
+        );
+        handle.record(pass);
+        let fail = LastRun::judge(
+            Verdict::unhealthy("heartbeat pid 7 stopped (T)"),
+            Duration::from_secs(2),
+            Duration::from_secs(2),
+            schedule.deadline,
+            0,
+        );
+        handle.record(fail);
+        let mut out = Line::<256>::default();
+        handle.write_why_expired(Duration::from_secs(3), &mut out);
+        assert_eq!(out.as_str(), "heartbeat pid 7 stopped (T)");
     }
 
     #[test]

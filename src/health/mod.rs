@@ -8,12 +8,14 @@
 
 pub mod checks;
 pub(crate) mod lease;
+pub(crate) mod run_note;
 pub(crate) mod runner;
 mod schedule;
 mod verdict;
 
 use std::time::Duration;
 
+pub use run_note::cut as cut_text;
 pub use schedule::Schedule;
 pub use verdict::{LastRun, Verdict};
 

@@ -10,6 +10,7 @@ use std::thread;
 use std::time::Duration;
 
 use crate::health::lease::LeaseTable;
+use crate::health::run_note::{Outcome, RunNote, EVIDENCE_CAP};
 use crate::health::{Check, LastRun, Schedule, Verdict};
 use crate::time::{millis, Clock, Stopper};
 
@@ -22,6 +23,8 @@ pub struct CheckHandle {
     pub name: String,
     pub schedule: Schedule,
     last: Mutex<Option<LastRun>>,
+    /// The last run again, for the fence: readable without a lock or an allocation.
+    note: RunNote,
 }
 
 /// The check's thread is recording a run at this very moment.
@@ -34,13 +37,22 @@ impl CheckHandle {
             name,
             schedule,
             last: Mutex::new(None),
+            note: RunNote::default(),
         }
     }
 
     pub(crate) fn record(&self, run: LastRun) {
+        self.note.publish(&run);
         if let Ok(mut last) = self.last.lock() {
             *last = Some(run);
         }
+    }
+
+    /// Holds the last run's lock, as the check's or the status thread's would (tests: the
+    /// fence must not wait for it).
+    #[cfg(test)]
+    pub fn lock_for_test(&self) -> std::sync::MutexGuard<'_, Option<LastRun>> {
+        self.last.lock().unwrap()
     }
 
     /// The last run (`None` before the first finished), waiting for a run being recorded.
@@ -54,24 +66,43 @@ impl CheckHandle {
         self.last.try_lock().map(|g| g.clone()).map_err(|_| Busy)
     }
 
-    /// Why this check holds no valid lease at `now`, for the fence line. Never waits.
-    pub fn why_expired(&self, now: Duration) -> String {
-        match self.peek() {
-            Err(Busy) => "evidence unavailable (the check is recording it right now)".into(),
-            Ok(None) => "never finished a run (hung from the start?)".into(),
-            Ok(Some(run)) if !run.verdict.healthy => run.verdict.evidence,
-            Ok(Some(run)) if !run.passed() => format!(
-                "last run took {} ms, over its {} ms deadline ({})",
-                run.elapsed.as_millis(),
-                self.schedule.deadline.as_millis(),
-                run.verdict.evidence
-            ),
-            Ok(Some(run)) => format!(
-                "no run has finished for {:.1} s (hung?); the last said: {}",
-                now.saturating_sub(run.finished_at).as_secs_f64(),
-                run.verdict.evidence
-            ),
+    /// Why this check holds no valid lease at `now`, written into `out`: what the fence
+    /// records. Reads the run note: no lock, no allocation.
+    pub fn write_why_expired(&self, now: Duration, out: &mut impl std::fmt::Write) {
+        fn text<'a>(
+            seen: &crate::health::run_note::Seen,
+            evidence: &'a [u8; EVIDENCE_CAP],
+        ) -> &'a str {
+            std::str::from_utf8(&evidence[..seen.len]).unwrap_or("")
         }
+        let mut evidence = [0u8; EVIDENCE_CAP];
+        let _ = match self.note.read(&mut evidence) {
+            Err(()) => out.write_str("evidence unavailable (the check is recording it right now)"),
+            Ok(None) => out.write_str("never finished a run (hung from the start?)"),
+            Ok(Some(seen)) => match seen.outcome {
+                Outcome::Failed => out.write_str(text(&seen, &evidence)),
+                Outcome::Late => write!(
+                    out,
+                    "last run took {} ms, over its {} ms deadline ({})",
+                    seen.elapsed.as_millis(),
+                    self.schedule.deadline.as_millis(),
+                    text(&seen, &evidence)
+                ),
+                Outcome::Passed => write!(
+                    out,
+                    "no run has finished for {:.1} s (hung?); the last said: {}",
+                    now.saturating_sub(seen.finished_at).as_secs_f64(),
+                    text(&seen, &evidence)
+                ),
+            },
+        };
+    }
+
+    /// Why this check holds no valid lease at `now`, as a string (logs, the stop path).
+    pub fn why_expired(&self, now: Duration) -> String {
+        let mut out = String::new();
+        self.write_why_expired(now, &mut out);
+        out
     }
 }
 
@@ -154,20 +185,25 @@ impl Loop {
             let finished = self.clock.now();
             let run = LastRun::judge(verdict, started, finished, schedule.deadline, failures);
             failures = run.consecutive_failures;
-            match run.lease(&schedule, started) {
+            let lease = run.lease(&schedule, started);
+            let passed = run.passed();
+            // Recorded before the lease changes: a fence that follows a revocation finds
+            // this run's evidence, not the one before.
+            self.handle.record(run.clone());
+            match lease {
                 Some(until) => self.leases.renew(self.index, until),
                 // Tolerance used up: the node is unhealthy now. The feeder fences at its
                 // next tick; the status thread is woken to hand the service over.
-                None if !run.passed() && self.leases.revoke(self.index) => {
+                None if !passed && self.leases.revoke(self.index) => {
                     if let Some(wake) = &self.wake {
                         wake.nudge();
                     }
                 }
                 None => {}
             }
+            // Logged last: a log that blocks (a wedged journald) must not hold the lease.
             log_transition(&self.handle.name, was_healthy, &run, &schedule);
-            was_healthy = Some(run.passed());
-            self.handle.record(run);
+            was_healthy = Some(passed);
             let next = started + schedule.every;
             let now = self.clock.now();
             if next > now {

@@ -8,20 +8,26 @@
 //! IN_DELETE, and re-reads the file (strtol) on IN_CLOSE_WRITE or IN_MOVED_TO; a deleted
 //! file reads as 0. So each change is written in place and the file closed: open, pwrite
 //! of two bytes (`0\n` or `1\n`) at offset 0, truncate to 2, close. The content never
-//! passes through an empty state, and the file is never removed. Only the status thread
-//! (and the exit sequence) write it; never the feeder.
+//! passes through an empty state, and the file is never removed. The status thread keeps
+//! it (and the exit sequence seals it); the fence itself writes `1` once, in the same round
+//! as any fence ([`HandoverFile::fence_write`]: no lock, no allocation, no new file).
 
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::Mutex;
 
 /// The handover file and what it says now.
 pub struct HandoverFile {
     path: PathBuf,
-    /// (what the file says: true = `1`; sealed: stays `1` for good).
-    state: Mutex<(Option<bool>, bool)>,
+    /// What the status thread last wrote (true = `1`), if it knows.
+    state: Mutex<Option<bool>>,
+    /// `1` for good: set by the fence and by a disarming exit.
+    sealed: AtomicBool,
+    /// The errno of the fence's own write (0: written; -1: not tried).
+    fence_errno: AtomicI32,
 }
 
 impl HandoverFile {
@@ -29,13 +35,21 @@ impl HandoverFile {
     pub fn prepare(path: &Path) -> io::Result<HandoverFile> {
         let f = HandoverFile {
             path: path.to_path_buf(),
-            state: Mutex::new((None, false)),
+            state: Mutex::new(None),
+            sealed: AtomicBool::new(false),
+            fence_errno: AtomicI32::new(-1),
         };
         f.write(true, true)?;
         if let Ok(mut s) = f.state.lock() {
-            s.0 = Some(true);
+            *s = Some(true);
         }
         Ok(f)
+    }
+
+    /// Holds the status thread's lock (tests: the fence must not wait for it).
+    #[cfg(test)]
+    pub fn lock_for_test(&self) -> std::sync::MutexGuard<'_, Option<bool>> {
+        self.state.lock().unwrap()
     }
 
     pub fn path(&self) -> &Path {
@@ -72,24 +86,49 @@ impl HandoverFile {
             return Ok(());
         };
         // Sealed: `1` whatever is asked, and written again if someone changed it.
-        let fault = fault || s.1;
+        let fault = fault || self.sealed.load(Ordering::SeqCst);
         let want: [u8; 2] = if fault { *b"1\n" } else { *b"0\n" };
-        if s.0 == Some(fault) && self.reads() == Some(want) {
+        if *s == Some(fault) && self.reads() == Some(want) {
             return Ok(());
         }
-        s.0 = None;
+        *s = None;
         self.write(fault, true)?;
-        s.0 = Some(fault);
+        *s = Some(fault);
+        // A fence that wrote `1` while this wrote `0` must not be undone.
+        if !fault && self.sealed.load(Ordering::SeqCst) {
+            *s = None;
+            self.write(true, true)?;
+            *s = Some(true);
+        }
         Ok(())
     }
 
     /// `1` for good: after a fence, and at a disarming exit.
     pub fn seal(&self) -> io::Result<()> {
-        self.set(true)?;
-        if let Ok(mut s) = self.state.lock() {
-            s.1 = true;
+        self.sealed.store(true, Ordering::SeqCst);
+        self.set(true)
+    }
+
+    /// The fence's step: `1` for good, written at once by the thread that fences. The file
+    /// exists (made at start-up), so this opens it without creating it, writes two bytes
+    /// and closes it (keepalived re-reads on close). Takes no lock and allocates nothing;
+    /// the outcome is read with [`Self::fence_outcome`].
+    pub fn fence_write(&self) {
+        self.sealed.store(true, Ordering::SeqCst);
+        let errno = match self.write(true, false) {
+            Ok(()) => 0,
+            Err(e) => e.raw_os_error().unwrap_or(libc::EIO),
+        };
+        self.fence_errno.store(errno, Ordering::SeqCst);
+    }
+
+    /// What the fence's own write did: `None` if not tried, else its result.
+    pub fn fence_outcome(&self) -> Option<io::Result<()>> {
+        match self.fence_errno.load(Ordering::SeqCst) {
+            -1 => None,
+            0 => Some(Ok(())),
+            e => Some(Err(io::Error::from_raw_os_error(e))),
         }
-        Ok(())
     }
 }
 
@@ -121,6 +160,26 @@ mod tests {
         std::fs::write(&p, "0\n").unwrap();
         h.set(false).unwrap();
         assert_eq!(read(), "1\n", "sealed: 1 again, whoever wrote 0");
+    }
+
+    #[test]
+    fn the_fence_writes_1_at_once_and_the_status_thread_never_undoes_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("handover");
+        let read = || std::fs::read_to_string(&p).unwrap();
+        let h = HandoverFile::prepare(&p).unwrap();
+        h.set(false).unwrap();
+        assert_eq!(read(), "0\n");
+        assert!(h.fence_outcome().is_none());
+        // The status thread is in the middle of a round (holding its lock): the fence
+        // neither waits for it nor is undone by it.
+        let guard = h.state.lock().unwrap();
+        h.fence_write();
+        assert_eq!(read(), "1\n");
+        drop(guard);
+        h.set(false).unwrap();
+        assert_eq!(read(), "1\n");
+        assert!(matches!(h.fence_outcome(), Some(Ok(()))));
     }
 
     #[test]

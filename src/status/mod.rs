@@ -98,6 +98,17 @@ pub struct DeviceStatus {
     /// Pets this device took since the daemon started.
     #[serde(default)]
     pub pets_total: u64,
+    /// Pets this device refused (a failed pet is no pet: it does not count above, and the
+    /// last pet's age does not restart).
+    #[serde(default)]
+    pub pet_failures_total: u64,
+    /// Why the last refused pet failed.
+    #[serde(default)]
+    pub last_pet_error: Option<String>,
+    /// Whether closing the device without the magic `V` leaves it armed (GETSUPPORT's
+    /// WDIOF_MAGICCLOSE, IPMI, nowayout); `false` means a fenced wdfeed must never exit.
+    #[serde(default)]
+    pub stays_armed_on_close: Option<bool>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -159,6 +159,19 @@ pub fn render(s: &Status) -> String {
             d.pets_total as f64,
         );
     }
+    out.family(
+        "wdfeed_device_pet_failures_total",
+        "counter",
+        "Pets the device refused (an error other than the device going away); a refused pet is no pet.",
+    );
+    for d in &s.devices {
+        let path = d.path.display().to_string();
+        out.sample(
+            "wdfeed_device_pet_failures_total",
+            &[("device", &path)],
+            d.pet_failures_total as f64,
+        );
+    }
     if s.devices.is_empty() {
         out.family(
             "wdfeed_last_pet_age_seconds",

@@ -1,11 +1,14 @@
-//! The status thread: every interval, the state to the status file and, when its summary
-//! changed, to systemd as STATUS=. Off the pet path: a stuck /run stalls only this thread.
+//! The status thread: every interval (and when a check or the fence rings it), the handover
+//! file, the log lines of what the feeder and the fence did, the state to the status file
+//! and, when its summary changed, to systemd as STATUS=. Off the pet path: a stuck /run or
+//! a blocked log stalls only this thread.
 
 use std::sync::mpsc::{self, Receiver};
 use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
+use super::report::Logged;
 use super::{write, Reporter};
 use crate::system::hardening::THREAD_STACK;
 use crate::time::Stopper;
@@ -39,8 +42,10 @@ pub fn start(reporter: Reporter, stop: Arc<Stopper>) -> std::io::Result<StatusTh
 fn publish(reporter: &Reporter, stop: &Stopper) {
     let mut warned = false;
     let mut last_summary = String::new();
+    let mut logged = Logged::default();
     loop {
         reporter.hand_over();
+        reporter.log_news(&mut logged);
         let s = reporter.collect();
         let summary = s.summary();
         if summary != last_summary {

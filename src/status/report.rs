@@ -24,6 +24,8 @@ pub struct Reporter {
     pub dry_run: bool,
     pub interval: Duration,
     pub bound: Bound,
+    /// Per device, whether a close without the magic `V` leaves it armed (none in a dry run).
+    pub stay_armed: Option<Vec<bool>>,
     pub checks: Vec<Arc<CheckHandle>>,
     pub leases: Arc<LeaseTable>,
     pub feeder: Arc<FeederShared>,
@@ -39,7 +41,66 @@ pub struct Reporter {
     pub rejoin: Arc<crate::rejoin::RejoinShared>,
 }
 
+/// What the status thread has already logged of the feeder and the fence.
+#[derive(Default)]
+pub struct Logged {
+    realtime: bool,
+    petting: bool,
+    pet_failures: Vec<u64>,
+    notify_dropped: u64,
+}
+
 impl Reporter {
+    /// Logs what the feeder and the fence published since the last round: the feeder logs
+    /// nothing itself (a log that blocks must never delay a pet or a fence).
+    pub fn log_news(&self, logged: &mut Logged) {
+        let f = &self.feeder;
+        if !logged.realtime {
+            if let Some(r) = f.realtime() {
+                logged.realtime = true;
+                match r {
+                    Ok(()) => tracing::info!(
+                        priority = crate::system::hardening::FEEDER_PRIORITY,
+                        "feeder thread started"
+                    ),
+                    Err(e) => crate::system::hardening::log_realtime_refused("feeder", e),
+                }
+            }
+        }
+        if !logged.petting && f.is_petting() && !self.latch.is_closed() {
+            logged.petting = true;
+            if self.dry_run {
+                tracing::info!(
+                    interval_ms = crate::time::millis(self.interval),
+                    "would pet: every check holds a valid lease"
+                );
+            } else {
+                tracing::info!(
+                    interval_ms = crate::time::millis(self.interval),
+                    devices = self.bound.devices.len(),
+                    "petting"
+                );
+            }
+        }
+        logged.pet_failures.resize(self.bound.devices.len(), 0);
+        for (i, d) in self.bound.devices.iter().enumerate() {
+            let (n, errno) = f.pet_failures(i);
+            if n > logged.pet_failures[i] {
+                let error = errno.map_or("unknown", |e| e.desc());
+                tracing::warn!(device = %d.path.display(), error, failures = n, "pet failed: the device did not take it (not counted as a pet)");
+                logged.pet_failures[i] = n;
+            }
+        }
+        let dropped = self.notifier.dropped();
+        if dropped > logged.notify_dropped {
+            if logged.notify_dropped == 0 {
+                tracing::warn!(dropped, "the service manager does not read its notify socket (queue full): notifications are dropped, never waited for");
+            }
+            logged.notify_dropped = dropped;
+        }
+        self.fencer.report();
+    }
+
     /// Keeps the handover file: `1` once fenced (for good) or while any lease is not valid
     /// (a revoked lease included), else `0`.
     pub fn hand_over(&self) {
@@ -152,6 +213,9 @@ impl Reporter {
                     _ => None,
                 },
                 pets_total: self.feeder.pets(i),
+                pet_failures_total: self.feeder.pet_failures(i).0,
+                last_pet_error: self.feeder.pet_failures(i).1.map(|e| e.desc().to_string()),
+                stays_armed_on_close: self.stay_armed.as_ref().and_then(|v| v.get(i).copied()),
             })
             .collect()
     }

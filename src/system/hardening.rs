@@ -86,12 +86,21 @@ pub fn limit_malloc_arenas() {
 /// Puts the calling thread under SCHED_FIFO; `what` names it in the log. Children it
 /// starts do not inherit the realtime policy.
 pub fn realtime(what: &str, priority: i32) {
-    match ffi::set_thread_fifo(priority, true) {
+    match set_realtime(priority) {
         Ok(()) => tracing::debug!(thread = what, priority, "realtime scheduling (SCHED_FIFO)"),
-        Err(e) => {
-            tracing::warn!(thread = what, error = %e, "realtime scheduling refused; running at normal priority: run as root, and under cgroup v1 RT group scheduling give the service an RT budget (CPURTRuntime)")
-        }
+        Err(e) => log_realtime_refused(what, e),
     }
+}
+
+/// The same without a log line, for the feeder (which never logs): the errno if refused.
+pub fn set_realtime(priority: i32) -> Result<(), nix::errno::Errno> {
+    ffi::set_thread_fifo(priority, true)
+        .map_err(|e| nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(libc::EPERM)))
+}
+
+/// The warning for a refused realtime policy.
+pub fn log_realtime_refused(what: &str, e: nix::errno::Errno) {
+    tracing::warn!(thread = what, error = %e.desc(), "realtime scheduling refused; running at normal priority: run as root, and under cgroup v1 RT group scheduling give the service an RT budget (CPURTRuntime)")
 }
 
 #[cfg(test)]

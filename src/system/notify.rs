@@ -1,15 +1,25 @@
 //! systemd's notify protocol (`Type=notify`): READY=1, STATUS=..., WATCHDOG=1. Does nothing
 //! when `NOTIFY_SOCKET` is unset. The socket is connected once at start-up, so a
 //! notification from the feeder is one send(2) of a static buffer: no allocation, no file.
+//!
+//! The socket never blocks. A service manager that stops reading (PID 1 busy in a
+//! daemon-reexec, or wedged) fills its queue (net.unix.max_dgram_qlen, 10 by default)
+//! within a few intervals, and so does any local user who floods /run/systemd/notify; a
+//! blocking send would then put the feeder to sleep in the kernel, with no pet and no fence.
+//! A notification that would block is dropped instead (a manager whose queue is full cannot
+//! act on it anyway) and counted.
 
 use std::io;
 use std::os::unix::net::UnixDatagram;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 /// A connection to the service manager, or nothing.
 #[derive(Debug, Default)]
 pub struct Notifier {
     socket: Option<UnixDatagram>,
+    /// Notifications dropped because the manager's queue was full.
+    dropped: AtomicU64,
 }
 
 impl Notifier {
@@ -20,6 +30,7 @@ impl Notifier {
             Some(addr) => match connect(&addr.to_string_lossy()) {
                 Ok(socket) => Notifier {
                     socket: Some(socket),
+                    dropped: AtomicU64::new(0),
                 },
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot reach the service manager (NOTIFY_SOCKET)");
@@ -29,11 +40,21 @@ impl Notifier {
         }
     }
 
-    /// Sends one notification; failures are ignored (the manager may be gone at shutdown).
+    /// Sends one notification without ever waiting: a full queue drops it (and counts it);
+    /// other failures are ignored (the manager may be gone at shutdown). Allocates nothing.
     pub fn send(&self, message: &str) {
         if let Some(s) = &self.socket {
-            let _ = s.send(message.as_bytes());
+            if let Err(e) = s.send(message.as_bytes()) {
+                if e.kind() == io::ErrorKind::WouldBlock {
+                    self.dropped.fetch_add(1, Ordering::Relaxed);
+                }
+            }
         }
+    }
+
+    /// Notifications dropped so far because the manager's queue was full.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
     }
 
     /// A notifier connected to a socket a test listens on.
@@ -41,6 +62,7 @@ impl Notifier {
     pub fn connected_to(path: &std::path::Path) -> Self {
         Notifier {
             socket: Some(connect(&path.to_string_lossy()).expect("test notify socket")),
+            dropped: AtomicU64::new(0),
         }
     }
 
@@ -59,6 +81,7 @@ fn connect(addr: &str) -> io::Result<UnixDatagram> {
     } else {
         socket.connect(addr)?;
     }
+    socket.set_nonblocking(true)?;
     Ok(socket)
 }
 
@@ -83,9 +106,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("notify");
         let listener = UnixDatagram::bind(&path).unwrap();
-        let n = Notifier {
-            socket: Some(connect(path.to_str().unwrap()).unwrap()),
-        };
+        let n = Notifier::connected_to(&path);
         n.send("READY=1");
         n.watchdog();
         let mut buf = [0u8; 64];
@@ -93,6 +114,27 @@ mod tests {
         assert_eq!(&buf[..len], b"READY=1");
         let len = listener.recv(&mut buf).unwrap();
         assert_eq!(&buf[..len], b"WATCHDOG=1");
+    }
+
+    #[test]
+    fn a_manager_that_stops_reading_never_blocks_a_send() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("notify");
+        let _unread = UnixDatagram::bind(&path).unwrap();
+        let n = Notifier::connected_to(&path);
+        // Far more than any queue (net.unix.max_dgram_qlen) holds: each send returns at once,
+        // the ones that do not fit are dropped and counted.
+        let (done_tx, done) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for _ in 0..1000 {
+                n.watchdog();
+            }
+            let _ = done_tx.send(n.dropped());
+        });
+        let dropped = done
+            .recv_timeout(Duration::from_secs(20))
+            .expect("a send blocked on a socket nobody reads");
+        assert!(dropped >= 500, "dropped {dropped}");
     }
 
     #[test]

@@ -1,54 +1,63 @@
 //! A sleep that ends early when the daemon stops: the feeder, the status thread and the
 //! kill-list refresher each sleep on one. The status thread's can also be nudged: a check
-//! that just failed wakes it before its next tick. Only non-realtime threads and the check
-//! threads take its lock, never the feeder.
+//! that just failed, and the fence, wake it before its next tick.
+//!
+//! It takes no lock: a flag per event and a futex on a counter that every stop and nudge
+//! bumps. So the feeder can sleep on one and ring another without ever waiting on a thread
+//! that is not realtime (a mutex held by a preempted status thread would make it wait).
 
-use std::sync::{Condvar, Mutex};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::ffi;
 
 /// Wakes its sleepers early when the daemon stops.
 #[derive(Default)]
 pub struct Stopper {
-    state: Mutex<State>,
-    wake: Condvar,
-}
-
-#[derive(Default)]
-struct State {
-    stopped: bool,
-    nudged: bool,
+    stopped: AtomicBool,
+    nudged: AtomicBool,
+    /// Bumped by every stop and nudge; sleepers wait on it.
+    ring: AtomicU32,
 }
 
 impl Stopper {
     pub fn stop(&self) {
-        if let Ok(mut s) = self.state.lock() {
-            s.stopped = true;
-        }
-        self.wake.notify_all();
+        self.stopped.store(true, Ordering::SeqCst);
+        self.ring_all();
     }
 
-    /// Ends the current (or the next) sleep early, without stopping.
+    /// Ends the current (or the next) sleep early, without stopping. Lock-free: the feeder
+    /// and the check threads may call it.
     pub fn nudge(&self) {
-        if let Ok(mut s) = self.state.lock() {
-            s.nudged = true;
-        }
-        self.wake.notify_all();
+        self.nudged.store(true, Ordering::SeqCst);
+        self.ring_all();
+    }
+
+    fn ring_all(&self) {
+        self.ring.fetch_add(1, Ordering::SeqCst);
+        ffi::futex_wake_all(&self.ring);
     }
 
     /// Sleeps up to `d`, or until nudged; true if a stop was asked for.
     pub fn sleep(&self, d: Duration) -> bool {
-        let Ok(guard) = self.state.lock() else {
-            return true;
-        };
-        match self
-            .wake
-            .wait_timeout_while(guard, d, |s| !s.stopped && !s.nudged)
-        {
-            Ok((mut g, _)) => {
-                g.nudged = false;
-                g.stopped
+        let end = Instant::now() + d;
+        loop {
+            // Read the counter before the flags: a stop or nudge after this read changes
+            // the counter, so the futex does not sleep through it.
+            let seen = self.ring.load(Ordering::SeqCst);
+            if self.stopped.load(Ordering::SeqCst) {
+                return true;
             }
-            Err(_) => true,
+            if self.nudged.swap(false, Ordering::SeqCst) {
+                return false;
+            }
+            let Some(left) = end
+                .checked_duration_since(Instant::now())
+                .filter(|l| !l.is_zero())
+            else {
+                return false;
+            };
+            ffi::futex_wait(&self.ring, seen, left);
         }
     }
 }

@@ -130,7 +130,12 @@ pub struct Daemon {
 
 impl Daemon {
     pub fn start(args: &[&str]) -> Self {
-        let mut child = wdfeed()
+        Self::spawn(wdfeed(), args)
+    }
+
+    /// The same, from a command the caller prepared (an environment of its own).
+    pub fn spawn(mut command: Command, args: &[&str]) -> Self {
+        let mut child = command
             .args(args)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

@@ -56,7 +56,6 @@ fn rig_every(checks: usize, interval: Duration) -> Rig {
         Timing {
             interval,
             stall_threshold: S(30),
-            dry_run: false,
         },
     );
     Rig {
@@ -345,3 +344,67 @@ fn a_run_that_fails_with_its_tolerance_used_up_fences_at_the_next_tick_not_at_ex
 }
 
 mod clock;
+
+#[test]
+fn a_tick_allocates_nothing_and_a_manager_that_stops_reading_never_holds_it_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("notify");
+    // The service manager's socket, never read: its queue fills after a few datagrams.
+    let _unread = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
+    let notifier = Arc::new(crate::system::notify::Notifier::connected_to(&path));
+    let mut r = rig(1);
+    r.feeder.notifier = Arc::clone(&notifier);
+    r.leases.renew(0, S(1_000_000));
+    let pets = r.io.pets();
+    // The fake device records every call: room for them now, so its log does not count.
+    r.io.calls.lock().unwrap().reserve(10_000);
+    let (done_tx, done) = mpsc::channel();
+    let mut feeder = r.feeder;
+    std::thread::spawn(move || {
+        let (ticks, allocations) = crate::ffi::alloc_count::allocations(|| {
+            (1..=500u64)
+                .map(|t| feeder.tick(S(t)))
+                .filter(|t| *t == Tick::Petted)
+                .count()
+        });
+        let _ = done_tx.send((ticks, allocations, feeder));
+    });
+    let (petted, allocations, feeder) = done
+        .recv_timeout(S(20))
+        .expect("a tick waited on the service manager's full queue");
+    assert_eq!(petted, 500, "every tick petted on its own clock reading");
+    assert_eq!(allocations, 0, "a tick allocated");
+    assert_eq!(r.io.pets(), pets + 500);
+    assert!(
+        notifier.dropped() > 0,
+        "the full queue dropped notifications"
+    );
+    assert_eq!(feeder.shared.last_pet(), Some(S(500)));
+}
+
+#[test]
+fn a_failed_pet_is_no_pet() {
+    let mut r = rig(1);
+    r.leases.renew(0, S(100));
+    assert_eq!(r.feeder.tick(S(10)), Tick::Petted);
+    assert_eq!(r.feeder.shared.last_pet(), Some(S(10)));
+    let took = r.feeder.shared.pets(0);
+    r.io.script.lock().unwrap().keepalive = Err(Errno::EIO);
+    r.feeder.tick(S(15));
+    r.feeder.tick(S(20));
+    assert_eq!(
+        r.feeder.shared.last_pet(),
+        Some(S(10)),
+        "the pet time stays the last good one"
+    );
+    assert_eq!(
+        r.feeder.shared.pets(0),
+        took,
+        "a refused pet is not counted"
+    );
+    assert_eq!(r.feeder.shared.pet_failures(0), (2, Some(Errno::EIO)));
+    r.io.script.lock().unwrap().keepalive = Ok(());
+    r.feeder.tick(S(25));
+    assert_eq!(r.feeder.shared.last_pet(), Some(S(25)));
+    assert_eq!(r.feeder.shared.pets(0), took + 1);
+}

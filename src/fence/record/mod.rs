@@ -5,7 +5,7 @@
 //!
 //! At start-up the record is opened (created if needed), its filesystem checked, and what it
 //! says read: [`Found`]. The fence then writes to the already-open file with one pwrite from
-//! a buffer prepared at start-up: no allocation, no new file, no sync.
+//! a buffer on its own stack: no allocation, no lock, no new file, no sync.
 //!
 //! The format, fixed-size and padded with newlines:
 //!
@@ -21,7 +21,6 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Cursor, Read, Write};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use nix::sys::statfs::{self, FsType, TMPFS_MAGIC};
@@ -46,14 +45,11 @@ pub(super) const MAGIC: &str = "wdfeed fence record 1";
 #[allow(clippy::unnecessary_cast)]
 const RAMFS_MAGIC: FsType = FsType(0x8584_58f6_i64 as _);
 
-/// The open record and the buffer the fence writes.
+/// The open record.
 pub struct FenceRecord {
     path: PathBuf,
     file: File,
     boot_id: String,
-    /// Prepared at start-up; the fence formats into it in place (a newline in the
-    /// evidence only cuts the reason short when read back).
-    buf: Mutex<[u8; SIZE]>,
 }
 
 /// Reads the boot id of the node `root` shows.
@@ -105,7 +101,6 @@ impl FenceRecord {
             path,
             file,
             boot_id: boot_id.to_string(),
-            buf: Mutex::new([b'\n'; SIZE]),
         };
         if found.may_arm() {
             record.write_clean().map_err(|e| {
@@ -136,12 +131,11 @@ impl FenceRecord {
     }
 
     /// The fence's step: records this boot as fenced at `now` (CLOCK_BOOTTIME) for
-    /// `check: evidence`. One pwrite from the prepared buffer; a reason too long is cut.
+    /// `check: evidence`. One pwrite from a buffer on the stack; a reason too long is cut
+    /// (a newline in the evidence only cuts the reason short when read back). Allocates
+    /// nothing.
     pub fn write_fenced(&self, now: Duration, check: &str, evidence: &str) -> io::Result<()> {
-        let Ok(mut buf) = self.buf.try_lock() else {
-            return Err(io::Error::other("the fence record is being written"));
-        };
-        buf.fill(b'\n');
+        let mut buf = [b'\n'; SIZE];
         let epoch = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs())

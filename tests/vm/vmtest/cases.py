@@ -425,8 +425,28 @@ mark "note SIGKILLed the fenced wdfeed, heartbeat back; starting another wdfeed 
 ( wdfeed run -c /etc/wdfeed/watchdog.yaml $WDFEED_ARGS; echo "second wdfeed rc=$?" ) &
 """,
         expect="reset", timing="bound", standin_ok=False, fences=True,
-        checks=("process",), drivers=("softdog",),
-        log_must=("fenced-earlier",)),
+        checks=("process",), log_must=("fenced-earlier", "programmed")),
+    Scenario(
+        "stop-after-revoke",
+        "the fake heartbeat is SIGSTOPped, and as soon as wdfeed logs the failed run (which "
+        "has revoked its lease) it gets SIGTERM, before the feeder's next tick can fence: "
+        "wdfeed must refuse to stop while a lease is not valid, fence, and the VM resets "
+        "within the bound (a stop in that window used to disarm the sick node)",
+        guest="""
+start_petter
+settle
+mark "fault heartbeat-stop, then SIGTERM right after the failed run"
+kill -STOP $(pid_of fakehb)
+_p=$(pid_of wdfeed)
+wait_log "check failed" 10 || fail "the process check did not fail"
+kill -TERM $_p
+mark "note SIGTERM sent right after the failed run"
+sleep 2
+kill -TERM $_p 2>/dev/null && mark "note SIGTERM sent again, 2 s later"
+""",
+        expect="reset", timing="bound", standin_ok=False, fences=True,
+        checks=("process",), drivers=("i6300esb",),
+        log_must=("not-stopping-unhealthy", "not-stopping")),
     Scenario(
         "rejoin-after-fence",
         "boot 1: the fake heartbeat is SIGSTOPped and wdfeed fences; the reset guest boots "
@@ -526,6 +546,9 @@ WDFEED_SAYS = {
     "held-by": r"held by pid",
     "left-armed": r"left armed \(on-exit: keep-armed\)",
     "not-stopping": r"fenced: not stopping",
+    "not-stopping-unhealthy": r"not stopping: check .* holds no valid lease",
+    # GETSUPPORT's option bits and what a close without the magic 'V' does, at arming
+    "programmed": r"identity=.*options=\S+ stays_armed_on_close=\S+",
     "fenced-earlier": r"fenced earlier in this boot at .*waiting for the reset",
     "record-other-boot": r"fence record \S+ is of another boot",
     # the rejoin delay: READY=1 (with the delay it waited for), the start-up decision

@@ -290,6 +290,9 @@ def guest_bound(guest):
 
 
 def note_daemon_lines(guest, t0, res):
+    programmed = guest.first_line(SAYS["programmed"])
+    if programmed:
+        res.notes.append(f"device: {programmed[1].group(0)[:200]}")
     fencing = guest.first_line(SAYS["fencing"], after=t0)
     if fencing:
         res.notes.append(f"wdfeed fenced {fencing[0] - t0:.2f}s after the fault: {fencing[1].group(0)[:200]}")
