@@ -1,6 +1,6 @@
 //! A storm of processes of another user cannot make wdfeed fence, nor grow what it holds:
-//! `wdfeed run --dry-run` watches a root process of this test's own by name while thousands
-//! of same-named processes of uid 65534 (nobody) start. Needs root (a process of another
+//! `wdfeed run --dry-run` watches a root process of this test's own by name, and holds it in
+//! its kill list, while thousands of same-named processes of uid 65534 (nobody) start. Needs root (a process of another
 //! user, a dry run on this machine's /proc); skipped, visibly, otherwise.
 
 mod util;
@@ -95,7 +95,7 @@ fn a_storm_of_another_users_processes_leaves_a_dry_run_without_fence() {
         &cfg,
         format!(
             "devices:\n  - path: /dev/watchdog0\n    timeout: 10s\ninterval: 200ms\n\
-             fence:\n  stall-threshold: 5s\nchecks:\n  - kind: process\n    name: {name}\n\
+             fence:\n  stall-threshold: 5s\n  kill: [{name}]\nchecks:\n  - kind: process\n    name: {name}\n\
              \x20   every: 200ms\n    deadline: 1s\n"
         ),
     )
@@ -126,8 +126,8 @@ fn a_storm_of_another_users_processes_leaves_a_dry_run_without_fence() {
     for _ in 0..STORM {
         kids.0.push(spawn(&exe, Some(65534)));
     }
-    // A dozen runs with the whole storm in the process table.
-    std::thread::sleep(Duration::from_secs(3));
+    // Thirty runs and a refresh of the kill list (every 5 s) with the whole storm there.
+    std::thread::sleep(Duration::from_secs(6));
     let (fds_after, locked_after) = (open_fds(daemon), status_field(daemon, "VmLck:"));
     let o = run(&[
         "status",

@@ -53,8 +53,9 @@ pub(super) fn start_kill_list_refresher(
         .name("kill-list".into())
         .stack_size(THREAD_STACK)
         .spawn(move || {
-            // A scan reads every process; the fence scans afresh anyway, so a process
-            // started since the last refresh is still killed.
+            // A refresh reads the held processes, and walks /proc only when one is gone or
+            // an entry holds none; the fence scans afresh anyway, so a process started since
+            // the last walk is still killed.
             let every = every.max(KILL_LIST_REFRESH_MIN);
             while !stop.sleep(every) {
                 kill.refresh();

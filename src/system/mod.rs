@@ -10,7 +10,6 @@ pub(crate) mod meminfo;
 pub(crate) mod mountinfo;
 pub(crate) mod notify;
 pub(crate) mod process_follow;
-pub(crate) mod process_scan;
 pub mod process_table;
 pub(crate) mod root;
 pub(crate) mod sysfile;

@@ -145,9 +145,19 @@ impl Followed {
 
     /// The pidfd, under this machine's `/`: a signal sent through it reaches this process
     /// or none.
-    #[cfg(test)]
     pub fn pidfd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
         self.pidfd.as_ref().map(|fd| fd.as_fd())
+    }
+
+    /// Whether it still has `name` (comm, or executable basename) and the real uid `uid`,
+    /// read through its own descriptors. A zombie or dead process has neither.
+    pub fn still(&self, root: &Root, d: &ProcDetail, name: &str, uid: u32) -> bool {
+        if matches!(d.stat.state, 'Z' | 'X' | 'x') {
+            return false;
+        }
+        let named = process_table::comm_matches(&d.stat, name)
+            || self.exe_name(root).as_deref() == Some(name);
+        named && self.real_uid(root) == Some(uid)
     }
 }
 
@@ -185,18 +195,13 @@ impl Walk {
     }
 }
 
-/// Walks `<root>/proc` once for the processes named `name` (comm or executable basename, see
-/// [`process_table::name_matches`]) that `accept` takes (it says why not otherwise). The
-/// table is read entry by entry and nothing is kept of a process that is not returned.
-pub fn walk(
-    root: &Root,
-    name: &str,
-    accept: &mut dyn FnMut(i32) -> Result<(), String>,
-    cap: usize,
-) -> Walk {
-    let mut out = Walk::default();
+/// Calls `found(i, process)` for every process whose comm or executable basename is
+/// `names[i]` (see [`process_table::name_matches`]), walking `<root>/proc` once, entry by
+/// entry: nothing is kept of a process that matches no name, and the executable is read
+/// once per process, only when its comm is none of the names.
+pub fn each_named(root: &Root, names: &[&str], found: &mut dyn FnMut(usize, ProcDetail)) {
     let Ok(dir) = fs::read_dir(root.follow(root.proc(""))) else {
-        return out;
+        return;
     };
     for entry in dir.flatten() {
         let Some(pid) = entry
@@ -209,12 +214,38 @@ pub fn walk(
         let Some(d) = process_table::detail(root, pid) else {
             continue;
         };
-        if !process_table::name_matches(root, &d.stat, name) {
-            continue;
+        let mut exe: Option<Option<String>> = None;
+        for (i, name) in names.iter().enumerate() {
+            if process_table::comm_matches(&d.stat, name) {
+                found(i, d.clone());
+                continue;
+            }
+            if d.stat.kernel_thread {
+                continue;
+            }
+            let exe = exe.get_or_insert_with(|| process_table::exe_name(root, pid));
+            if exe.as_deref() == Some(*name) {
+                found(i, d.clone());
+            }
         }
+    }
+}
+
+/// Walks `<root>/proc` once for the processes named `name` that `accept` takes (it says why
+/// not otherwise), and returns the tops of their trees. Nothing is kept of a process that is
+/// not returned, beyond a count and a few lines of evidence.
+pub fn walk(
+    root: &Root,
+    name: &str,
+    accept: &mut dyn FnMut(i32) -> Result<(), String>,
+    cap: usize,
+) -> Walk {
+    let mut out = Walk::default();
+    each_named(root, &[name], &mut |_, d| {
+        let pid = d.stat.pid;
         if let Err(why) = accept(pid) {
             out.refuse(pid, why);
-            continue;
+            return;
         }
         // A worker of the same program (its parent is an accepted one of the name) is judged
         // through its parent: one that exited and waits to be reaped must not fail a check.
@@ -223,14 +254,14 @@ pub fn walk(
                 .is_some_and(|p| process_table::name_matches(root, &p, name))
             && accept(d.ppid).is_ok();
         if parent_too {
-            continue;
+            return;
         }
         if out.tops.len() < cap {
             out.tops.push(d);
         } else {
             out.beyond_cap += 1;
         }
-    }
+    });
     out.tops.sort_by_key(|d| d.stat.pid);
     out
 }

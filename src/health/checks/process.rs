@@ -298,7 +298,8 @@ impl Process {
             if d.ppid != f.ppid {
                 return None;
             }
-            // A zombie keeps its name and owner; it has no executable left to read.
+            // A zombie keeps its name and owner; it has no executable left to read, and is
+            // judged as what it is.
             if !matches!(d.stat.state, 'Z' | 'X' | 'x') && !self.still_matches(f, &d) {
                 return None;
             }
@@ -310,12 +311,7 @@ impl Process {
     /// Whether a followed process still has the check's name, owner and executable.
     fn still_matches(&self, f: &Followed, d: &ProcDetail) -> bool {
         let name = self.settings.name.as_deref().unwrap_or_default();
-        let short = name.get(..15).unwrap_or(name);
-        let by_comm = d.stat.comm == name || (name.len() > 15 && d.stat.comm == short);
-        if !by_comm && f.exe_name(&self.root).as_deref() != Some(name) {
-            return false;
-        }
-        if f.real_uid(&self.root) != Some(self.uid) {
+        if !f.still(&self.root, d, name, self.uid) {
             return false;
         }
         match self.settings.exe.as_deref() {

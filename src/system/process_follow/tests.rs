@@ -111,3 +111,30 @@ fn a_live_process_is_followed_to_its_end() {
     child.wait().unwrap();
     assert_eq!(f.now(&root), Now::Gone);
 }
+
+fn write_exe(dir: &std::path::Path, pid: i32, exe: &str) {
+    let link = dir.join(format!("proc/{pid}/exe"));
+    let _ = fs::remove_file(&link);
+    std::os::unix::fs::symlink(exe, link).unwrap();
+}
+
+#[test]
+fn one_walk_finds_each_name_by_comm_or_executable_in_its_own_list() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = Root::at(dir.path());
+    write_proc(dir.path(), 20, "fakerm", 'S', 1, 100);
+    write_exe(dir.path(), 20, "/usr/bin/fakerm");
+    write_proc(dir.path(), 21, "hb-main", 'S', 1, 100);
+    write_exe(dir.path(), 21, "/opt/hb/fakehb");
+    write_proc(dir.path(), 22, "fakehb", 'S', 1, 100);
+    write_exe(dir.path(), 22, "/opt/hb/fakehb");
+    write_proc(dir.path(), 23, "other", 'S', 1, 100);
+    write_exe(dir.path(), 23, "/usr/bin/other");
+    let names = ["fakehb", "fakerm", "absent"];
+    let mut lists: Vec<Vec<i32>> = vec![Vec::new(); 3];
+    each_named(&root, &names, &mut |i, d| lists[i].push(d.stat.pid));
+    for l in &mut lists {
+        l.sort();
+    }
+    assert_eq!(lists, vec![vec![21, 22], vec![20], vec![]]);
+}
