@@ -91,17 +91,6 @@ impl CheckConfig {
     }
 }
 
-impl Config {
-    /// The shortest device timeout: the one every rule about petting must respect.
-    pub fn min_timeout(&self) -> Duration {
-        self.devices
-            .iter()
-            .map(|d| d.timeout)
-            .min()
-            .unwrap_or(DEFAULT_TIMEOUT)
-    }
-}
-
 /// The device timeout when the config gives none.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 

@@ -21,8 +21,10 @@
 //!
 //! The parts: the [`Latch`] the feeder closes first ([`latch`]), the kernel log the line
 //! goes to ([`kernel_log`]), the isolation step ([`isolate`]), the kill list ([`kill`]),
-//! text without allocation ([`line`]), and the sequence itself ([`Fencer`]).
+//! the handover file the status thread keeps and the fence seals ([`handover`]), text
+//! without allocation ([`line`]), and the sequence itself ([`Fencer`]).
 
+mod handover;
 mod isolate;
 mod kernel_log;
 mod kill;
@@ -35,6 +37,7 @@ use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+pub use handover::HandoverFile;
 pub use isolate::Isolator;
 pub use kernel_log::KernelLog;
 pub use kill::KillList;
@@ -44,7 +47,6 @@ pub use record::FenceRecord;
 
 use crate::config::FenceMode;
 use crate::health::runner::CheckHandle;
-use crate::status::HandoverFile;
 use crate::time::Stopper;
 
 /// Why the node is fenced.

@@ -262,20 +262,11 @@ pub fn run_once(mut check: Box<dyn Check>, now: Duration, deadline: Duration) ->
     }
     match rx.recv_timeout(deadline) {
         Ok((v, check)) => {
-            let elapsed = started.elapsed();
-            let verdict = if elapsed > deadline {
-                Verdict::unhealthy(format!(
-                    "{} (took {} ms, over the {} ms deadline)",
-                    v.evidence,
-                    elapsed.as_millis(),
-                    deadline.as_millis()
-                ))
-            } else {
-                v
-            };
+            // The pass rule is LastRun's, as for the daemon's runs.
+            let run = LastRun::judge(v, Duration::ZERO, started.elapsed(), deadline, 0);
             Once {
-                verdict,
-                elapsed,
+                verdict: run.counted_verdict(deadline),
+                elapsed: run.elapsed,
                 check: Some(check),
             }
         }

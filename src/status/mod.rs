@@ -7,7 +7,6 @@
 //! [`publish`] is the thread that writes it.
 
 mod file;
-mod handover;
 pub mod liveness;
 mod prometheus;
 mod publish;
@@ -17,7 +16,6 @@ mod textfile;
 pub use prometheus::render as render_prometheus;
 
 pub use file::{read, write};
-pub use handover::HandoverFile;
 pub use publish::start;
 pub use report::Reporter;
 pub use textfile::Textfile;
