@@ -57,6 +57,7 @@ pub(super) fn start_kill_list_refresher(
             // an entry holds none; the fence scans afresh anyway, so a process started since
             // the last walk is still killed.
             let every = every.max(KILL_LIST_REFRESH_MIN);
+            kill.refresh();
             while !stop.sleep(every) {
                 kill.refresh();
             }

@@ -314,7 +314,10 @@ mod tests {
         s.lateness.max_us = 9000;
         s.checks[0].lease_left_s = Some(3.0);
         s.checks[0].evidence = Some("another healthy sample".into());
-        assert!(!s.changed_from(&before), "ages, figures and a healthy evidence wait");
+        assert!(
+            !s.changed_from(&before),
+            "ages, figures and a healthy evidence wait"
+        );
         for change in [
             |s: &mut Status| s.state = "fenced".into(),
             |s: &mut Status| s.last_pet_age_s = Some(11.0),
