@@ -11,6 +11,9 @@ use super::Schedule;
 pub struct Verdict {
     pub healthy: bool,
     pub evidence: String,
+    /// The check follows a condition (`when:`) that does not hold: it watched nothing, and
+    /// `evidence` says why. An idle run is healthy: it renews the lease.
+    pub idle: bool,
 }
 
 impl Verdict {
@@ -18,6 +21,16 @@ impl Verdict {
         Verdict {
             healthy: true,
             evidence: evidence.into(),
+            idle: false,
+        }
+    }
+
+    /// Idle: the check's condition does not hold; `reason` says what was seen.
+    pub fn idle(reason: impl Into<String>) -> Self {
+        Verdict {
+            healthy: true,
+            evidence: reason.into(),
+            idle: true,
         }
     }
 
@@ -25,6 +38,7 @@ impl Verdict {
         Verdict {
             healthy: false,
             evidence: evidence.into(),
+            idle: false,
         }
     }
 }

@@ -137,6 +137,21 @@ pub fn render(s: &Status) -> String {
             }
         }
     }
+    // Only conditional checks have it, with the condition as a second label.
+    out.family(
+        "wdfeed_check_idle",
+        "gauge",
+        "For a check with a condition (when:): 1 while the condition does not hold at its last run (the check watches nothing and holds its lease), else 0; the condition label is the condition as written.",
+    );
+    for c in &s.checks {
+        if let Some(when) = &c.when {
+            out.sample(
+                "wdfeed_check_idle",
+                &[("check", &c.name), ("condition", when)],
+                flag(c.idle),
+            );
+        }
+    }
     for (name, kind, help, value) in DEVICE_FAMILIES {
         out.family(name, kind, help);
         for d in &s.devices {

@@ -201,6 +201,8 @@ impl Reporter {
                         .as_ref()
                         .map(|l| secs(now.saturating_sub(l.finished_at))),
                     consecutive_failures: last.as_ref().map_or(0, |l| l.consecutive_failures),
+                    when: h.when.clone(),
+                    idle: last.as_ref().is_some_and(|l| l.verdict.idle),
                 }
             })
             .collect()
