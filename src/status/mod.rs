@@ -37,6 +37,12 @@ pub struct Status {
     pub start_time: Option<u64>,
     /// CLOCK_BOOTTIME when this was written, in seconds.
     pub written_at_s: f64,
+    /// The daemon rewrites the file at once when its state changes (see
+    /// [`Status::changed_from`]) and at least this often otherwise: a file older than this
+    /// (and three intervals) is of a daemon that is stopped or stuck. Its figures are those
+    /// of `written_at_s`. Absent: every interval (older daemons).
+    #[serde(default)]
+    pub refresh_s: Option<f64>,
     pub interval_s: f64,
     pub dry_run: bool,
     /// `armed` (or `dry-run`), or `fenced`.
@@ -56,6 +62,56 @@ pub struct Status {
     /// While READY=1 waits for the rejoin delay (state `rejoin-wait`).
     #[serde(default)]
     pub rejoin: Option<RejoinStatus>,
+    /// While READY=1 is held until `wdfeed rejoin-now` (state `rejoin-hold`).
+    #[serde(default)]
+    pub hold: Option<HoldStatus>,
+    /// A maintenance pause in progress (`wdfeed pause`).
+    #[serde(default)]
+    pub pause: Option<PauseStatus>,
+    /// The fence budget, and the boots that ended armed in a row when wdfeed started.
+    #[serde(default)]
+    pub budget: Option<BudgetStatus>,
+}
+
+/// READY=1 held until an operator says `wdfeed rejoin-now`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HoldStatus {
+    /// `fence-budget` or `kernel-command-line`.
+    pub by: String,
+    /// Why, with the times of the fences.
+    pub why: String,
+}
+
+/// A maintenance pause in progress: failing checks do not fence until it ends.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PauseStatus {
+    /// Who asked (SO_PEERCRED of the request).
+    pub uid: u32,
+    pub pid: i32,
+    pub reason: String,
+    /// When it began, CLOCK_BOOTTIME seconds.
+    pub since_s: f64,
+    /// Seconds until it ends by itself.
+    pub left_s: f64,
+}
+
+/// The fence budget (`rejoin-budget`) and the row it counted at start-up.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BudgetStatus {
+    /// Boots in a row that ended armed before READY=1 is held (0: off).
+    pub fences: u32,
+    pub within_s: f64,
+    /// The boots that ended armed in a row within the window, oldest first.
+    pub recent: Vec<EndedBoot>,
+}
+
+/// One boot that ended armed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EndedBoot {
+    /// Seconds since the epoch: the fence's time, or when the next boot found it.
+    pub at: u64,
+    pub boot: String,
+    pub what: String,
 }
 
 /// The rejoin delay in progress: armed and petting, READY=1 held back.
@@ -152,6 +208,59 @@ pub struct LatenessBucket {
 }
 
 impl Status {
+    /// How long after `written_at_s` a reader may still take the file for a running
+    /// daemon's: the refresh period, plus three intervals of slack.
+    pub fn fresh_for_s(&self) -> f64 {
+        self.refresh_s.unwrap_or(self.interval_s) + 3.0 * self.interval_s
+    }
+
+    /// Whether `self` says something `before` did not, so the file must be rewritten now:
+    /// the state, the fence, the rejoin wait, a device's failures, whether the feeder pets
+    /// on time, a check's verdict, failures in a row, lease validity or (when failing) its
+    /// evidence, the textfile's warnings. Ages, counters and the lateness figures move at
+    /// every round and wait for the refresh: between writes they are as of `written_at_s`.
+    pub fn changed_from(&self, before: &Status) -> bool {
+        let pets_on_time = |s: &Status| s.last_pet_age_s.map(|a| a <= 2.0 * s.interval_s);
+        let device = |d: &DeviceStatus| {
+            (
+                d.path.clone(),
+                d.identity.clone(),
+                d.pet_failures_total,
+                d.last_pet_error.clone(),
+                d.stays_armed_on_close,
+            )
+        };
+        let check = |c: &CheckStatus| {
+            (
+                c.name.clone(),
+                c.healthy,
+                c.consecutive_failures,
+                c.lease_left_s.map(|l| l >= 0.0),
+                (c.healthy != Some(true)).then(|| c.evidence.clone()),
+            )
+        };
+        let textfile = |s: &Status| {
+            s.textfile
+                .as_ref()
+                .map(|t| (t.warning.clone(), t.skipped_rounds))
+        };
+        self.state != before.state
+            || self.fence != before.fence
+            || self.rejoin.as_ref().map(|r| &r.cause) != before.rejoin.as_ref().map(|r| &r.cause)
+            || pets_on_time(self) != pets_on_time(before)
+            || !self
+                .devices
+                .iter()
+                .map(device)
+                .eq(before.devices.iter().map(device))
+            || !self
+                .checks
+                .iter()
+                .map(check)
+                .eq(before.checks.iter().map(check))
+            || textfile(self) != textfile(before)
+    }
+
     /// One line for systemd's STATUS= and the logs.
     pub fn summary(&self) -> String {
         if let Some(f) = &self.fence {
@@ -176,8 +285,27 @@ impl Status {
                 )
             })
             .unwrap_or_default();
+        let idle = match self.checks.iter().filter(|c| c.idle).count() {
+            0 => String::new(),
+            n => format!(" ({n} idle: condition not holding)"),
+        };
+        let hold = self
+            .hold
+            .as_ref()
+            .map(|h| format!(", READY=1 held ({}) until `wdfeed rejoin-now`", h.by))
+            .unwrap_or_default();
+        let pause = self
+            .pause
+            .as_ref()
+            .map(|p| {
+                format!(
+                    ", PAUSED by uid {} for {:.0} s more: {}",
+                    p.uid, p.left_s, p.reason
+                )
+            })
+            .unwrap_or_default();
         format!(
-            "{}: {healthy}/{} checks healthy, {pet}, fence bound {:.1} s{wait}",
+            "{}: {healthy}/{} checks healthy{idle}, {pet}, fence bound {:.1} s{wait}{hold}{pause}",
             self.state,
             self.checks.len(),
             self.bound_s
@@ -210,6 +338,7 @@ mod tests {
             pid: 42,
             start_time: Some(7),
             written_at_s: 100.0,
+            refresh_s: Some(50.0),
             interval_s: 5.0,
             dry_run: false,
             state: "armed".into(),
@@ -245,6 +374,9 @@ mod tests {
             version: "0.0.0".into(),
             textfile: None,
             rejoin: None,
+            hold: None,
+            pause: None,
+            budget: None,
         }
     }
 
@@ -257,10 +389,46 @@ mod tests {
     }
 
     #[test]
+    fn only_a_change_of_state_makes_the_file_due_before_its_refresh() {
+        let before = sample();
+        let mut s = sample();
+        s.written_at_s += 7.0;
+        s.last_pet_age_s = Some(0.4);
+        s.lateness.max_us = 9000;
+        s.checks[0].lease_left_s = Some(3.0);
+        s.checks[0].evidence = Some("another healthy sample".into());
+        assert!(
+            !s.changed_from(&before),
+            "ages, figures and a healthy evidence wait"
+        );
+        for change in [
+            |s: &mut Status| s.state = "fenced".into(),
+            |s: &mut Status| s.last_pet_age_s = Some(11.0),
+            |s: &mut Status| s.checks[0].healthy = Some(false),
+            |s: &mut Status| s.checks[1].evidence = Some("vda: stuck".into()),
+            |s: &mut Status| s.checks[1].consecutive_failures = 1,
+            |s: &mut Status| s.checks[1].lease_left_s = Some(-0.5),
+        ] {
+            let mut s = sample();
+            change(&mut s);
+            assert!(s.changed_from(&before), "{s:?}");
+        }
+        assert_eq!(before.fresh_for_s(), 65.0);
+    }
+
+    #[test]
     fn summary_says_what_an_operator_needs() {
         assert_eq!(
             sample().summary(),
             "armed: 1/2 checks healthy, last pet 1.2 s ago, fence bound 45.0 s"
+        );
+        let mut s = sample();
+        s.checks[0].idle = true;
+        s.checks[0].when = Some("mounted /srv".into());
+        assert_eq!(
+            s.summary(),
+            "armed: 1/2 checks healthy (1 idle: condition not holding), last pet 1.2 s ago, \
+             fence bound 45.0 s"
         );
         let mut s = sample();
         s.fence = Some(FenceStatus {
@@ -282,6 +450,33 @@ mod tests {
             "{}",
             s.summary()
         );
+    }
+
+    #[test]
+    fn summary_names_a_pause_and_a_hold() {
+        let mut s = sample();
+        s.pause = Some(PauseStatus {
+            uid: 0,
+            pid: 77,
+            reason: "heartbeat upgrade".into(),
+            since_s: 90.0,
+            left_s: 540.4,
+        });
+        s.hold = Some(HoldStatus {
+            by: "fence-budget".into(),
+            why: "fence budget spent".into(),
+        });
+        assert!(
+            s.summary().ends_with(
+                ", READY=1 held (fence-budget) until `wdfeed rejoin-now`, PAUSED by uid 0 for 540 s more: heartbeat upgrade"
+            ),
+            "{}",
+            s.summary()
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("status.json");
+        write(&p, &s).unwrap();
+        assert_eq!(read(&p).unwrap(), s, "the new fields read back");
     }
 
     #[test]

@@ -348,11 +348,7 @@ def main(engine, argv, doc):
 def build_wdfeed(engine, prebuilt):
     if prebuilt:
         return os.path.abspath(prebuilt)
-    engine.log("cargo build --release --locked")
-    r = subprocess.run(["cargo", "build", "--release", "--locked", "--quiet"], cwd=images.REPO)
-    if r.returncode != 0:
-        raise vm.SetupError("cargo build --release --locked failed")
-    return os.path.join(images.REPO, "target", "release", "wdfeed")
+    return vm.build_release("wdfeed")
 
 
 def run_all(engine, ctx, args, selection, t_suite):

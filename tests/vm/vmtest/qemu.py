@@ -17,10 +17,10 @@ import time
 
 class Guest:
     def __init__(self, workdir, machine_args, kernel, initrds, append, mem_mb=384,
-                 disk=None, nbd_image=None, trace=(), disks=None):
+                 disk=None, nbd_image=None, trace=(), disks=None, extra_disks=()):
         """`disk` (a raw file) or `nbd_image` (the same, served by qemu-nbd so that the host
         can stall or kill its server) is the guest's one disk; `disks` [(path, nbd)] gives
-        several, vda first."""
+        several, vda first; `extra_disks` (raw files) follow the one disk (vdb, vdc, ...)."""
         self.workdir = workdir
         self.qmp_path = os.path.join(workdir, "qmp.sock")
         self.lines = []          # (host time, text)
@@ -47,6 +47,7 @@ class Guest:
             self.argv += ["-trace", t]
         if disks is None:
             disks = [(nbd_image, True)] if nbd_image else [(disk, False)] if disk else []
+            disks += [(extra, False) for extra in extra_disks]
         self.disks = list(disks)
         self.nbds = {}           # disk index -> the qemu-nbd serving it (ours)
         self.nbd_paths = {}
