@@ -226,6 +226,10 @@ impl Status {
                 )
             })
             .unwrap_or_default();
+        let idle = match self.checks.iter().filter(|c| c.idle).count() {
+            0 => String::new(),
+            n => format!(" ({n} idle: condition not holding)"),
+        };
         let hold = self
             .hold
             .as_ref()
@@ -242,7 +246,7 @@ impl Status {
             })
             .unwrap_or_default();
         format!(
-            "{}: {healthy}/{} checks healthy, {pet}, fence bound {:.1} s{wait}{hold}{pause}",
+            "{}: {healthy}/{} checks healthy{idle}, {pet}, fence bound {:.1} s{wait}{hold}{pause}",
             self.state,
             self.checks.len(),
             self.bound_s
@@ -329,6 +333,14 @@ mod tests {
         assert_eq!(
             sample().summary(),
             "armed: 1/2 checks healthy, last pet 1.2 s ago, fence bound 45.0 s"
+        );
+        let mut s = sample();
+        s.checks[0].idle = true;
+        s.checks[0].when = Some("mounted /srv".into());
+        assert_eq!(
+            s.summary(),
+            "armed: 1/2 checks healthy (1 idle: condition not holding), last pet 1.2 s ago, \
+             fence bound 45.0 s"
         );
         let mut s = sample();
         s.fence = Some(FenceStatus {

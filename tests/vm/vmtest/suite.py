@@ -13,7 +13,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from . import assets, cases, second_boot
+from . import assets, cases, second_boot, systemd_cases, systemd_guest
 from .qemu import Guest
 
 BOOT_TIMEOUT_S = 180      # boot, modules, mount and arming, on a loaded TCG host
@@ -59,6 +59,9 @@ class Context:
         self.mods = None
         self.wdfeed = None
         self.prebuilt = None
+        self.systemd_selected = False
+        self.systemd_root = None
+        self.systemd_initramfs = None
 
 
 def prepare(ctx):
@@ -91,6 +94,8 @@ def prepare(ctx):
         assets.log("building the base initramfs")
         assets.build_base_initramfs(ctx.base, ctx.moddir, BASE_MODULE_SET, binaries, guest_files)
     ctx.mods = assets.Modules(ctx.moddir)
+    if ctx.petter == "wdfeed" and ctx.systemd_selected:
+        systemd_guest.prepare(ctx)
 
 
 def validate(ctx, text, name):
@@ -609,30 +614,49 @@ def main(argv):
         for s in cases.SCENARIOS.values():
             print(f"scenario {s.name:22} {'(trio) ' if s.trio else ''}{s.doc}"
                   + (f" [only on {', '.join(s.drivers)}]" if s.drivers else ""))
+        for s in systemd_cases.SCENARIOS.values():
+            print(f"scenario {s.name:22} {s.doc} [the systemd guest: i6300esb]")
         return 0
-    selection = cases.selected(args.names)
+    # `systemd` (or a systemd scenario's name) picks the systemd guest's cases; driver and
+    # scenario words pick the busybox guests' cases; no word picks everything.
+    sd_words = [a for a in args.names if a == "systemd" or a in systemd_cases.SCENARIOS]
+    other = [a for a in args.names if a not in sd_words]
+    sd_selection = [] if other and not sd_words else [
+        s for s in systemd_cases.SCENARIOS.values()
+        if not sd_words or "systemd" in sd_words or s.name in sd_words]
+    selection = cases.selected(other) if other or not sd_words else []
     t_suite = time.monotonic()
     outdir = os.path.join(assets.REPO, "target", "vm", time.strftime("%Y%m%d-%H%M%S"))
     os.makedirs(outdir, exist_ok=True)
     ctx = Context("standin" if args.standin else "wdfeed", outdir)
     ctx.prebuilt = os.path.abspath(args.wdfeed) if args.wdfeed else None
+    ctx.systemd_selected = bool(sd_selection)
     try:
         prepare(ctx)
     except (assets.SetupError, subprocess.CalledProcessError) as e:
         print(f"vm: set-up failed: {e}", flush=True)
-        for d, s in selection:
-            print(f"FAIL {d.name} {s.name} outcome=up after=nan bound=nan\n    set-up failed", flush=True)
-        print(f"0 passed, {len(selection)} failed")
+        names = [(d.name, s.name) for d, s in selection] + [("systemd", s.name) for s in sd_selection]
+        for d, s in names:
+            print(f"FAIL {d} {s} outcome=up after=nan bound=nan\n    set-up failed", flush=True)
+        print(f"0 passed, {len(names)} failed")
         return 1
-    assets.log(f"{len(selection)} cases, {args.jobs} at a time, logs in {outdir}")
+    assets.log(f"{len(selection) + len(sd_selection)} cases, {args.jobs} at a time, logs in {outdir}")
     # longest first, so the two lanes finish together
     order = sorted(selection, key=lambda c: -(cases.wait_window(c[0], c[1], c[0].timeout + 3)
                                               + (2 * c[0].reset_after_last_pet() if c[1].host_fault == "freeze-vm" else 0)))
+    # the systemd guest's cases are the longest: first
+    order = [("systemd", s) for s in sd_selection] + order
     lock = threading.Lock()
     results = []
 
     def one(c):
-        r = run_case(ctx, *c)
+        if c[0] == "systemd":
+            if ctx.petter == "standin":
+                r = Result("systemd", c[1].name, skipped="the systemd guest runs wdfeed's unit")
+            else:
+                r = systemd_guest.run_case(ctx, c[1], Result)
+        else:
+            r = run_case(ctx, *c)
         with lock:
             results.append(r)
             print(r.line(), flush=True)
