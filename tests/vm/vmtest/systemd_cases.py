@@ -123,6 +123,46 @@ note "systemctl stop: inactive, exit status 0, disarmed"
 done_case
 """
 
+FENCE_CONFIG = f"""\
+devices:
+  - path: /dev/watchdog0
+    timeout: {TIMEOUT_S}s
+interval: 1s
+fence:
+  mode: watchdog
+  kill: [fakehb]
+  stall-threshold: 4s
+checks:
+  - kind: process
+    name: fakehb
+    every: 1s
+    deadline: 2s
+"""
+
+# A resource whose stop (here: its start) fails, with the recipe of docs/DEPLOY.md.
+DEMOTE_UNIT = """\
+[Unit]
+Description=a demotion that fails (vmtest)
+OnFailure=wdfeed-fence@%n.service
+OnFailureJobMode=replace-irreversibly
+
+[Service]
+Type=oneshot
+ExecStart=/bin/false
+"""
+
+ONFAILURE_CASE = """\
+/usr/local/bin/fakehb &
+wait_state wdfeed.service active 60
+wait_log "operator requests" 10 || fail "wdfeed serves no operator requests"
+note "wdfeed.service active; its control socket: $(ls -l /run/wdfeed/control | cut -c1-10) $(stat -c %U /run/wdfeed/control)"
+sleep 3
+mark "fault demote-fail.service fails; OnFailure=wdfeed-fence@%n.service"
+systemctl start demote-fail.service
+sleep 60
+fail "still up 60 s after the failed unit"
+"""
+
 SCENARIOS = {
     s.name: s for s in [
         Scenario(
@@ -133,6 +173,17 @@ SCENARIOS = {
             "runs; systemctl restart and stop",
             UNIT_CASE, UNIT_CONFIG,
             stay_up_s=3 * TIMEOUT_S,
+        ),
+        Scenario(
+            "systemd-onfailure-fence",
+            "a unit with the recipe `OnFailure=wdfeed-fence@%n.service` fails under systemd: "
+            "the shipped template runs `wdfeed fence`, the daemon of the shipped unit (its "
+            "sandboxing included) fences with check=operator and the unit's name as reason, "
+            "and the VM resets within the bound",
+            ONFAILURE_CASE, FENCE_CONFIG,
+            files=(("/etc/systemd/system/demote-fail.service", DEMOTE_UNIT, 0o644),),
+            limit_s=240,
+            fence_after=r"check=operator evidence=OnFailure of demote-fail\.service \(wdfeed fence, uid 0",
         ),
     ]
 }

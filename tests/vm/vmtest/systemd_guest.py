@@ -16,6 +16,7 @@ adds what only it can see (the VM stayed up, wdfeed's bound).
 import glob
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -72,6 +73,9 @@ class Scenario:
     data_mb: int = 64          # vdb; its ext4 leaves the last MiB for DRBD's meta data
     limit_s: int = 300         # from QEMU's start to the script's `done`
     stay_up_s: int = 0         # after `done` the VM must stay up this long
+    fence_after: str = ""      # a pattern of wdfeed's `fencing` line: the case's last step
+                               # (after its `VMTEST: fault` line) must make wdfeed fence so,
+                               # and the VM reset within wdfeed's bound of that line
 
 
 _build_lock = threading.Lock()
@@ -211,8 +215,9 @@ def case_archive(ctx, scen, path):
     mods.sort(key=lambda m: m != "crc32c_generic")
     cpio.file("case.modules", "".join(f"{m} {params.get(m, '')}\n" for m in mods))
     cpio.copy("case-root/usr/sbin/wdfeed", ctx.wdfeed, 0o755)
-    cpio.copy("case-root/lib/systemd/system/wdfeed.service",
-              os.path.join(assets.REPO, "systemd", "wdfeed.service"), 0o644)
+    for unit in ("wdfeed.service", "wdfeed-fence@.service"):
+        cpio.copy(f"case-root/lib/systemd/system/{unit}",
+                  os.path.join(assets.REPO, "systemd", unit), 0o644)
     cpio.file("case-root/etc/wdfeed/watchdog.yaml", scen.config, 0o600)
     cpio.file("case-root/usr/local/lib/vmtest/case.sh", scen.case, 0o644)
     for p, text, mode in scen.files:
@@ -264,6 +269,8 @@ def run_case(ctx, scen, result_cls):
 
 
 def drive(guest, scen, res):
+    if scen.fence_after:
+        return drive_fence(guest, scen, res)
     end_line = guest.wait_line(r"VMTEST: (done|fail|error)", scen.limit_s)
     bound = guest.first_line(cases.WDFEED_SAYS["bound"])
     if bound:
@@ -292,4 +299,43 @@ def drive(guest, scen, res):
     res.outcome = "up"
     if scen.stay_up_s:
         res.notes.append(f"the VM stayed up {scen.stay_up_s}s after the case was done")
+    res.ok = True
+
+
+def drive_fence(guest, scen, res):
+    """A case whose last step makes wdfeed fence: wdfeed's `fencing` line must match
+    `fence_after`, and the VM reset within wdfeed's bound of the `fault` line."""
+    fault = guest.wait_line(r"VMTEST: (fault|fail|error)", scen.limit_s)
+    bound = guest.first_line(cases.WDFEED_SAYS["bound"])
+    if bound:
+        res.bound = float(bound[1].group(1))
+    start = guest.first_line(r"VMTEST: boot ")
+    if fault is None or fault[1].group(1) != "fault":
+        gone = guest.wait_outcome(0)
+        res.outcome = gone[1] if gone else "up"
+        res.reason = ("the case never reached its fault" if fault is None
+                      else fault[1].string.split("VMTEST: ", 1)[1].strip())
+        return
+    t0 = fault[0]
+    limit = (res.bound if res.bound == res.bound else 30.0)
+    gone = guest.wait_outcome(limit + cases.slack(limit) + 5)
+    for t, m in guest.matching(r"VMTEST: note (.*?) up=[0-9.]+$"):
+        res.notes.append(f"+{t - (start[0] if start else guest.t_start):.1f}s {m.group(1)}")
+    if gone is None:
+        res.outcome = "up"
+        res.reason = "no reset after the fault"
+        return
+    res.outcome, res.after = gone[1], gone[0] - t0
+    fencing = guest.first_line(cases.WDFEED_SAYS["fencing"], after=t0)
+    if fencing is None or not re.search(scen.fence_after, fencing[1].group(0)):
+        res.reason = ("wdfeed's fence line does not match /" + scen.fence_after + "/: "
+                      + (fencing[1].group(0)[:200] if fencing else "none"))
+        return
+    res.notes.append(f"wdfeed fenced {fencing[0] - t0:.2f}s after the fault: {fencing[1].group(0)[:200]}")
+    if res.outcome != "reset":
+        res.reason = f"expected a reset, got {res.outcome}"
+        return
+    if res.after > limit + cases.slack(limit):
+        res.reason = f"reset {res.after:.2f}s after the fault > bound {limit:.2f}s + slack"
+        return
     res.ok = True
