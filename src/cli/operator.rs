@@ -175,32 +175,24 @@ fn exchange(path: &Path, request: &Request) -> Result<Answer, Failure> {
         )));
     }
     let mut w = &stream;
-    // The daemon may answer before it reads (a refusal by credentials) and close: the send
-    // then fails, and the answer is still there to read.
+    // A daemon that refuses the sender (SO_PEERCRED) answers and hangs up without reading:
+    // the write may then meet a closed socket, and the answer is still there to read.
     let sent = w.write_all(request.to_line().as_bytes());
-    let mut line = String::new();
-    let read = BufReader::new(io::Read::take(&stream, 4096)).read_line(&mut line);
-    match (sent, read) {
-        (_, Ok(n)) if n > 0 => {}
-        (Err(e), _) => {
+    if let Err(e) = &sent {
+        if !matches!(
+            e.kind(),
+            io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
+        ) {
             return Err(Failure::runtime(format!(
                 "cannot send to {}: {e}",
                 path.display()
-            )))
-        }
-        (Ok(()), Err(e)) => {
-            return Err(Failure::runtime(format!(
-                "no answer from {}: {e}",
-                path.display()
-            )))
-        }
-        (Ok(()), Ok(_)) => {
-            return Err(Failure::runtime(format!(
-                "{} closed the connection without an answer",
-                path.display()
-            )))
+            )));
         }
     }
+    let mut line = String::new();
+    BufReader::new(io::Read::take(&stream, 4096))
+        .read_line(&mut line)
+        .map_err(|e| Failure::runtime(format!("no answer from {}: {e}", path.display())))?;
     Answer::parse(&line).ok_or_else(|| {
         Failure::runtime(format!(
             "{} answered something that is not a wdfeed answer: {:?}",

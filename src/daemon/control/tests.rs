@@ -111,7 +111,8 @@ impl Rig {
 fn send_to(path: &Path, line: &str) -> String {
     let stream = UnixStream::connect(path).unwrap();
     stream.set_read_timeout(Some(S(10))).unwrap();
-    // A refusal by credentials may come (and the connection close) before the send.
+    // A refused sender may find the daemon's end already closed (it answers and hangs up
+    // before reading): the answer is still there to read.
     let _ = (&stream).write_all(line.as_bytes());
     let mut answer = String::new();
     BufReader::new(&stream).read_line(&mut answer).unwrap();
