@@ -140,8 +140,10 @@ pub fn run(opts: Options) -> Result<(), Failure> {
         return Ok(());
     }
 
-    // Everything the fence path needs is ready before the first pet.
-    kill.refresh();
+    // Everything the fence path needs is ready before the first pet. The kill list's first
+    // walk of /proc is its refresher's, at once after arming: the first pet waits only for
+    // what the first round of checks needs, and a fence before that walk still kills every
+    // named process through the last scan after it.
     let kernel_log = KernelLog::prepare(&opts.root, opts.dry_run);
     let (devices, bound) = arm::arm_and_state_bound(&config, &opts, &nowayout)?;
     let stay_armed: Vec<bool> = devices.iter().map(|d| d.stays_armed_on_close()).collect();

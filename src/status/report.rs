@@ -126,6 +126,14 @@ impl Reporter {
         }
     }
 
+    /// How often the status file and the textfile are rewritten when nothing changed: ten
+    /// intervals, at most a minute (at least one interval).
+    pub fn refresh(&self) -> Duration {
+        (self.interval * 10)
+            .min(Duration::from_secs(60))
+            .max(self.interval)
+    }
+
     fn feeder_fenced(&self) -> bool {
         self.latch.is_closed()
     }
@@ -160,6 +168,7 @@ impl Reporter {
             pid: std::process::id(),
             start_time: super::liveness::own_start_time(),
             written_at_s: secs(now),
+            refresh_s: Some(secs(self.refresh())),
             interval_s: secs(self.interval),
             dry_run: self.dry_run,
             state: state.into(),

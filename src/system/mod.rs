@@ -14,7 +14,7 @@ pub(crate) mod loadavg;
 pub(crate) mod meminfo;
 pub(crate) mod mountinfo;
 pub(crate) mod notify;
-pub(crate) mod process_scan;
+pub(crate) mod process_follow;
 pub mod process_table;
 pub(crate) mod root;
 pub(crate) mod sysfile;
