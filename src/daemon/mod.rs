@@ -327,6 +327,11 @@ fn fence_if_unhealthy_at_stop(watch: &Watch, fencer: &dyn Fence) {
         return;
     }
     if let Some((index, name, why)) = watch.unhealthy() {
+        if watch.operator.paused_at(watch.clock.now()) {
+            // The operator's pause holds for the exit too: no check fences while it runs.
+            tracing::warn!(check = %name, evidence = %why, "a check failed while stopping during a maintenance pause: not fenced (the pause); the devices are left as on-exit says");
+            return;
+        }
         tracing::warn!(check = %name, evidence = %why, "a check failed while stopping: fencing instead of disarming");
         if watch.latch.close() {
             fencer.fence(&FenceReason::Check { index }, watch.clock.now());
@@ -460,8 +465,11 @@ fn finish(
     let devices = feeder.into_devices();
     drop(runner);
     match exit {
-        Exit::DeviceLost { path, errno } => {
+        Exit::DeviceLost { index, errno } => {
             // The other devices stay armed: with a watchdog gone, a reset is the safe outcome.
+            let path = devices
+                .get(index)
+                .map_or_else(|| std::path::PathBuf::from("?"), |d| d.path().to_path_buf());
             Err(Failure::device(DeviceError::new(
                 &path,
                 "pet",

@@ -82,6 +82,8 @@ pub struct KillList {
     slots: Box<[Slot]>,
     /// Set by the fence before it reads a slot; from then on nothing swapped out is closed.
     fencing: AtomicBool,
+    /// The fence was a dry run's: nothing is killed after it either.
+    dry_fence: AtomicBool,
     /// What the refresher follows; only the refresher and the start-up take this lock,
     /// never the fence.
     following: Mutex<Following>,
@@ -107,6 +109,7 @@ impl KillList {
             root,
             slots,
             fencing: AtomicBool::new(false),
+            dry_fence: AtomicBool::new(false),
             following: Mutex::new(Following::default()),
             cap,
         }
@@ -156,6 +159,17 @@ impl KillList {
     /// start-up's: never the feeder's). Reads the held processes; walks `/proc` only when
     /// one is gone or changed, or while an entry holds none (see [`ABSENT_WALK_EVERY`]).
     pub fn refresh(&self) {
+        if self.fencing.load(Ordering::SeqCst) {
+            // After the fence nothing is held any more: whatever of the list runs again (a
+            // service manager restarting what the fence killed) is killed at once, until
+            // the reset. A dry run's fence killed nothing, and this kills nothing either.
+            if !self.dry_fence.load(Ordering::SeqCst) {
+                for line in self.kill_walk(false, &[], "running again after the fence") {
+                    tracing::error!("{line}");
+                }
+            }
+            return;
+        }
         let mut following = self.following.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
         let mut lost = false;
@@ -252,6 +266,7 @@ impl KillList {
     /// notes what it would kill). Lock-free and allocation-free; what happened is read
     /// later with [`Self::report`].
     pub fn kill_held(&self, dry_run: bool) {
+        self.dry_fence.store(dry_run, Ordering::SeqCst);
         self.fencing.store(true, Ordering::SeqCst);
         for slot in self.slots.iter() {
             let outcome = if dry_run {
@@ -298,23 +313,28 @@ impl KillList {
                 )),
             }
         }
+        lines.extend(self.kill_walk(dry_run, &seen, "started since the last refresh"));
+        lines
+    }
+
+    /// One walk, every process of the list it finds (but `spared`) SIGKILLed through a new
+    /// pidfd (with `dry_run`, named only); one line each, saying `why` it is killed.
+    fn kill_walk(&self, dry_run: bool, spared: &[i32], why: &str) -> Vec<String> {
+        let mut lines = Vec::new();
         for (t, found) in self.scan().into_iter().enumerate() {
             let name = &self.targets[t].name;
             for f in found {
                 let pid = f.pid;
-                if seen.contains(&pid) {
+                if spared.contains(&pid) {
                     continue;
                 }
-                seen.push(pid);
                 if dry_run {
                     lines.push(format!("would kill pid {pid} ({name})"));
                     continue;
                 }
                 let Some(fd) = f.pidfd() else { continue };
                 match ffi::pidfd_send_signal(fd, libc::SIGKILL) {
-                    Ok(()) => lines.push(format!(
-                        "killed pid {pid} ({name}), started since the last refresh"
-                    )),
+                    Ok(()) => lines.push(format!("killed pid {pid} ({name}), {why}")),
                     Err(e) if e.raw_os_error() == Some(libc::ESRCH) => {}
                     Err(e) => lines.push(format!("cannot kill pid {pid} ({name}): {e}")),
                 }
@@ -384,6 +404,37 @@ mod tests {
         let lines = list.kill_all(false);
         assert_eq!(lines.len(), 1, "{lines:?}");
         assert!(a.wait().is_ok());
+    }
+
+    #[test]
+    fn after_the_fence_the_refresher_kills_what_runs_again_and_holds_nothing() {
+        let (mut a, name, copy) = victim("again");
+        let list = KillList::new(mine(&name), Root::host());
+        list.refresh();
+        list.kill_all(false);
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(a.wait().unwrap().signal(), Some(libc::SIGKILL));
+        // A service manager starts it again after the fence: the next refresh kills it.
+        let mut again = copy.spawn(None);
+        list.refresh();
+        assert_eq!(again.wait().unwrap().signal(), Some(libc::SIGKILL));
+        assert_eq!(
+            list.held(),
+            1,
+            "the slot still names the first one; nothing new is held"
+        );
+    }
+
+    #[test]
+    fn after_a_dry_run_fence_the_refresher_kills_nothing() {
+        let (mut a, name, _d) = victim("dryagain");
+        let list = KillList::new(mine(&name), Root::host());
+        list.refresh();
+        list.kill_all(true);
+        list.refresh();
+        assert!(a.try_wait().unwrap().is_none());
+        a.kill().unwrap();
+        a.wait().unwrap();
     }
 
     #[test]

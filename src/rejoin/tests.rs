@@ -218,7 +218,7 @@ fn the_record_reads_back_and_refuses_a_non_regular_file() {
             budget::Ended::new(1_781_814_600, BOOT_1, "ended armed, no clean stop"),
         ],
     };
-    state::store(dir.path(), &rec);
+    state::store(dir.path(), &rec, state::next_seq());
     assert_eq!(state::read(dir.path()), Previous::Record(rec));
     assert!(!dir.path().join("state.tmp").exists());
     fs::remove_file(dir.path().join(state::FILE_NAME)).unwrap();
@@ -477,7 +477,7 @@ fn a_dry_run_holds_as_a_real_run_would_and_writes_nothing() {
             })
             .collect(),
     };
-    state::store(state_dir.path(), &rec);
+    state::store(state_dir.path(), &rec, state::next_seq());
     let run = tempfile::tempdir().unwrap();
     let r = start_with(state_dir.path(), run.path(), BOOT_2, t0 + 10, false, true);
     assert!(matches!(r.shared.held(), Some((hold::HoldBy::Budget, _))));

@@ -1,6 +1,7 @@
 //! The daemon's state for operators: `wdfeed status` reads a JSON file that a status thread
-//! (never the feeder) rewrites every interval under /run, and the same summary goes to
-//! systemd as STATUS=.
+//! (never the feeder) rewrites under /run when the state changes, and at least every
+//! `refresh_s` (ten intervals, at most a minute) otherwise; the same summary goes to systemd
+//! as STATUS=.
 //!
 //! The file's format and its reading and writing are here; [`report`] gathers the state
 //! from the daemon's parts without ever waiting on the feeder, the fence or a check; and

@@ -58,6 +58,9 @@ impl Reporter {
     /// Logs what the feeder and the fence published since the last round: the feeder logs
     /// nothing itself (a log that blocks must never delay a pet or a fence).
     pub fn log_news(&self, logged: &mut Logged) {
+        if let Some(p) = &self.pause {
+            p.expire_if_free(self.clock.now());
+        }
         let f = &self.feeder;
         if !logged.realtime {
             if let Some(r) = f.realtime() {

@@ -7,6 +7,7 @@ pub(crate) mod addresses;
 pub(crate) mod blockdev;
 pub(crate) mod diskstats;
 pub(crate) mod drbd;
+pub(crate) mod errno_slot;
 pub(crate) mod ext4;
 pub(crate) mod hardening;
 pub(crate) mod io;

@@ -174,6 +174,31 @@ note "$(wdfeed_log | grep -m1 'fencing check=' | cut -c1-160)"
 done_case
 """
 
+# A resource whose stop (here: its start) fails, with the recipe of docs/DEPLOY.md.
+DEMOTE_UNIT = """\
+[Unit]
+Description=a demotion that fails (vmtest)
+OnFailure=wdfeed-fence@%n.service
+OnFailureJobMode=replace-irreversibly
+
+[Service]
+Type=oneshot
+ExecStart=/bin/false
+"""
+
+ONFAILURE_CASE = """\
+/usr/local/bin/fakehb &
+wait_state wdfeed.service active 60
+wait_log "operator requests" 10 || fail "wdfeed serves no operator requests"
+note "wdfeed.service active; control socket $(stat -c '%A %U' /run/wdfeed/control)"
+sleep 3
+mark "fault demote-fail.service fails; OnFailure=wdfeed-fence@%n.service"
+systemctl start demote-fail.service
+wait_log "fencing check=operator evidence=OnFailure of demote-fail.service (wdfeed fence, uid 0" 10 || fail "wdfeed did not fence for the failed unit: $(journalctl -q --no-pager -u 'wdfeed-fence@*' | tail -n 3 | tr '\\n' ' ')"
+note "$(wdfeed_log | grep -m1 'fencing check=' | cut -c1-200)"
+done_case
+"""
+
 SCENARIOS = {
     s.name: s for s in [
         Scenario(
@@ -200,6 +225,17 @@ SCENARIOS = {
             files=(("/etc/systemd/journald.conf.d/ratelimit.conf",
                     "[Journal]\nRateLimitIntervalSec=1s\nRateLimitBurst=20\n", 0o644),),
             reset_after=r"VMTEST: fault heartbeat-stop under the flood",
+            limit_s=200,
+        ),
+        Scenario(
+            "systemd-onfailure-fence",
+            "a unit with the recipe `OnFailure=wdfeed-fence@%n.service` fails under systemd: "
+            "the shipped template runs `wdfeed fence`, the daemon of the shipped unit (its "
+            "sandboxing included) fences with check=operator and the unit's name as the "
+            "reason, and the watchdog resets the node within the bound",
+            ONFAILURE_CASE, FLOOD_CONFIG,
+            files=(("/etc/systemd/system/demote-fail.service", DEMOTE_UNIT, 0o644),),
+            reset_after=r"VMTEST: fault demote-fail\.service fails",
             limit_s=200,
         ),
     ]
