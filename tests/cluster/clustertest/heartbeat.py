@@ -623,6 +623,14 @@ def group_start_time(node, after, t_claim):
     return (t_claim - s[-1]) if s else None
 
 
+def takeover_start_time(node, after, t_claim):
+    """Seconds from heartbeat deciding to take the group over (`Resources being acquired from`)
+    to the node's address up: the group's start as heartbeat runs it, with the status script,
+    mach_down and ResourceManager that come before `drbddisk start`."""
+    s = [t for t, _m in node.matching(r"Resources being acquired from", after=after) if t <= t_claim]
+    return (t_claim - s[0]) if s else None
+
+
 def bound_of(g):
     b = g.first_line(r"fence_bound_s=([0-9.]+)")
     if b is None:
@@ -837,13 +845,14 @@ def judge(case, guests, res):
         fence = target.first_line(r"fencing check=.*", after=t0)
         fence_rel = 0.0 if case.fault in ("seed", "freeze") or not fence else fence[0] - t0
         claim = observe.first_claim(observe.reports(other), t0, t_end)
-        start = group_start_time(other, t0, claim) if claim else None
+        start = takeover_start_time(other, t0, claim) if claim else None
         want = fence_rel + hc.DEADTIME_S + (start or 0.0) + 2
         if res.takeover is None or res.takeover > want:
             failed.append(f"{other.node} served {fmt(res.takeover)}s after the fault, not within {want:.2f}s "
                           f"(fence {fence_rel:.2f}s + deadtime {hc.DEADTIME_S}s + group start {fmt(start)}s + 2s)")
         elif start is not None:
-            res.notes.append(f"{other.node}'s group started in {start:.2f}s")
+            res.notes.append(f"{other.node}'s group started in {start:.2f}s (heartbeat's takeover decision "
+                             "to the address up)")
     else:
         if res.takeover is not None:
             failed.append(f"n2 took the address {res.takeover:.2f}s after the fault")
