@@ -99,6 +99,7 @@ impl Reporter {
             logged.notify_dropped = dropped;
         }
         self.fencer.report();
+        self.fencer.watch();
     }
 
     /// Keeps the handover file: `1` once fenced (for good) or while any lease is not valid

@@ -105,7 +105,16 @@ class Scenario:
                                    # case.env) after the first boot's outcome, and READY=1
                                    # must then wait for the rejoin delay ("rejoin-delay",
                                    # also across a restart: "rejoin-delay-restart") or
-                                   # come at once ("no-delay")
+                                   # come at once ("no-delay"), or it must name the
+                                   # dump boot 1 saved ("dump-named")
+    fence_mode: str = "watchdog"   # the config's fence.mode
+    crashdump_timeout: int = 0     # fence.crashdump-timeout (mode crashdump)
+    dump: str = ""                 # a crash kernel is loaded (Debian's kexec-tools) whose
+                                   # dump kernel saves a dump with makedumpfile on the data
+                                   # disk ("save") or hangs ("hang"); see dump.py
+    append: str = ""               # more kernel command line (crashkernel=)
+    device_timeout: int = 0        # the config's device timeout (0: the driver's)
+    pretimeout: int = 0            # the config's device pretimeout (0: none)
 
 
 FAULT = 'mark "fault {what}"'
@@ -526,6 +535,77 @@ sleep $UP_FOR
         checks=("writable",), log_must=("record-other-boot",)),
 ]}
 
+# The crash-dump scenarios: a crash kernel reserved on the command line and loaded with
+# Debian's kexec-tools; its dump kernel (dump.py) saves the dump on the data disk or hangs.
+CRASHKERNEL = "crashkernel=112M"
+CRASH_SETUP = REJOIN_STATE + """
+load_crash_kernel() {
+    kexec -p /boot/vmlinuz --initrd=/boot/dump-initrd.cpio \
+        --append="console=ttyS0 rdinit=/init irqpoll nr_cpus=1 reset_devices panic=0 quiet wdfeed_dump=$DUMP" \
+        || fail "kexec -p failed"
+    mark "crash-kernel-loaded kexec_crash_loaded=$(cat /sys/kernel/kexec_crash_loaded)"
+}
+"""
+CRASHDUMP_TIMEOUT_S = 40
+
+SCENARIOS.update({s.name: s for s in [
+    Scenario(
+        "crashdump-saved",
+        "fence.mode crashdump with a crash kernel loaded: the fake heartbeat is SIGSTOPped, "
+        "wdfeed fences, sets the device to the crashdump timeout, pets once and crashes "
+        "(sysrq c); the dump kernel saves the dump with makedumpfile on the data disk and "
+        "reboots, within the bound wdfeed printed. The host takes the dump out of the disk "
+        "image: an ELF core of the guest's kernel holding the fence's kernel log line. Boot 2 "
+        "of the same disk names the cause: fenced (crashdump), and where the dump is",
+        guest=CRASH_SETUP + """
+if [ "$BOOT" = 2 ]; then
+    start_boot2
+    wait_log "the previous boot was fenced (crashdump)" 30 || fail "boot 2 did not name the dump"
+    sleep 3
+    wdfeed status 2>&1 | sed 's/^/status: /'
+    mark "boot2-done"
+else
+    load_crash_kernel
+    fence_on_stopped_heartbeat
+fi
+""",
+        expect="reset", timing="bound", fences=True, standin_ok=False,
+        checks=("process",), drivers=("i6300esb",), fence_mode="crashdump",
+        crashdump_timeout=CRASHDUMP_TIMEOUT_S, dump="save", append=CRASHKERNEL,
+        second_boot="dump-named"),
+    Scenario(
+        "crashdump-hang",
+        "as crashdump-saved, but the dump kernel hangs: the hardware watchdog, still armed "
+        "with the crashdump timeout wdfeed set, must reset it that long after the fence's "
+        "pet, within the bound",
+        guest=CRASH_SETUP + """
+load_crash_kernel
+fence_on_stopped_heartbeat
+""",
+        expect="reset", timing="bound", fences=True, standin_ok=False,
+        checks=("process",), drivers=("i6300esb",), fence_mode="crashdump",
+        crashdump_timeout=12, dump="hang", append=CRASHKERNEL),
+    Scenario(
+        "pretimeout-panic",
+        "ipmi_watchdog with a pretimeout and preop=preop_panic (timeout 20 s, pretimeout "
+        "15 s) and a crash kernel loaded: wdfeed itself is SIGSTOPped (a wedged wdfeed: "
+        "nothing fences), the BMC's pretimeout panics the kernel 5 s after the last pet, the "
+        "dump kernel saves the dump, and the node is reset within the device's reset time (B "
+        "does not change)",
+        guest=CRASH_SETUP + """
+load_crash_kernel
+start_petter
+settle
+mark "fault wdfeed-stopped"
+kill -STOP $(pid_of wdfeed)
+""",
+        expect="reset", timing="reset-time", standin_ok=False,
+        checks=("process",), drivers=("ipmi_watchdog",), dump="save", append=CRASHKERNEL,
+        device_timeout=20, pretimeout=15,
+        driver_params=(("ipmi_watchdog",
+                        "timeout=20 pretimeout=15 preaction=pre_int preop=preop_panic action=reset"),)),
+]})
+
 
 CHECK_KINDS = ("writable", "block-io", "process")
 
@@ -587,17 +667,20 @@ def config_yaml(driver, scenario):
     deadline: {DEADLINE_S}s
 """,
     }
+    pretimeout = f"    pretimeout: {scenario.pretimeout}s\n" if scenario.pretimeout else ""
+    crashdump = (f"  crashdump-timeout: {scenario.crashdump_timeout}s\n"
+                 f"  crashdump-dir: /mnt/data/crash\n" if scenario.fence_mode == "crashdump" else "")
     return f"""\
 devices:
   - path: {driver.wddev}
-    timeout: {driver.timeout}s
-interval: {INTERVAL_S}s
+    timeout: {scenario.device_timeout or driver.timeout}s
+{pretimeout}interval: {INTERVAL_S}s
 on-exit: {scenario.on_exit}
 fence:
-  mode: watchdog
+  mode: {scenario.fence_mode}
   kill: [fakehb, fakerm]
   stall-threshold: {STALL_S}s
-metrics:
+{crashdump}metrics:
   textfile: /run/wdfeed.prom
 checks:
 {"".join(blocks[k] for k in CHECK_KINDS if k in scenario.checks)}"""

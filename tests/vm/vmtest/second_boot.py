@@ -9,7 +9,7 @@ times of the serial lines, as everywhere in the suite.
 
 import os
 
-from . import cases
+from . import cases, dump
 from .qemu import Guest
 
 SAYS = cases.WDFEED_SAYS
@@ -30,7 +30,10 @@ def run(ctx, driver, scen, res, disk, workdir, make_case_archive, append):
                   disk=disk, trace=driver.trace)
     try:
         guest.start()
-        judge(guest, driver, scen, res)
+        if scen.second_boot == "dump-named":
+            dump.judge_boot2(guest, res, BOOT_TIMEOUT_S)
+        else:
+            judge(guest, driver, scen, res)
     finally:
         guest.stop()
         res.tail = ["--- boot 2 ---"] + guest.tail(60)
