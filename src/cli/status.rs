@@ -42,6 +42,16 @@ pub fn run(path: &Path, format: Format) -> Result<(), Failure> {
                 r.cause
             );
         }
+        if let Some(p) = &s.previous_boot {
+            let cause = p
+                .cause
+                .strip_prefix("the previous boot ")
+                .unwrap_or(&p.cause);
+            outln!(
+                "  previous boot: {}",
+                cause.strip_prefix("was ").unwrap_or(cause)
+            );
+        }
         for d in &s.devices {
             let left = d
                 .time_left_s

@@ -124,6 +124,7 @@ fn write_status(line: &str, every: Duration, opts: &Options) {
         version: env!("CARGO_PKG_VERSION").into(),
         textfile: None,
         rejoin: None,
+        previous_boot: None,
     };
     if let Err(e) = status::write(&opts.status_file, &s) {
         tracing::debug!(error = %e, "cannot write the status file");

@@ -41,6 +41,7 @@ pub(super) fn start_rejoin(
             causes: evidence::causes(&opts.root, &paths),
         },
     )
+    .recording_dumps(config.fence.crashdump.as_ref().map(|c| c.dir.clone()))
 }
 
 /// Sends READY=1 once the delay is over, and says how long it still waits meanwhile.

@@ -5,8 +5,10 @@
 //!
 //! The parts: [`state`] (the persistent record of what the last wdfeed was doing),
 //! [`pending`] (the delay in progress, on tmpfs, so a restart neither restarts nor skips
-//! it), [`plan`] (the decision, pure), [`evidence`] (what the kernel says of the reset).
+//! it), [`plan`] (the decision, pure), [`evidence`] (what the kernel says of the reset),
+//! [`dump`] (the crash dump a boot fenced in `mode: crashdump` left).
 
+pub mod dump;
 pub mod evidence;
 pub mod pending;
 pub mod plan;
@@ -30,6 +32,8 @@ pub struct RejoinShared {
     pub delay: Duration,
     /// Why it waits, one line.
     pub cause: String,
+    /// The dump the previous boot's crash kernel saved (`fence.mode: crashdump`).
+    pub previous_dump: Option<dump::SavedDump>,
 }
 
 impl RejoinShared {
@@ -51,6 +55,8 @@ pub struct Rejoin {
     runtime_dir: PathBuf,
     boot_id: String,
     configured: Option<Duration>,
+    /// `fence.mode: crashdump`: where dumps go, recorded for the next boot.
+    dumps: Option<PathBuf>,
     pub shared: Arc<RejoinShared>,
 }
 
@@ -74,8 +80,15 @@ impl Rejoin {
             runtime_dir: PathBuf::new(),
             boot_id: String::new(),
             configured: None,
+            dumps: None,
             shared: Arc::default(),
         }
+    }
+
+    /// The same, recording `dir` in the state record as where this config's dumps go.
+    pub fn recording_dumps(mut self, dir: Option<PathBuf>) -> Self {
+        self.dumps = dir;
+        self
     }
 
     /// Start-up: reads the state record and any delay of this boot, decides, logs why,
@@ -110,6 +123,17 @@ impl Rejoin {
                 cause = format!("{cause}; {c}");
             }
         }
+        let previous_dump = match dump::of_previous_boot(&previous, &state_dir, s.boot_id) {
+            Some(Ok(found)) => {
+                tracing::warn!("{}", found.describe());
+                Some(found)
+            }
+            Some(Err(line)) => {
+                tracing::warn!("{line}");
+                None
+            }
+            None => None,
+        };
         if let (Some(p), true) = (d.wait, d.new) {
             if let Err(e) = pending::write(&runtime_dir, s.boot_id, p) {
                 tracing::warn!(file = %pending::path_in(&runtime_dir).display(), "cannot keep the rejoin delay on tmpfs: {e}; a restart during the delay would not see it");
@@ -120,11 +144,13 @@ impl Rejoin {
                 until_ns: AtomicU64::new(d.wait.map_or(0, |p| duration_to_nanos(p.until))),
                 delay: d.wait.map_or(Duration::ZERO, |p| p.delay),
                 cause,
+                previous_dump,
             }),
             state_dir: Some(state_dir),
             runtime_dir,
             boot_id: s.boot_id.to_string(),
             configured: s.configured,
+            dumps: None,
         };
         if matches!(previous, Previous::TimedOut) {
             // the disk that hung the read would hang the write too: leave it alone
@@ -156,6 +182,7 @@ impl Rejoin {
                 state,
                 bound,
                 rejoin_delay: self.configured.unwrap_or(bound),
+                dumps: self.dumps.clone(),
             },
         );
     }

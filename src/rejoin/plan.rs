@@ -172,6 +172,7 @@ mod tests {
             state,
             bound: Duration::from_secs(14),
             rejoin_delay: Duration::from_secs(14),
+            dumps: None,
         })
     }
 

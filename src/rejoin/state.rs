@@ -12,6 +12,7 @@
 //! state started | armed | stopped-cleanly
 //! bound <seconds>
 //! rejoin-delay <seconds>
+//! dumps <directory>          (only with fence.mode crashdump: where the dump kernel saves)
 //! ```
 
 use std::fs::{self, File, OpenOptions};
@@ -69,17 +70,23 @@ pub struct StateRecord {
     pub bound: Duration,
     /// The rejoin delay that config asked for (its `rejoin-delay`, else its B).
     pub rejoin_delay: Duration,
+    /// `fence.mode: crashdump`: where that config's dumps go, for the next boot to look.
+    pub dumps: Option<PathBuf>,
 }
 
 impl StateRecord {
     pub fn to_text(&self) -> String {
-        format!(
+        let mut text = format!(
             "{MAGIC}\nboot {}\nstate {}\nbound {:.3}\nrejoin-delay {:.3}\n",
             self.boot,
             self.state.word(),
             self.bound.as_secs_f64(),
             self.rejoin_delay.as_secs_f64()
-        )
+        );
+        if let Some(d) = &self.dumps {
+            text.push_str(&format!("dumps {}\n", d.display()));
+        }
+        text
     }
 
     pub fn parse(text: &str) -> Result<Self, String> {
@@ -114,11 +121,18 @@ impl StateRecord {
         };
         let bound = secs(field("bound")?, "bound")?;
         let rejoin_delay = secs(field("rejoin-delay")?, "rejoin-delay")?;
+        // Absent from records of configs without crashdump (and of older versions).
+        let dumps = lines
+            .next()
+            .and_then(|l| l.strip_prefix("dumps "))
+            .map(PathBuf::from)
+            .filter(|p| p.is_absolute());
         Ok(StateRecord {
             boot,
             state,
             bound,
             rejoin_delay,
+            dumps,
         })
     }
 }
@@ -224,7 +238,10 @@ fn write_now(dir: &Path, text: &str) -> io::Result<()> {
 
 /// Runs `job` on a thread of its own and waits for it at most [`IO_TIMEOUT`]; `None` if it
 /// did not finish (the thread is left to finish or hang on its own).
-fn bounded<T: Send + 'static>(name: &str, job: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+pub(super) fn bounded<T: Send + 'static>(
+    name: &str,
+    job: impl FnOnce() -> T + Send + 'static,
+) -> Option<T> {
     let (tx, rx) = mpsc::sync_channel(1);
     let spawned = thread::Builder::new()
         .name(name.into())

@@ -37,6 +37,16 @@ fn start(
     )
 }
 
+fn rec_of(boot: &str) -> StateRecord {
+    StateRecord {
+        boot: boot.into(),
+        state: RunState::Armed,
+        bound: secs(9),
+        rejoin_delay: secs(9),
+        dumps: None,
+    }
+}
+
 fn recorded(state_dir: &Path) -> StateRecord {
     match state::read(state_dir) {
         Previous::Record(r) => r,
@@ -137,6 +147,7 @@ fn damaged_truncated_and_foreign_records_are_the_safe_case() {
         state: RunState::StoppedCleanly,
         bound: secs(12),
         rejoin_delay: secs(12),
+        dumps: None,
     }
     .to_text();
     let path = state_dir.path().join(state::FILE_NAME);
@@ -208,6 +219,14 @@ fn the_record_reads_back_and_refuses_a_non_regular_file() {
         state: RunState::Armed,
         bound: Duration::from_millis(14_250),
         rejoin_delay: Duration::from_millis(500),
+        dumps: None,
+    };
+    state::store(dir.path(), &rec);
+    assert_eq!(state::read(dir.path()), Previous::Record(rec));
+    // With fence.mode crashdump, where the dumps go.
+    let rec = StateRecord {
+        dumps: Some("/var/crash".into()),
+        ..rec_of(BOOT_1)
     };
     state::store(dir.path(), &rec);
     assert_eq!(state::read(dir.path()), Previous::Record(rec));
@@ -238,4 +257,39 @@ fn rejoin_delay_is_read_from_the_config_with_its_position() {
     let text = e.to_string();
     assert!(text.starts_with("w.yaml:4:"), "{text}");
     assert!(text.contains("rejoin-delay"), "{text}");
+}
+
+#[test]
+fn a_boot_after_a_crashdump_fence_names_the_dump_its_crash_kernel_saved() {
+    let state_dir = tempfile::tempdir().unwrap();
+    let crash = tempfile::tempdir().unwrap();
+    let (run_1, run_2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    // boot 1 (fence.mode crashdump): armed, and the record says where dumps go.
+    start(state_dir.path(), run_1.path(), BOOT_1, None, 5)
+        .recording_dumps(Some(crash.path().to_path_buf()))
+        .armed(B);
+    assert_eq!(
+        recorded(state_dir.path()).dumps.as_deref(),
+        Some(crash.path())
+    );
+    // The dump kernel saves, as kdump-tools lays it out.
+    let d = crash.path().join("202512072031");
+    fs::create_dir(&d).unwrap();
+    fs::write(d.join("dump.202512072031"), vec![0u8; 1 << 20]).unwrap();
+    fs::write(
+        d.join("dmesg.202512072031"),
+        "[   14.250001] wdfeed: FENCE check=process fakehb evidence=stopped bound=45.0s mode=crashdump\n",
+    )
+    .unwrap();
+    // boot 2: named, whatever the config of boot 2 says.
+    let r = start(state_dir.path(), run_2.path(), BOOT_2, None, 5);
+    let dump = r.shared.previous_dump.as_ref().expect("the dump is named");
+    assert_eq!(dump.path, d.join("dump.202512072031"));
+    assert_eq!(dump.fence.as_ref().unwrap().mode, "crashdump");
+    assert!(dump
+        .describe()
+        .starts_with("the previous boot was fenced (crashdump) at 14.3 s after it started"));
+    // A restart in boot 2 reads a record of boot 2: nothing to name.
+    let again = start(state_dir.path(), run_2.path(), BOOT_2, None, 6);
+    assert_eq!(again.shared.previous_dump, None);
 }

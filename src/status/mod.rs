@@ -58,6 +58,21 @@ pub struct Status {
     /// While READY=1 waits for the rejoin delay (state `rejoin-wait`).
     #[serde(default)]
     pub rejoin: Option<RejoinStatus>,
+    /// The crash dump the previous boot left (`fence.mode: crashdump`), found at start-up.
+    #[serde(default)]
+    pub previous_boot: Option<PreviousBootStatus>,
+}
+
+/// The previous boot's crash dump, and the fence that caused it when the dump's kernel log
+/// names one.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PreviousBootStatus {
+    /// "the previous boot was fenced (crashdump) at ...; a dump was saved at ...".
+    pub cause: String,
+    pub dump: PathBuf,
+    pub dump_bytes: u64,
+    /// The mode of the wdfeed fence that crashed it (`crashdump`); none for a crash of its own.
+    pub fenced: Option<String>,
 }
 
 /// The rejoin delay in progress: armed and petting, READY=1 held back.
@@ -236,6 +251,7 @@ mod tests {
             version: "0.0.0".into(),
             textfile: None,
             rejoin: None,
+            previous_boot: None,
         }
     }
 

@@ -52,6 +52,23 @@ pub fn render(s: &Status) -> String {
     );
 
     out.family(
+        "wdfeed_previous_boot_dump_bytes",
+        "gauge",
+        "Size of the crash dump the previous boot left, found at start-up in fence.crashdump-dir; absent when none. The fenced label is the mode of the wdfeed fence that crashed it (its FENCE line in the dump's kernel log), or none.",
+    );
+    if let Some(p) = &s.previous_boot {
+        let path = p.dump.display().to_string();
+        out.sample(
+            "wdfeed_previous_boot_dump_bytes",
+            &[
+                ("path", &path),
+                ("fenced", p.fenced.as_deref().unwrap_or("none")),
+            ],
+            p.dump_bytes as f64,
+        );
+    }
+
+    out.family(
         "wdfeed_check_healthy",
         "gauge",
         "1 when the check's last run passed (healthy within its deadline), else 0 (also before its first run).",

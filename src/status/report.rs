@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use super::textfile::Textfile;
 use super::{
-    secs, CheckStatus, DeviceStatus, FenceStatus, LatenessBucket, LatenessStatus, RejoinStatus,
-    Status,
+    secs, CheckStatus, DeviceStatus, FenceStatus, LatenessBucket, LatenessStatus,
+    PreviousBootStatus, RejoinStatus, Status,
 };
 use crate::config::bound::Bound;
 use crate::feeder::FeederShared;
@@ -169,6 +169,16 @@ impl Reporter {
             version: env!("CARGO_PKG_VERSION").into(),
             textfile: self.textfile.as_ref().map(|t| t.status()),
             rejoin,
+            previous_boot: self
+                .rejoin
+                .previous_dump
+                .as_ref()
+                .map(|d| PreviousBootStatus {
+                    cause: d.describe(),
+                    dump: d.path.clone(),
+                    dump_bytes: d.bytes,
+                    fenced: d.fence.as_ref().map(|f| f.mode.clone()),
+                }),
         }
     }
 
