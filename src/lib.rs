@@ -10,6 +10,8 @@
 //!
 //! - `cli/`: the command line, one file per command (`run`, `check`, `info`, `validate`,
 //!   `status`, `stop`, `doctor`).
+//! - `doctor/`: the node's HA configuration weighed against the config: the executable
+//!   `wdfeed-doctor` that `wdfeed doctor` runs, never part of the daemon.
 //! - `daemon/`: `wdfeed run`: start-up and exit order, the threads, signals, arming.
 //! - `config/`: `watchdog.yaml`: raw mirror, rules, the checked `Config`, and the fence bound.
 //! - `units/`: durations and sizes as operators write them, shared by config, checks, device.
@@ -31,6 +33,7 @@ pub mod cli;
 pub mod config;
 mod daemon;
 mod device;
+mod doctor;
 mod failure;
 mod feeder;
 mod fence;
@@ -49,4 +52,5 @@ pub mod system;
 mod time;
 mod units;
 
+pub use doctor::main as doctor_main;
 pub use failure::Failure;

@@ -2,7 +2,7 @@
 //! device wdfeed pets; sbd on softdog with a timeout too short for the bound; corosync's own
 //! watchdog_device; two_node with diskless sbd; the CIB's fencing-watchdog-timeout;
 //! systemd's runtime watchdog; a process holding wdfeed's device; unreadable and garbage
-//! files of other engines.
+//! files of other engines; the doctor as the executable of its own that `wdfeed doctor` runs.
 
 mod util;
 
@@ -431,4 +431,43 @@ fn the_kill_list_is_weighed_against_the_engines_found() {
         "{out}"
     );
     assert!(out.contains("fix: fence.kill: [sbd, corosync]"), "{out}");
+}
+
+/// The doctor is an executable of its own beside wdfeed's: `wdfeed doctor` runs it with the
+/// options it was given, and says what to do when it is missing.
+#[test]
+fn the_doctor_runs_beside_wdfeed_and_a_missing_one_is_named() {
+    let n = Node::new();
+    let direct = std::process::Command::new(env!("CARGO_BIN_EXE_wdfeed-doctor"))
+        .args(["--root", &n.fx.root_arg(), "-c"])
+        .arg(n.fx.path().join("watchdog.yaml"))
+        .output()
+        .unwrap();
+    assert_eq!(stdout(&direct), stdout(&n.doctor()));
+    let alone = tempfile::tempdir().unwrap();
+    let copy = alone.path().join("wdfeed");
+    std::fs::copy(env!("CARGO_BIN_EXE_wdfeed"), &copy).unwrap();
+    // Another test thread forking while the copy was open for writing holds it open a
+    // moment longer (ETXTBSY).
+    let o = (0..100)
+        .find_map(|_| {
+            match std::process::Command::new(&copy)
+                .args(["doctor", "-c", "/nonexistent.yaml"])
+                .output()
+            {
+                Err(e) if e.raw_os_error() == Some(26) => {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                    None
+                }
+                other => Some(other.unwrap()),
+            }
+        })
+        .expect("the copy of wdfeed stayed busy");
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let want = format!(
+        "wdfeed: cannot run the doctor {}: No such file or directory (os error 2); it is installed beside wdfeed",
+        alone.path().join("wdfeed-doctor").display()
+    );
+    assert!(stderr(&o).starts_with(&want), "{}", stderr(&o));
+    assert_no_panic(&o);
 }

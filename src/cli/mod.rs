@@ -16,7 +16,7 @@ macro_rules! outln {
 mod check;
 mod doctor;
 mod info;
-mod out;
+pub(crate) mod out;
 mod run;
 mod status;
 mod stop;
@@ -198,8 +198,19 @@ pub fn main() -> ExitCode {
             file,
             print_default,
         } => validate::run(&root, file.as_deref(), print_default),
-        Command::Doctor { config } => doctor::run(&root, config.as_deref()),
+        // An executable of its own, which replaces this process.
+        Command::Doctor { config } => doctor::run(
+            &cli.root,
+            cli.allow_unsafe_config,
+            &cli.log_level,
+            config.as_deref(),
+        ),
     };
+    exit(result)
+}
+
+/// Prints a failure's message once and returns the exit code of `result`.
+pub(crate) fn exit(result: Result<(), Failure>) -> ExitCode {
     let code = match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => {
