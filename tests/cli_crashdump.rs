@@ -144,3 +144,22 @@ fn the_status_thread_says_when_the_crash_kernel_is_unloaded() {
         d.transcript()
     );
 }
+
+#[test]
+fn run_arms_nothing_in_a_dump_kernel() {
+    let fx = FixtureRoot::new();
+    fx.write("proc/vmcore", "");
+    let cfg = fx.write("w.yaml", &fast_config(""));
+    let mut d = fx.daemon(&cfg, false);
+    assert_eq!(
+        d.wait(Duration::from_secs(20)),
+        Some(1),
+        "{}",
+        d.transcript()
+    );
+    let text = d.transcript();
+    assert!(
+        text.contains("this is a dump kernel (/proc/vmcore exists): wdfeed arms nothing here"),
+        "{text}"
+    );
+}

@@ -97,6 +97,11 @@ fn resolve_kill_list(config: &Config, root: &Root) -> Result<Arc<KillList>, Fail
 
 /// Runs the daemon until SIGTERM/SIGINT, or until a device is lost.
 pub fn run(opts: Options) -> Result<(), Failure> {
+    if crate::fence::crashdump::in_dump_kernel(&opts.root) {
+        return Err(Failure::runtime(
+            "this is a dump kernel (/proc/vmcore exists): wdfeed arms nothing here, so that the hardware watchdog a crashdump fence left running resets a dump that hangs; the unit's ConditionPathExists=!/proc/vmcore keeps it from starting here".into(),
+        ));
+    }
     let config = load(&opts)?;
     // Every interface to isolate must exist before anything starts: nothing is armed.
     let isolator = Isolator::prepare(&config.fence.isolate).map_err(Failure::runtime)?;

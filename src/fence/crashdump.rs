@@ -461,6 +461,13 @@ impl Crashdump {
     }
 }
 
+/// Whether this kernel is a dump kernel (kdump): `/proc/vmcore` exists only there. wdfeed
+/// arms nothing in one, so that the hardware watchdog, left running by the fence, resets a
+/// dump that hangs (kdump-tools' dump kernel boots systemd, which would start wdfeed).
+pub fn in_dump_kernel(root: &Root) -> bool {
+    root.proc("vmcore").exists()
+}
+
 /// At arming: shows that `dog` takes `timeout` (set and read back) and gives its own
 /// timeout back, so that the fence's retime is known to work; an error says which value
 /// to pick. `max` is the driver's max_timeout from sysfs, where it says one.

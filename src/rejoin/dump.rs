@@ -15,12 +15,17 @@
 //! kexec-tools' (Fedora) `<dir>/<host>-<date>/vmcore` beside `vmcore-dmesg.txt`; a `vmcore`
 //! or `dump.*` right in the directory counts too. A dump counts if it was written after the
 //! previous boot armed (the state record's mtime, less [`CLOCK_MARGIN`]).
+//!
+//! What was found is kept in the runtime directory (tmpfs, [`keep`]), so that a wdfeed
+//! restarted in the same boot, whose state record is then of this boot, still names it.
 
 use std::fs::{self, File, Metadata};
 use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
 
 use super::state::{self, Previous, RunState};
 
@@ -33,18 +38,22 @@ pub const MAX_DMESG_BYTES: u64 = 2 << 20;
 pub const CLOCK_MARGIN: Duration = Duration::from_secs(5);
 
 /// The dump of the previous boot.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SavedDump {
     pub path: PathBuf,
     pub bytes: u64,
     /// When it was written (its mtime), in seconds since the epoch.
     pub written_epoch_s: u64,
+    /// kdump-tools writes `dump-incomplete` and renames it when done: false for one never
+    /// finished (the hardware reset the dump kernel first, or it failed).
+    #[serde(default = "finished")]
+    pub complete: bool,
     /// The FENCE line wdfeed wrote before the crash, found in the dump's kernel log: its
     /// mode, when after the start of that boot, and the check with its evidence.
     pub fence: Option<FenceLine>,
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FenceLine {
     pub mode: String,
     pub at_boot_s: Option<f64>,
@@ -52,11 +61,20 @@ pub struct FenceLine {
     pub what: String,
 }
 
+fn finished() -> bool {
+    true
+}
+
 impl SavedDump {
     /// The sentence for the log, `status` and the metrics' help.
     pub fn describe(&self) -> String {
+        let (what, cut) = if self.complete {
+            ("a dump was saved", "")
+        } else {
+            ("an INCOMPLETE dump was left", ": the dump kernel never finished it (the watchdog reset it at crashdump-timeout, too short for this dump, or it failed or hung)")
+        };
         let saved = format!(
-            "a dump was saved at {} ({:.1} MiB, written {})",
+            "{what} at {} ({:.1} MiB, written {}){cut}",
             self.path.display(),
             self.bytes as f64 / (1u64 << 20) as f64,
             utc(self.written_epoch_s)
@@ -118,6 +136,38 @@ pub fn of_previous_boot(
     })
 }
 
+/// The file in the runtime directory that keeps the finding for a restart in this boot.
+pub const KEPT_NAME: &str = "previous-dump";
+
+/// What [`keep`] writes: the finding and the boot it was made in.
+#[derive(Serialize, Deserialize)]
+struct Kept {
+    boot: String,
+    dump: SavedDump,
+}
+
+/// Keeps `dump`, found in boot `boot_id`, in the runtime directory (tmpfs); a failure only
+/// means a restart would not name it.
+pub fn keep(runtime_dir: &Path, boot_id: &str, dump: &SavedDump) -> std::io::Result<()> {
+    let text = serde_json::to_vec(&Kept {
+        boot: boot_id.into(),
+        dump: dump.clone(),
+    })
+    .map_err(std::io::Error::other)?;
+    let tmp = runtime_dir.join(format!("{KEPT_NAME}.tmp"));
+    fs::write(&tmp, text)?;
+    fs::rename(tmp, runtime_dir.join(KEPT_NAME))
+}
+
+/// What an earlier start of this boot found ([`keep`]); none of another boot.
+pub fn kept(runtime_dir: &Path, boot_id: &str) -> Option<SavedDump> {
+    let f = File::open(runtime_dir.join(KEPT_NAME)).ok()?;
+    let mut text = Vec::new();
+    f.take(64 * 1024).read_to_end(&mut text).ok()?;
+    let k: Kept = serde_json::from_slice(&text).ok()?;
+    (k.boot == boot_id).then_some(k.dump)
+}
+
 /// Whose entries are looked at: root's, and those of the state directory's owner (wdfeed's
 /// own user), never another user's.
 #[derive(Clone, Copy)]
@@ -148,8 +198,18 @@ fn entries(dir: &Path) -> std::io::Result<Vec<(PathBuf, Metadata)>> {
         .collect())
 }
 
-fn is_dump(name: &str) -> bool {
-    (name.starts_with("dump.") || name.starts_with("vmcore")) && !name.contains("dmesg")
+/// A dump file, and whether it is complete (kdump-tools' `dump-incomplete`, its `cp`
+/// fallback's `vmcore-incomplete`, until renamed).
+fn dump_kind(name: &str) -> Option<bool> {
+    if name.contains("dmesg") {
+        None
+    } else if name.starts_with("dump-incomplete") || name.starts_with("vmcore-incomplete") {
+        Some(false)
+    } else if name.starts_with("dump.") || name.starts_with("vmcore") {
+        Some(true)
+    } else {
+        None
+    }
 }
 
 fn is_dmesg(name: &str) -> bool {
@@ -166,12 +226,12 @@ fn newest(dir: &Path, since: Since) -> Result<Option<SavedDump>, String> {
             continue;
         }
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-        if meta.is_file() && is_dump(name) {
+        if meta.is_file() && dump_kind(name).is_some() {
             dumps.push((path, meta));
         } else if meta.is_dir() {
             for (p, m) in entries(&path).unwrap_or_default() {
                 let n = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
-                if m.is_file() && is_dump(n) && counts(&m, since) {
+                if m.is_file() && dump_kind(n).is_some() && counts(&m, since) {
                     dumps.push((p, m));
                 }
             }
@@ -184,7 +244,13 @@ fn newest(dir: &Path, since: Since) -> Result<Option<SavedDump>, String> {
         return Ok(None);
     };
     let fence = path.parent().and_then(|d| fence_line_beside(d, since));
+    let complete = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(dump_kind)
+        .unwrap_or(false);
     Ok(Some(SavedDump {
+        complete,
         written_epoch_s: meta
             .modified()
             .ok()
@@ -328,6 +394,27 @@ mod tests {
             line.contains("dump.202512072031 (4.0 MiB, written 20"),
             "{line}"
         );
+    }
+
+    #[test]
+    fn a_dump_the_dump_kernel_never_finished_is_named_incomplete() {
+        let state = state_dir(Duration::from_secs(600));
+        let crash = tempfile::tempdir().unwrap();
+        let d = crash.path().join("202512072031");
+        fs::create_dir(&d).unwrap();
+        fs::write(d.join("dump-incomplete"), vec![0u8; 1024]).unwrap();
+        fs::write(d.join("dmesg.202512072031"), DMESG).unwrap();
+        let found = of_previous_boot(&armed(Some(crash.path())), state.path(), THIS)
+            .unwrap()
+            .unwrap();
+        assert!(!found.complete);
+        let line = found.describe();
+        assert!(
+            line.starts_with("the previous boot was fenced (crashdump)"),
+            "{line}"
+        );
+        assert!(line.contains("; an INCOMPLETE dump was left at "), "{line}");
+        assert!(line.contains("the dump kernel never finished it"), "{line}");
     }
 
     #[test]

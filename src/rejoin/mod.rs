@@ -126,13 +126,22 @@ impl Rejoin {
         let previous_dump = match dump::of_previous_boot(&previous, &state_dir, s.boot_id) {
             Some(Ok(found)) => {
                 tracing::warn!("{}", found.describe());
+                if let Err(e) = dump::keep(&runtime_dir, s.boot_id, &found) {
+                    tracing::warn!(dir = %runtime_dir.display(), "cannot keep the previous boot's dump in the runtime directory: {e}; a restart would not name it");
+                }
                 Some(found)
             }
             Some(Err(line)) => {
                 tracing::warn!("{line}");
                 None
             }
-            None => None,
+            // Restarted in this boot: what the first start found.
+            None => dump::kept(&runtime_dir, s.boot_id).inspect(|found| {
+                tracing::warn!(
+                    "{} (found at the first start in this boot)",
+                    found.describe()
+                )
+            }),
         };
         if let (Some(p), true) = (d.wait, d.new) {
             if let Err(e) = pending::write(&runtime_dir, s.boot_id, p) {

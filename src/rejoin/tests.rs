@@ -289,7 +289,17 @@ fn a_boot_after_a_crashdump_fence_names_the_dump_its_crash_kernel_saved() {
     assert!(dump
         .describe()
         .starts_with("the previous boot was fenced (crashdump) at 14.3 s after it started"));
-    // A restart in boot 2 reads a record of boot 2: nothing to name.
+    // A restart in boot 2 reads a record of boot 2, and what the first start kept on tmpfs.
     let again = start(state_dir.path(), run_2.path(), BOOT_2, None, 6);
-    assert_eq!(again.shared.previous_dump, None);
+    assert_eq!(again.shared.previous_dump.as_ref(), Some(dump));
+    // A third boot (a clean one) names nothing, kept file or not.
+    let run_3 = tempfile::tempdir().unwrap();
+    let boot_3 = "33333333-4f50-6172-8394-a5b6c7d8e9f0";
+    let third = start(state_dir.path(), run_3.path(), boot_3, None, 5);
+    assert_eq!(third.shared.previous_dump, None);
+    assert_eq!(
+        dump::kept(run_2.path(), boot_3),
+        None,
+        "kept for boot 2 only"
+    );
 }

@@ -71,8 +71,15 @@ pub struct PreviousBootStatus {
     pub cause: String,
     pub dump: PathBuf,
     pub dump_bytes: u64,
+    /// False for a dump the dump kernel never finished (kdump-tools' `dump-incomplete`).
+    #[serde(default = "complete")]
+    pub complete: bool,
     /// The mode of the wdfeed fence that crashed it (`crashdump`); none for a crash of its own.
     pub fenced: Option<String>,
+}
+
+fn complete() -> bool {
+    true
 }
 
 /// The rejoin delay in progress: armed and petting, READY=1 held back.

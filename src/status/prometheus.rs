@@ -54,7 +54,7 @@ pub fn render(s: &Status) -> String {
     out.family(
         "wdfeed_previous_boot_dump_bytes",
         "gauge",
-        "Size of the crash dump the previous boot left, found at start-up in fence.crashdump-dir; absent when none. The fenced label is the mode of the wdfeed fence that crashed it (its FENCE line in the dump's kernel log), or none.",
+        "Size of the crash dump the previous boot left, found at start-up in fence.crashdump-dir; absent when none. The fenced label is the mode of the wdfeed fence that crashed it (its FENCE line in the dump's kernel log), or none; complete is 0 for a dump the dump kernel never finished.",
     );
     if let Some(p) = &s.previous_boot {
         let path = p.dump.display().to_string();
@@ -63,6 +63,7 @@ pub fn render(s: &Status) -> String {
             &[
                 ("path", &path),
                 ("fenced", p.fenced.as_deref().unwrap_or("none")),
+                ("complete", if p.complete { "1" } else { "0" }),
             ],
             p.dump_bytes as f64,
         );

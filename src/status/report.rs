@@ -177,6 +177,7 @@ impl Reporter {
                     cause: d.describe(),
                     dump: d.path.clone(),
                     dump_bytes: d.bytes,
+                    complete: d.complete,
                     fenced: d.fence.as_ref().map(|f| f.mode.clone()),
                 }),
         }

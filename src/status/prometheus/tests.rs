@@ -128,7 +128,7 @@ fn the_previous_boots_dump_is_a_gauge_of_its_size_named_by_path_and_fence() {
     assert_eq!(
         value(
             &text,
-            "wdfeed_previous_boot_dump_bytes{path=\"/var/crash/202512072031/dump.202512072031\",fenced=\"crashdump\"}"
+            "wdfeed_previous_boot_dump_bytes{path=\"/var/crash/202512072031/dump.202512072031\",fenced=\"crashdump\",complete=\"1\"}"
         ),
         43_253_760.0
     );
@@ -139,6 +139,7 @@ fn with_previous_dump() -> crate::status::PreviousBootStatus {
         cause: "the previous boot was fenced (crashdump) at 14.3 s after it started (check=process fakehb evidence=stopped); a dump was saved at /var/crash/202512072031/dump.202512072031 (41.2 MiB, written 2025-12-07 20:31:05 UTC)".into(),
         dump: "/var/crash/202512072031/dump.202512072031".into(),
         dump_bytes: 43_253_760,
+        complete: true,
         fenced: Some("crashdump".into()),
     }
 }

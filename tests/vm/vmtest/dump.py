@@ -355,7 +355,7 @@ def judge_boot2(guest, res, boot_timeout):
     status = guest.first_line(r"status: .*previous boot: fenced \(crashdump\).*")
     if status is None:
         return fail("`wdfeed status` does not name the previous boot's dump")
-    metric = guest.first_line(r"metrics: wdfeed_previous_boot_dump_bytes\{.*\} \d+")
+    metric = guest.first_line(r"metrics: wdfeed_previous_boot_dump_bytes\{.*complete=\"1\"\} \d+")
     if metric is None:
         return fail("the metrics have no wdfeed_previous_boot_dump_bytes")
     res.notes.append(f"boot 2 status: {status[1].group(0)[:200]}")
