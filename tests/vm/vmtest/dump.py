@@ -13,8 +13,9 @@ import os
 import shutil
 import struct
 import subprocess
+import threading
 
-from . import assets
+from . import assets, cases
 
 PACKAGES = ("kexec-tools", "makedumpfile")
 # Guest paths of the tools; the libraries go where ldd found them.
@@ -100,8 +101,18 @@ def _library_closure():
     return want
 
 
+# Two cases may prepare their guests at once: one of them fetches and builds.
+_LOCK = threading.Lock()
+
+
 def ensure_tools():
-    """{guest path: host path} of kexec, makedumpfile and every library they load."""
+    """{tool's guest path: {guest path: host path}} of kexec and makedumpfile, each with every
+    library it loads."""
+    with _LOCK:
+        return _ensure_tools()
+
+
+def _ensure_tools():
     root = os.path.join(assets.CACHE, "dumptools", "root")
     if not os.path.isdir(root):
         debs = os.path.join(assets.CACHE, "dumptools", "debs")
@@ -118,12 +129,12 @@ def ensure_tools():
             assets.run(["dpkg", "-x", deb, tmp])
         os.rename(tmp, root)
     libdirs = sorted({os.path.dirname(p) for p in glob.glob(os.path.join(root, "**", "*.so*"), recursive=True)})
-    files = {}
+    tools = {}
     for guest, rel in TOOLS.items():
         binary = os.path.join(root, rel)
         if not os.path.exists(binary):
             raise assets.SetupError(f"{rel} is not in the unpacked {' '.join(PACKAGES)}")
-        files[guest] = binary
+        files = tools[guest] = {guest: binary}
         env = dict(os.environ, LD_LIBRARY_PATH=":".join(libdirs))
         out = subprocess.run(["ldd", binary], capture_output=True, text=True, env=env)
         if "not found" in out.stdout or out.returncode != 0:
@@ -135,7 +146,7 @@ def ensure_tools():
                 # a library from the unpacked tree goes where the host would have it
                 guest_path = path[len(root):] if path.startswith(root) else path
                 files[guest_path.lstrip("/")] = os.path.realpath(path)
-    return files
+    return tools
 
 
 def build_dump_initrd(path, moddir, tools):
@@ -153,9 +164,8 @@ def build_dump_initrd(path, moddir, tools):
     for a in applets:
         if a != "busybox" and a != "makedumpfile":
             cpio.symlink(f"bin/{a}", "busybox")
-    for guest, host in tools.items():
-        if guest != "bin/kexec":
-            cpio.copy(guest, host, 0o755)
+    for guest, host in tools["bin/makedumpfile"].items():
+        cpio.copy(guest, host, 0o755)
     order = mods.closure(DUMP_MODULES)
     for m in order:
         cpio.copy(f"lib/modules/{m}.ko", mods.path(m), 0o644)
@@ -168,15 +178,18 @@ def build_dump_initrd(path, moddir, tools):
 def guest_files(ctx):
     """What the case archive of a crash-dump case carries: (guest path, host path) pairs."""
     tools = ensure_tools()
-    digest = assets.file_digest([shutil.which("busybox"), ctx.vmlinuz] + sorted(tools.values()))
-    initrd = os.path.join(assets.CACHE, f"dump-initrd-{digest}.cpio")
-    if not os.path.exists(initrd):
-        for old in glob.glob(os.path.join(assets.CACHE, "dump-initrd-*.cpio")):
-            os.unlink(old)
-        build_dump_initrd(initrd + ".tmp", ctx.moddir, tools)
-        os.rename(initrd + ".tmp", initrd)
+    with _LOCK:
+        inputs = [shutil.which("busybox"), ctx.vmlinuz] + sorted(tools["bin/makedumpfile"].values())
+        digest = assets.file_digest(inputs)
+        digest += "-" + assets.hashlib.sha256(DUMP_INIT.encode()).hexdigest()[:8]
+        initrd = os.path.join(assets.CACHE, f"dump-initrd-{digest}.cpio")
+        if not os.path.exists(initrd):
+            for old in glob.glob(os.path.join(assets.CACHE, "dump-initrd-*.cpio")):
+                os.unlink(old)
+            build_dump_initrd(initrd + ".tmp", ctx.moddir, tools)
+            os.rename(initrd + ".tmp", initrd)
     files = [(GUEST_KERNEL, ctx.vmlinuz), (GUEST_DUMP_INITRD, initrd)]
-    files += [(g, h) for g, h in tools.items() if g != "bin/makedumpfile"]
+    files += list(tools["bin/kexec"].items())
     return files
 
 
@@ -288,9 +301,31 @@ def judge(guest, scen, res, t0, r_hw):
         res.reason = "the dump kernel never started before the reset"
         return False
     crash = guest.first_line(r"wdfeed: CRASHDUMP .*", after=t0)
-    if crash:
-        res.notes.append(f"kernel log: {crash[1].group(0)[:160]}")
-    res.notes.append(f"the dump kernel was up {up[0] - t0:.2f}s after the fault; the reset "
+    if scen.fence_mode == "crashdump":
+        # wdfeed's own log never comes (the kernel crashes first): the kernel log says it.
+        fence = guest.first_line(r"wdfeed: FENCE .* mode=crashdump", after=t0)
+        if fence is None or fence[0] > up[0]:
+            res.reason = "no `wdfeed: FENCE ... mode=crashdump` kernel log line before the dump kernel"
+            return False
+        if crash is None or not crash[1].group(0).startswith("wdfeed: CRASHDUMP every device now resets"):
+            res.reason = f"wdfeed did not say it crashes into the dump kernel: {crash[1].group(0) if crash else 'no CRASHDUMP line'}"
+            return False
+        res.notes.append(f"wdfeed fenced {fence[0] - t0:.2f}s after the fault and crashed "
+                         f"{crash[0] - fence[0]:.3f}s later: {crash[1].group(0)[:120]}")
+        t_crash = crash[0]
+    else:
+        panic = guest.first_line(r"Kernel panic - not syncing: Watchdog pre-timeout", after=t0)
+        if panic is None:
+            res.reason = "the pretimeout never panicked the kernel"
+            return False
+        want = scen.device_timeout - scen.pretimeout
+        res.notes.append(f"the pretimeout panicked the kernel {panic[0] - t0:.2f}s after the "
+                         f"fault (timeout - pretimeout = {want}s after the last pet)")
+        if panic[0] - t0 > want + cases.slack(want):
+            res.reason = f"the pretimeout panic came {panic[0] - t0:.2f}s after the fault, not within {want}s + slack"
+            return False
+        t_crash = panic[0]
+    res.notes.append(f"the dump kernel was up {up[0] - t_crash:.2f}s after the crash; the reset "
                      f"came {t_end - up[0]:.2f}s after that")
     if scen.dump == "hang":
         if crash is None:
