@@ -25,13 +25,6 @@ impl Failure {
         }
     }
 
-    pub fn usage(message: String) -> Self {
-        Failure {
-            code: Self::CONFIG,
-            message,
-        }
-    }
-
     pub fn device(e: DeviceError) -> Self {
         Failure {
             code: Self::DEVICE,

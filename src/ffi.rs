@@ -275,6 +275,12 @@ pub fn set_thread_fifo(priority: i32, reset_on_fork: bool) -> io::Result<()> {
     Ok(())
 }
 
+/// This process's effective uid (geteuid(2), which cannot fail).
+pub fn effective_uid() -> u32 {
+    // SAFETY: geteuid takes nothing, touches no memory of ours and always succeeds.
+    unsafe { libc::geteuid() }
+}
+
 /// Limits glibc to one malloc arena. With mlockall every arena glibc reserves per thread
 /// would be locked in memory too. Call before starting threads.
 pub fn limit_malloc_arenas() -> bool {

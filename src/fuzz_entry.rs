@@ -32,7 +32,6 @@ pub fn run(family: &str, data: &[u8]) -> bool {
             // The whole load path after the read: text in, Config or problems out.
             match crate::config::parse(text, "fuzz.yaml") {
                 Ok(c) => {
-                    let _ = c.min_timeout();
                     for check in &c.checks {
                         let _ = check.worst_detection();
                     }

@@ -8,24 +8,32 @@
 //!
 //! # Layout
 //!
+//! - `main.rs`, `bin/wdfeed-doctor.rs`: the two executables; the doctor is one of its own,
+//!   so the daemon neither maps nor locks its code.
 //! - `cli/`: the command line, one file per command (`run`, `check`, `info`, `validate`,
-//!   `status`, `stop`, `doctor`).
-//! - `doctor/`: the node's HA configuration weighed against the config: the executable
-//!   `wdfeed-doctor` that `wdfeed doctor` runs, never part of the daemon.
-//! - `daemon/`: `wdfeed run`: start-up and exit order, the threads, signals, arming.
+//!   `status`, `stop`, `rejoin-now`; `doctor` runs the doctor's executable).
+//! - `doctor/`: `wdfeed-doctor`: the node's HA configuration (systemd, sbd, corosync,
+//!   Pacemaker) checked against the config; not on the daemon's path.
+//! - `daemon/`: `wdfeed run`: start-up and exit order, the threads, signals, arming, READY=1.
 //! - `config/`: `watchdog.yaml`: raw mirror, rules, the checked `Config`, and the fence bound.
 //! - `units/`: durations and sizes as operators write them, shared by config, checks, device.
-//! - `health/`: `Verdict` and the one pass rule, the lease table, the runner, `checks/`.
+//! - `time/`: the daemon's clock (CLOCK_BOOTTIME), the lock-free sleep a stop cuts short, and
+//!   start-up deadlines.
+//! - `health/`: `Verdict` and the one pass rule, the run note the fence reads, the lease
+//!   table, the runner, `checks/`.
 //! - `feeder/`: the petting loop, its pure `decide()`, and its wake-up lateness histogram.
 //! - `fence/`: the latch, the fence record of this boot, the kernel log line, isolation of
-//!   the service links, the kill list, and the fence sequence.
+//!   the service links, the kill list, the handover file, and the fence sequence.
+//! - `rejoin/`: the state record across boots and the rejoin delay it decides.
 //! - `device/`: the kernel watchdog API, its policy, and what sysfs says of a device.
-//! - `status/`: the status file, the handover file and the metrics (Prometheus text and the
-//!   node_exporter textfile): their formats, what goes in them, the threads that write them.
+//! - `status/`: the status file and the metrics (Prometheus text and the node_exporter
+//!   textfile): their formats, what goes in them, the thread that writes them and logs what
+//!   the feeder and the fence did.
 //! - `system/`: `/proc` and `/sys` readers under an injected root; hardening; sd_notify.
-//! - `time/`: the daemon's clock (CLOCK_BOOTTIME) and the sleep a stop cuts short.
 //! - `ffi.rs`: every unsafe block, each with its SAFETY line.
 //! - `failure.rs`, `logging.rs`: exit codes; log set-up.
+//! - `fuzz_entry.rs`: the parsers as the fuzzer (fuzz/) and tests/fuzz_regressions.rs call
+//!   them.
 
 #![deny(unsafe_code)]
 

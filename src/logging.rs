@@ -7,15 +7,12 @@
 
 use std::io::{self, Write};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
-use std::thread;
 use std::time::Duration;
 
 use tracing_subscriber::filter::Targets;
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
-
-use crate::system::hardening::THREAD_STACK;
 
 /// Lines queued for the writer thread at most; more are dropped (the start-up writes a few
 /// dozen). Each slot is a few words, allocated once.
@@ -89,10 +86,7 @@ impl<'a> MakeWriter<'a> for QueueWriter {
 /// Starts the writer thread that copies queued lines to `out`.
 fn start_writer<W: Write + Send + 'static>(out: W) -> Result<(QueueWriter, LogGuard), String> {
     let (queue, lines) = mpsc::sync_channel(QUEUED_LINES);
-    thread::Builder::new()
-        .name("log-writer".into())
-        .stack_size(THREAD_STACK)
-        .spawn(move || write_lines(lines, out))
+    crate::system::threads::spawn("log-writer", move || write_lines(lines, out))
         .map_err(|e| format!("cannot start logging: no log writer thread: {e}"))?;
     let guard = LogGuard {
         queue: queue.clone(),
@@ -172,7 +166,7 @@ mod tests {
 
     impl Write for Stuck {
         fn write(&mut self, _: &[u8]) -> io::Result<usize> {
-            thread::sleep(Duration::from_secs(3600));
+            std::thread::sleep(Duration::from_secs(3600));
             Ok(0)
         }
         fn flush(&mut self) -> io::Result<()> {

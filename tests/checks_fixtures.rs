@@ -36,7 +36,7 @@ fn copy_tree(from: &Path, to: &Path) {
         let target = to.join(entry.file_name());
         if entry.file_type().unwrap().is_dir() {
             copy_tree(&entry.path(), &target);
-        } else if entry.file_name() != ".wdfeed-probe" {
+        } else if entry.file_name() != ".wdfeed" {
             fs::copy(entry.path(), &target).unwrap();
         }
     }
@@ -108,6 +108,7 @@ type Built = (String, String, Box<dyn Check>);
 fn build(case_dir: &Path) -> (tempfile::TempDir, Vec<Built>) {
     let tmp = tempfile::tempdir().unwrap();
     copy_tree(case_dir, tmp.path());
+    util::root_on_its_real_device(tmp.path());
     let root = Root::at(tmp.path());
     let built = checks_of(case_dir)
         .iter()
@@ -166,6 +167,7 @@ fn evidence_reads_as_documented() {
             .join(case);
         let tmp = tempfile::tempdir().unwrap();
         copy_tree(&dir, tmp.path());
+        util::root_on_its_real_device(tmp.path());
         let root = Root::at(tmp.path());
         let mut out = Vec::new();
         for s in checks_of(&dir).iter().filter(|s| s.kind() == kind) {

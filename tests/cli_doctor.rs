@@ -7,88 +7,18 @@
 mod util;
 
 use std::os::unix::fs::symlink;
-use std::process::Output;
 
+use util::doctor::{assert_no_panic, Node, CONFIG};
 use util::*;
-
-/// wdfeed pets /dev/watchdog0 (i6300ESB, T = 10 s); B = (1 s + 2 s) x 1 + 10 s = 13 s, so
-/// the advice is SBD_WATCHDOG_TIMEOUT=7, fencing-watchdog-timeout=14s.
-const CONFIG: &str = "\
-devices:
-  - path: /dev/watchdog0
-    timeout: 10s
-interval: 1s
-fence:
-  kill: [sbd, corosync]
-checks:
-  - kind: writable
-    mounts: [/]
-    every: 1s
-    deadline: 2s
-";
-
-struct Node {
-    fx: FixtureRoot,
-}
-
-impl Node {
-    /// A node with an i6300ESB at watchdog0 and a softdog at watchdog1.
-    fn new() -> Self {
-        let fx = FixtureRoot::new();
-        fx.write("sys/class/watchdog/watchdog0/identity", "i6300ESB timer\n");
-        fx.write("sys/class/watchdog/watchdog0/timeout", "10\n");
-        fx.write(
-            "sys/class/watchdog/watchdog1/identity",
-            "Software Watchdog\n",
-        );
-        fx.write("sys/class/watchdog/watchdog1/max_timeout", "65535\n");
-        fx.write("dev/watchdog0", "");
-        fx.write("dev/watchdog1", "");
-        fx.write("watchdog.yaml", CONFIG);
-        Node { fx }
-    }
-
-    fn write(&self, rel: &str, text: &str) {
-        self.fx.write(rel, text);
-    }
-
-    /// A process `comm` with `pid`, its executable `exe`.
-    fn process(&self, pid: i32, comm: &str, exe: &str) {
-        self.write(
-            &format!("proc/{pid}/stat"),
-            &format!("{pid} ({comm}) S 1 {pid} {pid} 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 1 0 100"),
-        );
-        symlink(exe, self.fx.path().join(format!("proc/{pid}/exe"))).unwrap();
-    }
-
-    fn sbd_running(&self) {
-        self.process(812, "sbd", "/usr/sbin/sbd");
-        self.write("run/sbd.pid", "812\n");
-        self.write("usr/sbin/sbd", "");
-    }
-
-    fn doctor(&self) -> Output {
-        let root = self.fx.root_arg();
-        let cfg = self.fx.path().join("watchdog.yaml").display().to_string();
-        run(&["--root", &root, "doctor", "-c", &cfg])
-    }
-}
 
 fn lines_with<'a>(out: &'a str, prefix: &str) -> Vec<&'a str> {
     out.lines().filter(|l| l.starts_with(prefix)).collect()
 }
 
-fn assert_no_panic(o: &Output) {
-    let err = stderr(o);
-    assert!(!err.contains("panicked"), "{err}");
-}
-
 #[test]
 fn a_node_without_engines_is_told_so_and_exits_0() {
     let n = Node::new();
-    let o = n.doctor();
-    let out = stdout(&o);
-    assert_eq!(o.status.code(), Some(0), "{out}{}", stderr(&o));
+    let out = n.doctor_exits(0);
     assert!(
         out.starts_with("wdfeed doctor: config ")
             && out
@@ -120,6 +50,7 @@ fn sbd_on_wdfeeds_device_is_an_error_with_its_fix() {
     );
     let o = n.doctor();
     let out = stdout(&o);
+    assert_no_panic(&o);
     assert_eq!(o.status.code(), Some(1), "{out}{}", stderr(&o));
     assert!(
         out.contains("ok    sbd: runs: pid 812 from /run/sbd.pid, executable /usr/sbin/sbd"),
@@ -152,9 +83,7 @@ fn sbd_on_softdog_with_a_short_timeout_is_told_the_numbers() {
         "etc/default/sbd",
         "SBD_PACEMAKER=yes\nSBD_WATCHDOG_DEV=/dev/watchdog1\nSBD_WATCHDOG_TIMEOUT=5\nSBD_DELAY_START=yes\n",
     );
-    let o = n.doctor();
-    let out = stdout(&o);
-    assert_eq!(o.status.code(), Some(0), "{out}{}", stderr(&o));
+    let out = n.doctor_exits(0);
     assert!(
         out.contains("Pacemaker's watchdog fencing finds it by name"),
         "{out}"
@@ -202,9 +131,7 @@ fn sbd_set_up_as_advised_passes() {
          <nvpair id=\"a\" name=\"stonith-watchdog-timeout\" value=\"14s\"/>\
          </cluster_property_set></crm_config></configuration></cib>\n",
     );
-    let o = n.doctor();
-    let out = stdout(&o);
-    assert_eq!(o.status.code(), Some(0), "{out}{}", stderr(&o));
+    let out = n.doctor_exits(0);
     assert!(lines_with(&out, "warn").is_empty(), "{out}");
     assert!(
         out.contains(
@@ -231,9 +158,7 @@ fn a_fencing_watchdog_timeout_below_the_bound_is_an_error() {
         "var/lib/pacemaker/cib/cib.xml",
         "<cib><nvpair id=\"a\" name=\"fencing-watchdog-timeout\" value=\"-1\"/></cib>\n",
     );
-    let o = n.doctor();
-    let out = stdout(&o);
-    assert_eq!(o.status.code(), Some(1), "{out}{}", stderr(&o));
+    let out = n.doctor_exits(1);
     assert!(
         out.contains("error pacemaker: fencing-watchdog-timeout=-1 (negative: 2 x SBD_WATCHDOG_TIMEOUT = 10 s) is shorter than wdfeed's fence bound (13.0 s)"),
         "{out}"
@@ -254,9 +179,7 @@ fn corosyncs_own_watchdog_on_wdfeeds_device_is_a_warning() {
         "totem {\n\tversion: 2\n\tcluster_name: lab\n}\nquorum {\n\tprovider: corosync_votequorum\n}\n\
          resources {\n\twatchdog_device: /dev/watchdog0\n}\n",
     );
-    let o = n.doctor();
-    let out = stdout(&o);
-    assert_eq!(o.status.code(), Some(0), "{out}{}", stderr(&o));
+    let out = n.doctor_exits(0);
     let warns = lines_with(&out, "warn");
     assert_eq!(warns.len(), 1, "{out}");
     assert!(
@@ -281,9 +204,7 @@ fn two_node_with_diskless_sbd_is_an_error() {
         "etc/corosync/corosync.conf",
         "quorum {\n  provider: corosync_votequorum\n  two_node: 1\n}\n",
     );
-    let o = n.doctor();
-    let out = stdout(&o);
-    assert_eq!(o.status.code(), Some(1), "{out}{}", stderr(&o));
+    let out = n.doctor_exits(1);
     assert!(
         out.contains(
             "error corosync: two_node: 1 (/etc/corosync/corosync.conf:3) with diskless sbd"
@@ -315,9 +236,7 @@ fn systemds_runtime_watchdog_on_wdfeeds_device_is_an_error() {
         "etc/systemd/system.conf.d/50-watchdog.conf",
         "[Manager]\nRuntimeWatchdogSec=30s\n",
     );
-    let o = n.doctor();
-    let out = stdout(&o);
-    assert_eq!(o.status.code(), Some(1), "{out}{}", stderr(&o));
+    let out = n.doctor_exits(1);
     assert!(
         out.contains("error systemd: PID 1 opens and pets /dev/watchdog0 (watchdog0, systemd's default; RuntimeWatchdogSec=30s, /etc/systemd/system.conf.d/50-watchdog.conf:2), which wdfeed pets"),
         "{out}"
@@ -330,9 +249,7 @@ fn a_process_holding_wdfeeds_device_is_named() {
     n.process(4242, "watchdog", "/usr/sbin/watchdog");
     std::fs::create_dir_all(n.fx.path().join("proc/4242/fd")).unwrap();
     symlink("/dev/watchdog0", n.fx.path().join("proc/4242/fd/3")).unwrap();
-    let o = n.doctor();
-    let out = stdout(&o);
-    assert_eq!(o.status.code(), Some(1), "{out}{}", stderr(&o));
+    let out = n.doctor_exits(1);
     assert!(
         out.contains("error holder: pid 4242 (watchdog) holds /dev/watchdog0 (watchdog0) open now"),
         "{out}"

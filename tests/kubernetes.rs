@@ -153,7 +153,7 @@ fn the_host_root_is_mounted_read_only_and_only_the_probes_are_writable() {
             let probe = check["probe-paths"][mount.as_str()]
                 .as_str()
                 .map(str::to_string)
-                .unwrap_or_else(|| format!("{}/.wdfeed-probe", mount.trim_end_matches('/')));
+                .unwrap_or_else(|| format!("{}/.wdfeed/probe", mount.trim_end_matches('/')));
             probes.push(PathBuf::from(probe));
         }
     }

@@ -70,13 +70,7 @@ fn the_daemon_rewrites_its_textfile_and_status_prints_the_same_metrics() {
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert!(v["textfile"]["warning"].is_null(), "{v}");
     assert_eq!(v["textfile"]["path"], prom.display().to_string(), "{v}");
-    d.signal(SIGTERM);
-    assert_eq!(
-        d.wait(Duration::from_secs(10)),
-        Some(0),
-        "{}",
-        d.transcript()
-    );
+    d.stop_cleanly(Duration::from_secs(10));
     assert!(
         !prom.exists(),
         "a stopped daemon leaves no stale textfile (status file left: {})",
@@ -118,13 +112,7 @@ fn a_missing_textfile_directory_is_a_warning_and_never_a_fence() {
         "{}",
         d.transcript()
     );
-    d.signal(SIGTERM);
-    assert_eq!(
-        d.wait(Duration::from_secs(10)),
-        Some(0),
-        "{}",
-        d.transcript()
-    );
+    d.stop_cleanly(Duration::from_secs(10));
 }
 
 #[test]
@@ -153,5 +141,3 @@ fn a_textfile_path_that_node_exporter_would_not_read_is_a_config_error() {
         "{err}"
     );
 }
-
-const SIGTERM: i32 = 15;

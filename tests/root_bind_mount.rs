@@ -180,8 +180,20 @@ fn check_under_a_read_only_bind_of_the_real_root_matches_check_on_the_root() {
         println!("SKIPPED root_bind_mount: {why}");
         return;
     }
-    let tmp = tempfile::tempdir().unwrap();
+    // The probe lives only where no other user can write (root's directories all the way,
+    // never under a world-writable /tmp): the test's tree goes in the target directory.
+    let tmp = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let base = tmp.path().canonicalize().unwrap();
+    if let Some(open) = base.ancestors().find(|a| {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(a).is_ok_and(|m| m.uid() != 0 || m.mode() & 0o022 != 0)
+    }) {
+        println!(
+            "SKIPPED root_bind_mount: {} is not root's alone, and wdfeed keeps no probe below it",
+            open.display()
+        );
+        return;
+    }
     let view = base.join("root");
     let probe_dir = base.join("probe");
     let out = base.join("out");

@@ -18,6 +18,9 @@ struct Row {
     check: String,
     kind: &'static str,
     healthy: bool,
+    /// The check's condition (`when:`) did not hold: it watched nothing.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    idle: bool,
     evidence: String,
     elapsed_ms: f64,
 }
@@ -42,6 +45,7 @@ pub fn run(root: &Root, config_path: Option<&Path>, json: bool) -> Result<(), Fa
                     check: c.name.clone(),
                     kind: c.settings.kind(),
                     healthy: false,
+                    idle: false,
                     evidence: "the check panicked".into(),
                     elapsed_ms: 0.0,
                 })
@@ -62,7 +66,17 @@ pub fn run(root: &Root, config_path: Option<&Path>, json: bool) -> Result<(), Fa
         .collect();
     if failed.is_empty() {
         if !json {
-            outln!("healthy: {} of {} checks passed", rows.len(), rows.len());
+            let idle = rows.iter().filter(|r| r.idle).count();
+            let idle = if idle > 0 {
+                format!(" ({idle} idle: its condition does not hold)")
+            } else {
+                String::new()
+            };
+            outln!(
+                "healthy: {} of {} checks passed{idle}",
+                rows.len(),
+                rows.len()
+            );
         }
         Ok(())
     } else {
@@ -86,10 +100,11 @@ fn run_check(c: &CheckConfig, root: &Root) -> Row {
         check: c.name.clone(),
         kind: c.settings.kind(),
         healthy: v.healthy,
+        idle: v.idle,
         evidence: v.evidence,
         elapsed_ms: (elapsed.as_secs_f64() * 1e6).round() / 1e3,
     };
-    let check = match c.settings.build(root) {
+    let check = match c.build(root) {
         Ok(check) => check,
         Err(e) => {
             return row(
@@ -126,7 +141,11 @@ fn print_table(rows: &[Row]) {
         "ELAPSED"
     );
     for r in rows {
-        let verdict = if r.healthy { "ok" } else { "FAIL" };
+        let verdict = match (r.healthy, r.idle) {
+            (true, true) => "idle",
+            (true, false) => "ok",
+            (false, _) => "FAIL",
+        };
         outln!(
             "{:<width$}  {:<7}  {:>8.1}ms  {}",
             r.check,

@@ -1,6 +1,7 @@
-//! The command line: `run`, `status`, `check`, `info`, `validate`, `doctor`. Parsing is clap's;
-//! each command lives in a module of its own and returns a [`Failure`] or success, and [`main`]
-//! turns that into the exit code and prints the error once.
+//! The command line: `run`, `status`, `check`, `info`, `validate`, `stop`, `rejoin-now`,
+//! `doctor`. Parsing is clap's; each command lives in a module of its own and returns a
+//! [`Failure`] or success, and [`main`] turns that into the exit code and prints the error
+//! once.
 
 /// `print!` to standard output through [`out`]: never panics on a closed or full stdout.
 macro_rules! out {
@@ -17,6 +18,7 @@ mod check;
 mod doctor;
 mod info;
 pub(crate) mod out;
+mod rejoin_now;
 mod run;
 mod status;
 mod stop;
@@ -175,7 +177,7 @@ pub fn main() -> ExitCode {
             runtime_dir,
             state_dir,
         } => run::run(root, config, dry_run, status_file, runtime_dir, state_dir),
-        Command::RejoinNow { status_file } => stop::rejoin_now(&status_file),
+        Command::RejoinNow { status_file } => rejoin_now::run(&status_file),
         Command::Stop {
             fenced,
             status_file,
@@ -221,4 +223,14 @@ pub(crate) fn exit(result: Result<(), Failure>) -> ExitCode {
         }
     };
     out::finish(code)
+}
+
+/// The pid a status file names, if it can be a daemon's (not 0, not init).
+fn daemon_pid(status_file: &std::path::Path, pid: u32) -> Result<i32, Failure> {
+    i32::try_from(pid).ok().filter(|p| *p > 1).ok_or_else(|| {
+        Failure::runtime(format!(
+            "{}: pid {pid} is not a daemon's",
+            status_file.display()
+        ))
+    })
 }

@@ -73,6 +73,7 @@ pub fn run(path: &Path, format: Format) -> Result<(), Failure> {
         );
         for c in &s.checks {
             let verdict = match c.healthy {
+                Some(true) if c.idle => "idle",
                 Some(true) => "ok",
                 Some(false) => "FAIL",
                 None => "-",

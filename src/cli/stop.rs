@@ -2,8 +2,6 @@
 //! record of this boot), which ignores SIGTERM. It sends SIGUSR1 to the pid in the status
 //! file; the devices stay armed and the fence record stays, so the node still resets and no
 //! wdfeed arms again in this boot.
-//!
-//! `wdfeed rejoin-now` ends a rejoin delay in progress: SIGUSR2 to the same pid.
 
 use std::path::Path;
 
@@ -44,7 +42,7 @@ pub fn run(status_file: &Path, fenced: bool) -> Result<(), Failure> {
             s.pid
         )));
     }
-    let pid = daemon_pid(status_file, s.pid)?;
+    let pid = super::daemon_pid(status_file, s.pid)?;
     kill(Pid::from_raw(pid), Signal::SIGUSR1).map_err(|e| {
         Failure::runtime(format!(
             "cannot signal wdfeed pid {pid} (from {}): {}",
@@ -54,36 +52,4 @@ pub fn run(status_file: &Path, fenced: bool) -> Result<(), Failure> {
     })?;
     outln!("sent SIGUSR1 to the fenced wdfeed pid {pid}: it exits, the devices stay armed, and the fence record keeps every new wdfeed from arming until the reset");
     Ok(())
-}
-
-/// `wdfeed rejoin-now`: SIGUSR2 to a wdfeed in state `rejoin-wait`.
-pub fn rejoin_now(status_file: &Path) -> Result<(), Failure> {
-    let s = status::read(status_file).map_err(Failure::runtime)?;
-    if s.state != "rejoin-wait" {
-        return Err(Failure::runtime(format!(
-            "wdfeed pid {} holds no rejoin delay (state {} in {}): nothing to end",
-            s.pid,
-            s.state,
-            status_file.display()
-        )));
-    }
-    let pid = daemon_pid(status_file, s.pid)?;
-    kill(Pid::from_raw(pid), Signal::SIGUSR2).map_err(|e| {
-        Failure::runtime(format!(
-            "cannot signal wdfeed pid {pid} (from {}): {}",
-            status_file.display(),
-            e.desc()
-        ))
-    })?;
-    outln!("sent SIGUSR2 to wdfeed pid {pid}: the rejoin delay ends now and READY=1 goes; units ordered after wdfeed (the cluster stack) start");
-    Ok(())
-}
-
-fn daemon_pid(status_file: &Path, pid: u32) -> Result<i32, Failure> {
-    i32::try_from(pid).ok().filter(|p| *p > 1).ok_or_else(|| {
-        Failure::runtime(format!(
-            "{}: pid {pid} is not a daemon's",
-            status_file.display()
-        ))
-    })
 }

@@ -21,5 +21,8 @@ pub fn run(root: &Root, file: Option<&Path>, print_default: bool) -> Result<(), 
     let identities =
         sysfs::identities(root, loaded.config.devices.iter().map(|d| d.path.as_path()));
     outln!("{}", bound::compute(&loaded.config, &identities, None));
+    for line in config::notes::validate_lines(&loaded.config) {
+        outln!("{line}");
+    }
     Ok(())
 }

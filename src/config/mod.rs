@@ -12,6 +12,7 @@ mod entries;
 mod input_rules;
 mod kill_entry;
 mod locate;
+pub(crate) mod notes;
 mod parse;
 pub mod permissions;
 mod raw;
@@ -24,7 +25,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::health::checks::CheckSettings;
-use crate::health::Schedule;
+use crate::health::condition::Condition;
+use crate::health::conditional::Conditional;
+use crate::health::{Check, Schedule};
+use crate::system::Root;
 pub use kill_entry::KillEntry;
 use locate::Location;
 pub use parse::parse;
@@ -81,9 +85,24 @@ pub struct CheckConfig {
     pub name: String,
     pub schedule: Schedule,
     pub settings: CheckSettings,
+    /// `when:`: the check is idle (its lease held) while this does not hold.
+    pub when: Option<Condition>,
 }
 
 impl CheckConfig {
+    /// Prepares the check to run on the node seen through `root`. A check with `when:` is
+    /// prepared anew each time its condition turns true, so here it only gets its watcher.
+    pub fn build(&self, root: &Root) -> Result<Box<dyn Check>, String> {
+        match &self.when {
+            None => self.settings.build(root),
+            Some(c) => Ok(Box::new(Conditional::new(
+                c.clone(),
+                self.settings.clone(),
+                root,
+            ))),
+        }
+    }
+
     /// The longest a fault can go unseen by this check before its lease is gone: the time
     /// the fault takes to become visible to a run, rounded up to whole `every` periods
     /// (runs come only every `every`, and a D state or a stuck queue is timed from the
@@ -91,17 +110,6 @@ impl CheckConfig {
     pub fn worst_detection(&self) -> Duration {
         self.schedule.in_whole_periods(self.settings.time_to_see())
             + self.schedule.worst_detection()
-    }
-}
-
-impl Config {
-    /// The shortest device timeout: the one every rule about petting must respect.
-    pub fn min_timeout(&self) -> Duration {
-        self.devices
-            .iter()
-            .map(|d| d.timeout)
-            .min()
-            .unwrap_or(DEFAULT_TIMEOUT)
     }
 }
 
@@ -202,6 +210,7 @@ pub fn load(path: Option<&Path>) -> Result<Loaded, ConfigError> {
         }
         warnings.extend(v.warnings);
     }
+    warnings.extend(notes::warnings(&config));
     if config.checks.is_empty() {
         warnings.push(
             "no checks configured: wdfeed pets while it runs and only its freeze guard can fence"
@@ -230,49 +239,22 @@ fn read(path: &Path) -> Result<String, ConfigError> {
 }
 
 /// Reads the config: a regular file only (a FIFO or device would hang or never end), opened
-/// without blocking, at most [`MAX_CONFIG_BYTES`].
+/// without blocking, at most [`MAX_CONFIG_BYTES`]. A symlink is followed (a config managed
+/// elsewhere and linked into /etc is common); the permission rules judge what it points at.
 fn read_regular_file(path: &Path) -> Result<String, String> {
-    use std::io::Read;
-    use std::os::unix::fs::OpenOptionsExt;
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
-        .open(path)
-        .map_err(|e| {
-            let hint = match e.kind() {
-                std::io::ErrorKind::NotFound => {
-                    " (check the path; without -c wdfeed uses /etc/wdfeed/watchdog.yaml or its embedded default)"
-                }
-                std::io::ErrorKind::PermissionDenied => " (run as root or make the file readable)",
-                _ => "",
-            };
-            format!("cannot read the config: {e}{hint}")
-        })?;
-    let meta = file
-        .metadata()
-        .map_err(|e| format!("cannot read the config: {e}"))?;
-    if !meta.is_file() {
-        return Err(
-            "the config is not a regular file (a FIFO, device or directory): give the path of a YAML file"
-                .into(),
-        );
-    }
-    if meta.len() > MAX_CONFIG_BYTES {
-        return Err(format!(
-            "the config is {} bytes, over the limit of {MAX_CONFIG_BYTES}: give the path of a watchdog.yaml",
-            meta.len()
-        ));
-    }
-    let mut text = String::new();
-    file.take(MAX_CONFIG_BYTES + 1)
-        .read_to_string(&mut text)
-        .map_err(|e| format!("cannot read the config: {e}"))?;
-    if text.len() as u64 > MAX_CONFIG_BYTES {
-        return Err(format!(
-            "the config grew over the limit of {MAX_CONFIG_BYTES} bytes while being read"
-        ));
-    }
-    Ok(text)
+    use crate::system::io::{read_capped, Links, ReadError};
+    read_capped(path, MAX_CONFIG_BYTES, Links::Follow).map_err(|e| match e {
+        ReadError::NotFound => "cannot read the config: No such file or directory (os error 2) (check the path; without -c wdfeed uses /etc/wdfeed/watchdog.yaml or its embedded default)".to_string(),
+        ReadError::Io(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            format!("cannot read the config: {e} (run as root or make the file readable)")
+        }
+        ReadError::Io(e) => format!("cannot read the config: {e}"),
+        ReadError::NotRegular => "the config is not a regular file (a FIFO, device or directory): give the path of a YAML file".into(),
+        ReadError::TooBig(max) => format!(
+            "the config is over the limit of {max} bytes: give the path of a watchdog.yaml"
+        ),
+        ReadError::Symlink => "the config path loops through symbolic links (ELOOP): give the path of a YAML file".into(),
+    })
 }
 
 #[cfg(test)]

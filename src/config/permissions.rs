@@ -69,9 +69,8 @@ pub fn judge(path: &Path) -> Verdict {
             ));
         }
     }
-    // The owner of /proc/self is this process's effective uid.
-    let me = std::fs::metadata("/proc/self").map(|m| m.uid()).ok();
-    if file.uid() != 0 && Some(file.uid()) != me {
+    let me = crate::ffi::effective_uid();
+    if file.uid() != 0 && file.uid() != me {
         v.warnings.push(format!(
             "{} is owned by uid {}, not root: that user can fence this node; run `chown root {}`",
             path.display(),

@@ -71,10 +71,12 @@ pub struct RawCommon {
     pub every: Option<HumanDuration>,
     pub deadline: Option<HumanDuration>,
     pub tolerance: Option<u32>,
+    /// `when:`: the one condition the check follows, read by [`crate::health::condition::parse`].
+    pub when: Option<serde_yaml::Value>,
 }
 
 /// The common keys of a check, taken out before its kind-specific keys are read.
-pub const COMMON_KEYS: &[&str] = &["kind", "label", "every", "deadline", "tolerance"];
+pub const COMMON_KEYS: &[&str] = &["kind", "label", "every", "deadline", "tolerance", "when"];
 
 /// What a clean exit (SIGTERM, SIGINT) does with the devices.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]

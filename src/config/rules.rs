@@ -9,7 +9,6 @@ use super::entries;
 use super::input_rules;
 use super::raw::{FenceMode, OnExit, RawConfig, RawFence};
 use super::{CheckConfig, Config, DeviceConfig, FenceConfig, Problem, DEFAULT_TIMEOUT};
-use crate::health::checks::CheckSettings;
 use crate::health::Schedule;
 use crate::units::format_duration;
 use crate::units::HumanDuration;
@@ -97,7 +96,7 @@ fn devices(raw: Vec<serde_yaml::Value>, problems: &mut Vec<Problem>) -> Vec<Devi
                 ),
             );
         }
-        let normal = input_rules::normalize(&d.path);
+        let normal = crate::health::checks::normalize(&d.path);
         if !seen.insert(normal.clone()) {
             problem(
                 key("path"),
@@ -268,7 +267,6 @@ fn checks(
     let mut checks = Vec::new();
     let mut names = HashSet::new();
     for (i, value) in raw.into_iter().enumerate() {
-        let timeout_written = value.get("timeout").is_some();
         let Some((common, mut settings)) = parse_check(i, value, problems) else {
             continue;
         };
@@ -302,9 +300,11 @@ fn checks(
                 format!("{tolerance} is more than {MAX_TOLERANCE} consecutive failures"),
             );
         }
-        if let (CheckSettings::Command(c), false) = (&mut settings, timeout_written) {
-            c.timeout = HumanDuration(input_rules::default_command_timeout(deadline));
-        }
+        settings.settle_defaults(&Schedule {
+            every,
+            deadline,
+            tolerance,
+        });
         if let Some((limit_key, limit)) = settings.own_time_limit() {
             if limit >= deadline {
                 push(
@@ -318,11 +318,7 @@ fn checks(
                 );
             }
         }
-        for p in settings
-            .problems()
-            .into_iter()
-            .chain(input_rules::check_settings(&settings))
-        {
+        for p in settings.problems().into_iter() {
             let k = if p.key.is_empty() {
                 format!("checks[{i}]")
             } else {
@@ -330,6 +326,18 @@ fn checks(
             };
             push(problems, k, p.message);
         }
+        let when = common.when.as_ref().and_then(|v| {
+            crate::health::condition::parse(v)
+                .map_err(|p| {
+                    let k = if p.key.is_empty() {
+                        key("when")
+                    } else {
+                        key(&format!("when.{}", p.key))
+                    };
+                    push(problems, k, p.message);
+                })
+                .ok()
+        });
         let name = common.label.unwrap_or_else(|| settings.label());
         if !names.insert(name.clone()) {
             push(
@@ -346,6 +354,7 @@ fn checks(
                 tolerance,
             },
             settings,
+            when,
         });
     }
     checks

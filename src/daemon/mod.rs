@@ -29,10 +29,12 @@ pub use signals::prepare_process;
 use crate::config::{self, Config};
 use crate::device::DeviceError;
 use crate::feeder::{Exit, Feeder, Timing};
-use crate::fence::{Fence, FenceReason, Fencer, Isolator, KernelLog, KillList, Latch, Plan};
+use crate::fence::{
+    Fence, FenceReason, Fencer, HandoverFile, Isolator, KernelLog, KillList, Latch, Plan,
+};
 use crate::health::lease::LeaseTable;
 use crate::health::runner::{CheckHandle, Runner};
-use crate::status::{self, HandoverFile, Reporter};
+use crate::status::{self, Reporter};
 use crate::system::hardening;
 use crate::system::notify::{self, Notifier};
 use crate::system::Root;

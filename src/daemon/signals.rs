@@ -13,7 +13,7 @@ use nix::sys::signal::{SigSet, Signal};
 
 use super::Event;
 use crate::config::{self, Config};
-use crate::system::hardening::{self, THREAD_STACK};
+use crate::system::hardening::{self};
 use crate::Failure;
 
 /// The signals the daemon handles on a thread of its own.
@@ -43,21 +43,18 @@ pub fn prepare_process() -> Result<(), String> {
 
 pub(super) fn start_signal_thread(tx: Sender<Event>) -> Result<(), Failure> {
     let set = handled_signals();
-    thread::Builder::new()
-        .name("signals".into())
-        .stack_size(THREAD_STACK)
-        .spawn(move || loop {
-            match set.wait() {
-                Ok(sig) => {
-                    if tx.send(Event::Signal(sig)).is_err() {
-                        return;
-                    }
+    crate::system::threads::spawn("signals", move || loop {
+        match set.wait() {
+            Ok(sig) => {
+                if tx.send(Event::Signal(sig)).is_err() {
+                    return;
                 }
-                Err(_) => thread::sleep(Duration::from_millis(100)),
             }
-        })
-        .map(drop)
-        .map_err(|e| Failure::runtime(format!("cannot start the signal thread: {e}")))
+            Err(_) => thread::sleep(Duration::from_millis(100)),
+        }
+    })
+    .map(drop)
+    .map_err(|e| Failure::runtime(format!("cannot start the signal thread: {e}")))
 }
 
 /// A re-read under way: a second SIGHUP meanwhile is refused, so a hanging file costs one
@@ -81,13 +78,10 @@ pub(super) fn reload(running: &Config, path: Option<&Path>) {
     }
     let running = running.clone();
     let path: Option<PathBuf> = path.map(Path::to_path_buf);
-    let spawned = thread::Builder::new()
-        .name("reload".into())
-        .stack_size(RELOAD_STACK)
-        .spawn(move || {
-            reread(&running, path.as_deref());
-            RELOADING.store(false, Ordering::SeqCst);
-        });
+    let spawned = crate::system::threads::spawn_with_stack("reload", RELOAD_STACK, move || {
+        reread(&running, path.as_deref());
+        RELOADING.store(false, Ordering::SeqCst);
+    });
     if let Err(e) = spawned {
         RELOADING.store(false, Ordering::SeqCst);
         tracing::error!(error = %e, "SIGHUP: cannot start a thread to re-read the config; the running config stays");

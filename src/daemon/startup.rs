@@ -60,7 +60,6 @@ fn build_checks_now(config: &Config, root: &Root) -> Result<Vec<NamedCheck>, Fai
         .iter()
         .map(|c| {
             let check = c
-                .settings
                 .build(root)
                 .map_err(|e| Failure::runtime(format!("cannot prepare check `{}`: {e}", c.name)))?;
             Ok((c.name.clone(), c.schedule, check))

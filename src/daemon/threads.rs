@@ -3,13 +3,13 @@
 
 use std::sync::mpsc::Sender;
 use std::sync::Arc;
-use std::thread::{self, JoinHandle};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use super::Event;
 use crate::feeder::Feeder;
 use crate::fence::KillList;
-use crate::system::hardening::{self, THREAD_STACK};
+use crate::system::hardening::{self};
 use crate::time::{Clock, Stopper};
 use crate::Failure;
 
@@ -20,21 +20,18 @@ pub(super) fn start_feeder(
     stop: Arc<Stopper>,
     events: Sender<Event>,
 ) -> Result<JoinHandle<Feeder>, Failure> {
-    thread::Builder::new()
-        .name("feeder".into())
-        .stack_size(THREAD_STACK)
-        .spawn(move || {
-            // Published, not logged: the status thread logs it, so the first tick never
-            // waits on stderr.
-            let mut feeder = feeder;
-            feeder
-                .shared
-                .set_realtime(hardening::set_realtime(hardening::FEEDER_PRIORITY));
-            let exit = feeder.run(clock.as_ref(), &stop);
-            let _ = events.send(Event::FeederDone(exit));
-            feeder
-        })
-        .map_err(|e| Failure::runtime(format!("cannot start the feeder thread: {e}")))
+    crate::system::threads::spawn("feeder", move || {
+        // Published, not logged: the status thread logs it, so the first tick never
+        // waits on stderr.
+        let mut feeder = feeder;
+        feeder
+            .shared
+            .set_realtime(hardening::set_realtime(hardening::FEEDER_PRIORITY));
+        let exit = feeder.run(clock.as_ref(), &stop);
+        let _ = events.send(Event::FeederDone(exit));
+        feeder
+    })
+    .map_err(|e| Failure::runtime(format!("cannot start the feeder thread: {e}")))
 }
 
 /// The kill list's pidfds are refreshed every interval, but not more often than this.
@@ -49,17 +46,14 @@ pub(super) fn start_kill_list_refresher(
     if kill.is_empty() {
         return Ok(());
     }
-    thread::Builder::new()
-        .name("kill-list".into())
-        .stack_size(THREAD_STACK)
-        .spawn(move || {
-            // A scan reads every process; the fence scans afresh anyway, so a process
-            // started since the last refresh is still killed.
-            let every = every.max(KILL_LIST_REFRESH_MIN);
-            while !stop.sleep(every) {
-                kill.refresh();
-            }
-        })
-        .map(drop)
-        .map_err(|e| Failure::runtime(format!("cannot start the kill-list thread: {e}")))
+    crate::system::threads::spawn("kill-list", move || {
+        // A scan reads every process; the fence scans afresh anyway, so a process
+        // started since the last refresh is still killed.
+        let every = every.max(KILL_LIST_REFRESH_MIN);
+        while !stop.sleep(every) {
+            kill.refresh();
+        }
+    })
+    .map(drop)
+    .map_err(|e| Failure::runtime(format!("cannot start the kill-list thread: {e}")))
 }

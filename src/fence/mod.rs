@@ -24,9 +24,11 @@
 //!
 //! The parts: the crash step ([`crashdump`]), the [`Latch`] the feeder closes first ([`latch`]), the kernel log the line
 //! goes to ([`kernel_log`]), the isolation step ([`isolate`]), the kill list ([`kill`]),
-//! text without allocation ([`line`]), and the sequence itself ([`Fencer`]).
+//! the handover file the status thread keeps and the fence seals ([`handover`]), text
+//! without allocation ([`line`]), and the sequence itself ([`Fencer`]).
 
 pub mod crashdump;
+mod handover;
 mod isolate;
 mod kernel_log;
 mod kill;
@@ -40,6 +42,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 pub use crashdump::Crashdump;
+pub use handover::HandoverFile;
 pub use isolate::Isolator;
 pub use kernel_log::KernelLog;
 pub use kill::KillList;
@@ -50,7 +53,6 @@ pub use record::FenceRecord;
 use crate::config::FenceMode;
 use crate::device::Armed;
 use crate::health::runner::CheckHandle;
-use crate::status::HandoverFile;
 use crate::time::Stopper;
 
 /// Why the node is fenced.

@@ -7,6 +7,8 @@
 //! renews its lease, and the feeder pets only while every lease is valid.
 
 pub mod checks;
+pub mod condition;
+pub mod conditional;
 pub(crate) mod lease;
 pub(crate) mod run_note;
 pub(crate) mod runner;
@@ -29,6 +31,11 @@ pub trait Check: Send {
     /// For checks that judge by comparing two samples (block-io): how far apart the samples
     /// must be for a verdict. `wdfeed check` runs such a check twice, that far apart.
     fn settle_time(&self) -> Option<Duration> {
+        None
+    }
+
+    /// The condition the check follows (`when:`), as written: `mounted /srv/nfs`.
+    fn condition(&self) -> Option<String> {
         None
     }
 }

@@ -4,7 +4,6 @@
 //! never blocks anything: its lease runs out and the feeder sees it.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
@@ -22,6 +21,8 @@ pub type NamedCheck = (String, Schedule, Box<dyn Check>);
 pub struct CheckHandle {
     pub name: String,
     pub schedule: Schedule,
+    /// The condition the check follows (`when:`), as written.
+    pub when: Option<String>,
     last: Mutex<Option<LastRun>>,
     /// The last run again, for the fence: readable without a lock or an allocation.
     note: RunNote,
@@ -36,6 +37,7 @@ impl CheckHandle {
         CheckHandle {
             name,
             schedule,
+            when: None,
             last: Mutex::new(None),
             note: RunNote::default(),
         }
@@ -127,7 +129,10 @@ impl Runner {
         let stop = Arc::new(AtomicBool::new(false));
         let mut handles = Vec::with_capacity(checks.len());
         for (index, (name, schedule, check)) in checks.into_iter().enumerate() {
-            let handle = Arc::new(CheckHandle::new(name, schedule));
+            let handle = Arc::new(CheckHandle {
+                when: check.condition(),
+                ..CheckHandle::new(name, schedule)
+            });
             let ctx = Loop {
                 index,
                 handle: Arc::clone(&handle),
@@ -136,15 +141,16 @@ impl Runner {
                 stop: Arc::clone(&stop),
                 wake: wake.clone(),
             };
-            thread::Builder::new()
-                .name(format!("check-{index}"))
-                .stack_size(stack_size)
-                .spawn(move || {
+            crate::system::threads::spawn_with_stack(
+                &format!("check-{index}"),
+                stack_size,
+                move || {
                     if let Some(p) = realtime_priority {
                         crate::system::hardening::realtime(&ctx.handle.name, p);
                     }
                     ctx.run(check)
-                })?;
+                },
+            )?;
             handles.push(handle);
         }
         Ok(Runner { handles, stop })
@@ -179,6 +185,7 @@ impl Loop {
         let schedule = self.handle.schedule;
         let mut failures: u32 = 0;
         let mut was_healthy: Option<bool> = None;
+        let mut was_idle: Option<bool> = None;
         while !self.stop.load(Ordering::SeqCst) {
             let started = self.clock.now();
             let verdict = check.run(started);
@@ -203,7 +210,9 @@ impl Loop {
             }
             // Logged last: a log that blocks (a wedged journald) must not hold the lease.
             log_transition(&self.handle.name, was_healthy, &run, &schedule);
+            log_idle(&self.handle, was_idle, &run);
             was_healthy = Some(passed);
+            was_idle = Some(run.verdict.idle);
             let next = started + schedule.every;
             let now = self.clock.now();
             if next > now {
@@ -234,6 +243,22 @@ fn log_transition(name: &str, was: Option<bool>, run: &LastRun, schedule: &Sched
     }
 }
 
+/// A check that follows a condition says when it turns idle or active (first run included).
+fn log_idle(handle: &CheckHandle, was_idle: Option<bool>, run: &LastRun) {
+    let Some(when) = &handle.when else { return };
+    let idle = run.verdict.idle;
+    if was_idle == Some(idle) {
+        return;
+    }
+    let name = &handle.name;
+    if idle {
+        let reason = run.verdict.evidence.as_str();
+        tracing::info!(check = %name, %when, %reason, "check idle: its condition does not hold");
+    } else {
+        tracing::info!(check = %name, %when, "check active: its condition holds");
+    }
+}
+
 /// The outcome of [`run_once`]: the verdict, how long the run took, and the check back if
 /// it finished (a hung one stays with its thread).
 pub struct Once {
@@ -245,46 +270,31 @@ pub struct Once {
 /// Runs a check once on a thread of its own and waits at most `deadline` for it: the
 /// `wdfeed check` command. A run that does not answer in time is left behind.
 pub fn run_once(mut check: Box<dyn Check>, now: Duration, deadline: Duration) -> Once {
-    let (tx, rx) = mpsc::channel();
     let started = std::time::Instant::now();
-    let spawned = thread::Builder::new()
-        .name("check-once".into())
-        .spawn(move || {
-            let verdict = check.run(now);
-            let _ = tx.send((verdict, check));
-        });
-    if let Err(e) = spawned {
-        return Once {
-            verdict: Verdict::unhealthy(format!("cannot start a thread: {e}")),
-            elapsed: Duration::ZERO,
-            check: None,
-        };
-    }
-    match rx.recv_timeout(deadline) {
+    match crate::time::deadline::within("check-once", deadline, move || {
+        let verdict = check.run(now);
+        (verdict, check)
+    }) {
         Ok((v, check)) => {
-            let elapsed = started.elapsed();
-            let verdict = if elapsed > deadline {
-                Verdict::unhealthy(format!(
-                    "{} (took {} ms, over the {} ms deadline)",
-                    v.evidence,
-                    elapsed.as_millis(),
-                    deadline.as_millis()
-                ))
-            } else {
-                v
-            };
+            // The pass rule is LastRun's, as for the daemon's runs.
+            let run = LastRun::judge(v, Duration::ZERO, started.elapsed(), deadline, 0);
             Once {
-                verdict,
-                elapsed,
+                verdict: run.counted_verdict(deadline),
+                elapsed: run.elapsed,
                 check: Some(check),
             }
         }
-        Err(_) => Once {
+        Err(crate::time::deadline::Overrun::TimedOut(_)) => Once {
             verdict: Verdict::unhealthy(format!(
                 "no answer within the {} ms deadline (hung?)",
                 deadline.as_millis()
             )),
             elapsed: started.elapsed(),
+            check: None,
+        },
+        Err(e) => Once {
+            verdict: Verdict::unhealthy(format!("cannot run the check: {e}")),
+            elapsed: Duration::ZERO,
             check: None,
         },
     }

@@ -11,6 +11,9 @@ use super::Schedule;
 pub struct Verdict {
     pub healthy: bool,
     pub evidence: String,
+    /// The check follows a condition (`when:`) that does not hold: it watched nothing, and
+    /// `evidence` says why. An idle run is healthy: it renews the lease.
+    pub idle: bool,
 }
 
 impl Verdict {
@@ -18,6 +21,16 @@ impl Verdict {
         Verdict {
             healthy: true,
             evidence: evidence.into(),
+            idle: false,
+        }
+    }
+
+    /// Idle: the check's condition does not hold; `reason` says what was seen.
+    pub fn idle(reason: impl Into<String>) -> Self {
+        Verdict {
+            healthy: true,
+            evidence: reason.into(),
+            idle: true,
         }
     }
 
@@ -25,6 +38,7 @@ impl Verdict {
         Verdict {
             healthy: false,
             evidence: evidence.into(),
+            idle: false,
         }
     }
 }
@@ -69,6 +83,20 @@ impl LastRun {
     /// Whether this run passed: healthy, and within the deadline.
     pub fn passed(&self) -> bool {
         self.passed
+    }
+
+    /// The verdict as it counts: the check's own, except that a healthy answer that came
+    /// after `deadline` is unhealthy, saying so.
+    pub fn counted_verdict(&self, deadline: Duration) -> Verdict {
+        if self.passed || !self.verdict.healthy {
+            return self.verdict.clone();
+        }
+        Verdict::unhealthy(format!(
+            "{} (took {} ms, over the {} ms deadline)",
+            self.verdict.evidence,
+            self.elapsed.as_millis(),
+            deadline.as_millis()
+        ))
     }
 
     /// The lease this run earns: `Some(until)` to renew, `None` to withhold. A failed run
@@ -119,6 +147,24 @@ mod tests {
         assert!(!run(false, S(100), S(1), 0).passed());
         assert_eq!(run(true, S(100), S(1), 3).consecutive_failures, 0);
         assert_eq!(run(false, S(100), S(1), 3).consecutive_failures, 4);
+    }
+
+    #[test]
+    fn a_late_healthy_answer_counts_as_unhealthy_and_says_why() {
+        let late = run(true, S(100), S(11), 0).counted_verdict(S(10));
+        assert!(!late.healthy);
+        assert_eq!(
+            late.evidence,
+            "ok (took 11000 ms, over the 10000 ms deadline)"
+        );
+        assert_eq!(
+            run(true, S(100), S(1), 0).counted_verdict(S(10)),
+            Verdict::healthy("ok")
+        );
+        assert_eq!(
+            run(false, S(100), S(1), 0).counted_verdict(S(10)),
+            Verdict::unhealthy("bad")
+        );
     }
 
     #[test]

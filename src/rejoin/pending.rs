@@ -9,7 +9,6 @@
 //! delay <seconds>
 //! ```
 
-use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -17,6 +16,8 @@ use std::time::Duration;
 /// The file's name in the runtime directory.
 pub const FILE_NAME: &str = "rejoin";
 const MAGIC: &str = "wdfeed rejoin 1";
+/// The largest file read: the record is four short lines.
+const MAX_BYTES: u64 = 1024;
 
 /// A delay decided in this boot.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -43,16 +44,31 @@ pub fn path_in(runtime_dir: &Path) -> PathBuf {
 }
 
 pub fn read(runtime_dir: &Path, boot_id: &str) -> Found {
-    let text = match fs::read(path_in(runtime_dir)) {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Found::Nothing,
-        Err(e) => {
+    use crate::system::io::{read_capped, Links, ReadError};
+    let text = match read_capped(&path_in(runtime_dir), MAX_BYTES, Links::Refuse) {
+        Err(ReadError::NotFound) => return Found::Nothing,
+        Err(ReadError::TooBig(max)) => {
+            return Found::Damaged {
+                why: format!("over {max} bytes"),
+            }
+        }
+        Err(ReadError::Symlink) => {
+            return Found::Damaged {
+                why: "a symbolic link".into(),
+            }
+        }
+        Err(ReadError::NotRegular) => {
+            return Found::Damaged {
+                why: "not a regular file".into(),
+            }
+        }
+        Err(ReadError::Io(e)) => {
             return Found::Damaged {
                 why: format!("unreadable: {e}"),
             }
         }
         Ok(t) => t,
     };
-    let text = String::from_utf8_lossy(&text[..text.len().min(1024)]).into_owned();
     let mut lines = text.lines();
     let damaged = |why: &str| Found::Damaged { why: why.into() };
     if lines.next() != Some(MAGIC) {
@@ -78,17 +94,18 @@ pub fn read(runtime_dir: &Path, boot_id: &str) -> Found {
     }
 }
 
-/// Writes the delay of this boot (a temporary file renamed over the old one).
+/// Writes the delay of this boot, atomically, for root only, without fsync (a tmpfs).
 pub fn write(runtime_dir: &Path, boot_id: &str, p: Pending) -> io::Result<()> {
-    let path = path_in(runtime_dir);
-    let tmp = runtime_dir.join(format!("{FILE_NAME}.tmp"));
-    fs::write(
-        &tmp,
-        format!(
-            "{MAGIC}\nboot {boot_id}\nuntil {:.3}\ndelay {:.3}\n",
-            p.until.as_secs_f64(),
-            p.delay.as_secs_f64()
-        ),
-    )?;
-    fs::rename(&tmp, path)
+    use crate::system::io::{write_atomically, Durability};
+    let text = format!(
+        "{MAGIC}\nboot {boot_id}\nuntil {:.3}\ndelay {:.3}\n",
+        p.until.as_secs_f64(),
+        p.delay.as_secs_f64()
+    );
+    write_atomically(
+        &path_in(runtime_dir),
+        text.as_bytes(),
+        0o600,
+        Durability::Unsynced,
+    )
 }

@@ -15,15 +15,9 @@
 //! dumps <directory>          (only with fence.mode crashdump: where the dump kernel saves)
 //! ```
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
-use std::thread;
 use std::time::Duration;
-
-use crate::system::hardening::THREAD_STACK;
 
 /// The state directory unless `--state-dir` says otherwise (the unit's StateDirectory=wdfeed).
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/wdfeed";
@@ -160,31 +154,18 @@ pub fn read(dir: &Path) -> Previous {
 }
 
 fn read_now(dir: &Path) -> Previous {
+    use crate::system::io::{read_capped, Links, ReadError};
     if !dir.is_dir() {
         return Previous::NoDirectory;
     }
-    let path = dir.join(FILE_NAME);
-    let file = OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(&path);
-    let file = match file {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Previous::NoRecord,
-        Err(e) => return damaged(format!("cannot open it: {e}")),
-        Ok(f) => f,
+    let text = match read_capped(&dir.join(FILE_NAME), MAX_BYTES, Links::Refuse) {
+        Err(ReadError::NotFound) => return Previous::NoRecord,
+        Err(ReadError::Symlink) => return damaged("a symbolic link".into()),
+        Err(ReadError::NotRegular) => return damaged("not a regular file".into()),
+        Err(ReadError::TooBig(max)) => return damaged(format!("over {max} bytes")),
+        Err(ReadError::Io(e)) => return damaged(format!("unreadable: {e}")),
+        Ok(t) => t,
     };
-    match file.metadata() {
-        Ok(m) if m.is_file() => {}
-        Ok(_) => return damaged("not a regular file".into()),
-        Err(e) => return damaged(format!("cannot stat it: {e}")),
-    }
-    let mut text = String::new();
-    if let Err(e) = file.take(MAX_BYTES + 1).read_to_string(&mut text) {
-        return damaged(format!("unreadable: {e}"));
-    }
-    if text.len() as u64 > MAX_BYTES {
-        return damaged(format!("over {MAX_BYTES} bytes"));
-    }
     match StateRecord::parse(&text) {
         Ok(r) => Previous::Record(r),
         Err(why) => damaged(why),
@@ -220,40 +201,29 @@ pub fn store(dir: &Path, record: &StateRecord) {
 }
 
 fn write_now(dir: &Path, text: &str) -> io::Result<()> {
-    let tmp = dir.join(format!("{FILE_NAME}.tmp"));
-    let _ = fs::remove_file(&tmp);
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o644)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(&tmp)?;
-    f.write_all(text.as_bytes())?;
-    f.sync_all()?;
-    drop(f);
-    fs::rename(&tmp, dir.join(FILE_NAME))?;
-    // The rename itself must reach the disk before a reset can make it matter.
-    File::open(dir)?.sync_all()
+    use crate::system::io::{write_atomically, Durability};
+    write_atomically(
+        &dir.join(FILE_NAME),
+        text.as_bytes(),
+        0o644,
+        Durability::Synced,
+    )
 }
 
-/// Runs `job` on a thread of its own and waits for it at most [`IO_TIMEOUT`]; `None` if it
-/// did not finish (the thread is left to finish or hang on its own).
+/// Runs `job` under [`IO_TIMEOUT`]; `None` if it did not finish (the thread is left to
+/// finish or hang on its own).
 pub(super) fn bounded<T: Send + 'static>(
     name: &str,
     job: impl FnOnce() -> T + Send + 'static,
 ) -> Option<T> {
-    let (tx, rx) = mpsc::sync_channel(1);
-    let spawned = thread::Builder::new()
-        .name(name.into())
-        .stack_size(THREAD_STACK)
-        .spawn(move || {
-            let _ = tx.send(job());
-        });
-    if let Err(e) = spawned {
-        tracing::warn!("cannot start the {name} thread: {e}");
-        return None;
+    match crate::time::deadline::within(name, IO_TIMEOUT, job) {
+        Ok(t) => Some(t),
+        Err(crate::time::deadline::Overrun::NoThread(e)) => {
+            tracing::warn!("cannot start the {name} thread: {e}");
+            None
+        }
+        Err(crate::time::deadline::Overrun::TimedOut(_)) => None,
     }
-    rx.recv_timeout(IO_TIMEOUT).ok()
 }
 
 /// The record's path in `dir`, for messages.

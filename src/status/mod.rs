@@ -7,7 +7,6 @@
 //! [`publish`] is the thread that writes it.
 
 mod file;
-mod handover;
 pub mod liveness;
 mod prometheus;
 mod publish;
@@ -17,7 +16,6 @@ mod textfile;
 pub use prometheus::render as render_prometheus;
 
 pub use file::{read, write};
-pub use handover::HandoverFile;
 pub use publish::start;
 pub use report::Reporter;
 pub use textfile::Textfile;
@@ -145,6 +143,13 @@ pub struct CheckStatus {
     /// Failed runs in a row (0 after a pass).
     #[serde(default)]
     pub consecutive_failures: u32,
+    /// The condition the check follows (`when:`), as written; `None` for a check without one.
+    #[serde(default)]
+    pub when: Option<String>,
+    /// The condition did not hold at the last run: the check watched nothing and held its
+    /// lease; `evidence` says why.
+    #[serde(default)]
+    pub idle: bool,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -243,6 +248,8 @@ mod tests {
                     lease_left_s: Some(10.0),
                     last_run_age_s: None,
                     consecutive_failures: 0,
+                    when: None,
+                    idle: false,
                 },
                 CheckStatus {
                     name: "block-io".into(),
@@ -252,6 +259,8 @@ mod tests {
                     lease_left_s: Some(2.0),
                     last_run_age_s: None,
                     consecutive_failures: 0,
+                    when: None,
+                    idle: false,
                 },
             ],
             lateness: LatenessStatus::default(),

@@ -4,7 +4,85 @@
 
 use std::fmt::Write;
 
-use super::Status;
+use super::{CheckStatus, DeviceStatus, Status};
+
+/// A family with one sample per check: name, type, help, and the value of a check (none:
+/// no sample).
+type CheckFamily = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&CheckStatus) -> Option<f64>,
+);
+
+const CHECK_FAMILIES: &[CheckFamily] = &[
+    (
+        "wdfeed_check_healthy",
+        "gauge",
+        "1 when the check's last run passed (healthy within its deadline), else 0 (also before its first run).",
+        |c| Some(flag(c.healthy == Some(true))),
+    ),
+    (
+        "wdfeed_check_lease_remaining_seconds",
+        "gauge",
+        "Seconds until the check's lease runs out (negative: expired); absent before the first lease.",
+        |c| c.lease_left_s,
+    ),
+    (
+        "wdfeed_check_last_run_duration_seconds",
+        "gauge",
+        "How long the check's last finished run took.",
+        |c| c.elapsed_ms.map(|ms| (ms * 1000.0).round() / 1e6),
+    ),
+    (
+        "wdfeed_check_last_run_age_seconds",
+        "gauge",
+        "Seconds since the check's last run finished.",
+        |c| c.last_run_age_s,
+    ),
+    (
+        "wdfeed_check_consecutive_failures",
+        "gauge",
+        "Failed runs in a row (0 after a pass); past the check's tolerance its lease is withheld.",
+        |c| Some(f64::from(c.consecutive_failures)),
+    ),
+];
+
+/// A family with one sample per device, as [`CheckFamily`] (the whole status is at hand:
+/// the last pet is the same for every device).
+type DeviceFamily = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&Status, &DeviceStatus) -> Option<f64>,
+);
+
+const DEVICE_FAMILIES: &[DeviceFamily] = &[
+    (
+        "wdfeed_device_timeout_seconds",
+        "gauge",
+        "The watchdog timeout the device was armed with.",
+        |_, d| Some(d.timeout_s),
+    ),
+    (
+        "wdfeed_device_last_pet_age_seconds",
+        "gauge",
+        "Seconds since the feeder last petted the devices; absent before the first pet.",
+        |s, _| s.last_pet_age_s,
+    ),
+    (
+        "wdfeed_device_pets_total",
+        "counter",
+        "Pets the device took since wdfeed started.",
+        |_, d| Some(d.pets_total as f64),
+    ),
+    (
+        "wdfeed_device_pet_failures_total",
+        "counter",
+        "Pets the device refused (an error other than the device going away); a refused pet is no pet.",
+        |_, d| Some(d.pet_failures_total as f64),
+    ),
+];
 
 /// The metrics of `s`, one family after another, each with its HELP and TYPE lines.
 pub fn render(s: &Status) -> String {
@@ -69,126 +147,37 @@ pub fn render(s: &Status) -> String {
         );
     }
 
-    out.family(
-        "wdfeed_check_healthy",
-        "gauge",
-        "1 when the check's last run passed (healthy within its deadline), else 0 (also before its first run).",
-    );
-    for c in &s.checks {
-        out.sample(
-            "wdfeed_check_healthy",
-            &[("check", &c.name)],
-            flag(c.healthy == Some(true)),
-        );
+    for (name, kind, help, value) in CHECK_FAMILIES {
+        out.family(name, kind, help);
+        for c in &s.checks {
+            if let Some(v) = value(c) {
+                out.sample(name, &[("check", &c.name)], v);
+            }
+        }
     }
+    // Only conditional checks have it, with the condition as a second label.
     out.family(
-        "wdfeed_check_lease_remaining_seconds",
+        "wdfeed_check_idle",
         "gauge",
-        "Seconds until the check's lease runs out (negative: expired); absent before the first lease.",
+        "For a check with a condition (when:): 1 while the condition does not hold at its last run (the check watches nothing and holds its lease), else 0; the condition label is the condition as written.",
     );
     for c in &s.checks {
-        if let Some(v) = c.lease_left_s {
+        if let Some(when) = &c.when {
             out.sample(
-                "wdfeed_check_lease_remaining_seconds",
-                &[("check", &c.name)],
-                v,
+                "wdfeed_check_idle",
+                &[("check", &c.name), ("condition", when)],
+                flag(c.idle),
             );
         }
     }
-    out.family(
-        "wdfeed_check_last_run_duration_seconds",
-        "gauge",
-        "How long the check's last finished run took.",
-    );
-    for c in &s.checks {
-        if let Some(ms) = c.elapsed_ms {
-            out.sample(
-                "wdfeed_check_last_run_duration_seconds",
-                &[("check", &c.name)],
-                (ms * 1000.0).round() / 1e6,
-            );
+    for (name, kind, help, value) in DEVICE_FAMILIES {
+        out.family(name, kind, help);
+        for d in &s.devices {
+            if let Some(v) = value(s, d) {
+                let path = d.path.display().to_string();
+                out.sample(name, &[("device", &path)], v);
+            }
         }
-    }
-    out.family(
-        "wdfeed_check_last_run_age_seconds",
-        "gauge",
-        "Seconds since the check's last run finished.",
-    );
-    for c in &s.checks {
-        if let Some(v) = c.last_run_age_s {
-            out.sample(
-                "wdfeed_check_last_run_age_seconds",
-                &[("check", &c.name)],
-                v,
-            );
-        }
-    }
-    out.family(
-        "wdfeed_check_consecutive_failures",
-        "gauge",
-        "Failed runs in a row (0 after a pass); past the check's tolerance its lease is withheld.",
-    );
-    for c in &s.checks {
-        out.sample(
-            "wdfeed_check_consecutive_failures",
-            &[("check", &c.name)],
-            f64::from(c.consecutive_failures),
-        );
-    }
-
-    out.family(
-        "wdfeed_device_timeout_seconds",
-        "gauge",
-        "The watchdog timeout the device was armed with.",
-    );
-    for d in &s.devices {
-        let path = d.path.display().to_string();
-        out.sample(
-            "wdfeed_device_timeout_seconds",
-            &[("device", &path)],
-            d.timeout_s,
-        );
-    }
-    out.family(
-        "wdfeed_device_last_pet_age_seconds",
-        "gauge",
-        "Seconds since the feeder last petted the devices; absent before the first pet.",
-    );
-    for d in &s.devices {
-        if let Some(age) = s.last_pet_age_s {
-            let path = d.path.display().to_string();
-            out.sample(
-                "wdfeed_device_last_pet_age_seconds",
-                &[("device", &path)],
-                age,
-            );
-        }
-    }
-    out.family(
-        "wdfeed_device_pets_total",
-        "counter",
-        "Pets the device took since wdfeed started.",
-    );
-    for d in &s.devices {
-        let path = d.path.display().to_string();
-        out.sample(
-            "wdfeed_device_pets_total",
-            &[("device", &path)],
-            d.pets_total as f64,
-        );
-    }
-    out.family(
-        "wdfeed_device_pet_failures_total",
-        "counter",
-        "Pets the device refused (an error other than the device going away); a refused pet is no pet.",
-    );
-    for d in &s.devices {
-        let path = d.path.display().to_string();
-        out.sample(
-            "wdfeed_device_pet_failures_total",
-            &[("device", &path)],
-            d.pet_failures_total as f64,
-        );
     }
     if s.devices.is_empty() {
         out.family(

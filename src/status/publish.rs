@@ -5,12 +5,10 @@
 
 use std::sync::mpsc::{self, Receiver};
 use std::sync::Arc;
-use std::thread;
 use std::time::Duration;
 
 use super::report::Logged;
 use super::{write, Reporter};
-use crate::system::hardening::THREAD_STACK;
 use crate::time::Stopper;
 
 /// The running status thread, to wait for its last act (removing the status file) at exit.
@@ -29,13 +27,10 @@ impl StatusThread {
 /// Starts the status thread; it removes the status file when `stop` is stopped.
 pub fn start(reporter: Reporter, stop: Arc<Stopper>) -> std::io::Result<StatusThread> {
     let (tx, done) = mpsc::channel();
-    thread::Builder::new()
-        .name("status".into())
-        .stack_size(THREAD_STACK)
-        .spawn(move || {
-            publish(&reporter, &stop);
-            let _ = tx.send(());
-        })?;
+    crate::system::threads::spawn("status", move || {
+        publish(&reporter, &stop);
+        let _ = tx.send(());
+    })?;
     Ok(StatusThread { done })
 }
 

@@ -34,7 +34,7 @@ pub struct Reporter {
     pub clock: Arc<dyn Clock>,
     pub latch: Arc<crate::fence::Latch>,
     /// `fence.handover-file`, kept by this thread (none in a dry run).
-    pub handover: Option<Arc<super::HandoverFile>>,
+    pub handover: Option<Arc<crate::fence::HandoverFile>>,
     /// The node_exporter textfile writer, when `metrics.textfile` is set.
     pub textfile: Option<Arc<Textfile>>,
     /// The rejoin delay: how long READY=1 still waits.
@@ -204,6 +204,8 @@ impl Reporter {
                         .as_ref()
                         .map(|l| secs(now.saturating_sub(l.finished_at))),
                     consecutive_failures: last.as_ref().map_or(0, |l| l.consecutive_failures),
+                    when: h.when.clone(),
+                    idle: last.as_ref().is_some_and(|l| l.verdict.idle),
                 }
             })
             .collect()

@@ -10,10 +10,15 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
-use std::thread;
 
 use super::{prometheus, Status, TextfileStatus};
-use crate::system::hardening::THREAD_STACK;
+use crate::system::io::{self as file_io, Durability};
+
+/// How the writer thread writes the file (a test hands in one that hangs).
+type WriteFn = Box<dyn Fn(&Path, &[u8]) -> io::Result<()> + Send>;
+
+/// The file's mode: node_exporter, another user, reads it.
+const MODE: u32 = 0o644;
 
 /// The status thread's side of the textfile writer.
 pub struct Textfile {
@@ -45,6 +50,10 @@ impl Textfile {
     /// Starts the writer thread for `path`, and warns at once if its directory is missing
     /// or not writable (the daemon runs on; the file appears once the directory does).
     pub fn start(path: PathBuf) -> io::Result<Arc<Textfile>> {
+        Self::start_with(path, Box::new(write_atomically))
+    }
+
+    fn start_with(path: PathBuf, write: WriteFn) -> io::Result<Arc<Textfile>> {
         let shared = Arc::new(Shared::default());
         if let Some(w) = unwritable(&path) {
             tracing::warn!(file = %path.display(), "{w}");
@@ -53,10 +62,9 @@ impl Textfile {
         let (tx, rx) = mpsc::sync_channel(1);
         let thread_shared = Arc::clone(&shared);
         let thread_path = path.clone();
-        thread::Builder::new()
-            .name("textfile".into())
-            .stack_size(THREAD_STACK)
-            .spawn(move || writer(&thread_path, &rx, &thread_shared))?;
+        crate::system::threads::spawn("textfile", move || {
+            writer(&thread_path, &rx, &thread_shared, &write)
+        })?;
         Ok(Arc::new(Textfile { path, tx, shared }))
     }
 
@@ -107,12 +115,12 @@ impl Textfile {
     }
 }
 
-fn writer(path: &Path, rx: &Receiver<Status>, shared: &Shared) {
+fn writer(path: &Path, rx: &Receiver<Status>, shared: &Shared, write: &WriteFn) {
     let mut failing = false;
     // Ends when the status thread is gone (the daemon stops).
     while let Ok(status) = rx.recv() {
         shared.busy.store(true, Ordering::Release);
-        let result = write_atomically(path, prometheus::render(&status).as_bytes());
+        let result = write(path, prometheus::render(&status).as_bytes());
         shared.busy.store(false, Ordering::Release);
         if shared.stopped.load(Ordering::Acquire) {
             break;
@@ -142,20 +150,10 @@ fn writer(path: &Path, rx: &Receiver<Status>, shared: &Shared) {
     let _ = fs::remove_file(path);
 }
 
-/// Writes `bytes` to a hidden temporary file beside `path` (node_exporter reads only
-/// `*.prom`), then renames it over `path`. No fsync: a lost file after a crash is harmless.
+/// Writes `bytes` through a hidden temporary file beside `path` (node_exporter reads only
+/// `*.prom`), renamed over it. No fsync: a lost file after a crash is harmless.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let name = path
-        .file_name()
-        .ok_or_else(|| io::Error::other("the path names no file"))?;
-    let tmp = path.with_file_name(format!(".{}.tmp", name.to_string_lossy()));
-    if let Err(e) = fs::write(&tmp, bytes) {
-        let _ = fs::remove_file(&tmp);
-        return Err(e);
-    }
-    fs::rename(&tmp, path).inspect_err(|_| {
-        let _ = fs::remove_file(&tmp);
-    })
+    file_io::write_atomically(path, bytes, MODE, Durability::Unsynced)
 }
 
 /// Why `path` cannot be written (its directory is missing, not a directory, or not
@@ -242,19 +240,23 @@ mod tests {
     }
 
     /// A writer whose write never finishes: the status thread's offers return at once and
-    /// count skipped rounds. The write is made to hang on a FIFO nobody reads.
+    /// count skipped rounds. The write hangs as on a dead disk, until the test lets it go.
     #[test]
     fn a_hung_write_never_holds_the_offer_and_is_counted() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("wdfeed.prom");
-        nix::unistd::mkfifo(
-            &dir.path().join(".wdfeed.prom.tmp"),
-            nix::sys::stat::Mode::S_IRWXU,
+        let (release, hang) = mpsc::channel::<()>();
+        let hang = Mutex::new(hang);
+        let t = Textfile::start_with(
+            p,
+            Box::new(move |_: &Path, _: &[u8]| {
+                let _ = hang.lock().unwrap().recv();
+                Ok(())
+            }),
         )
         .unwrap();
-        let t = Textfile::start(p).unwrap();
         let s = super::super::prometheus::tests::fixture();
-        t.offer(&s); // taken by the writer, which hangs opening the FIFO
+        t.offer(&s); // taken by the writer, which hangs
         wait_until(|| t.shared.busy.load(Ordering::Acquire));
         let started = std::time::Instant::now();
         for _ in 0..5 {
@@ -265,9 +267,7 @@ mod tests {
         assert_eq!(st.skipped_rounds, 5);
         assert!(st.warning.unwrap().contains("has not finished"));
         println!("5 offers against a hung writer returned in {took:?}");
-        // Release the writer: open the FIFO for reading and drain it.
-        let fifo = dir.path().join(".wdfeed.prom.tmp");
-        let _ = std::thread::spawn(move || fs::read(fifo));
+        drop(release);
     }
 
     fn wait_until(mut done: impl FnMut() -> bool) {

@@ -32,6 +32,44 @@ pub fn is_memory_or_loop(name: &str) -> bool {
     })
 }
 
+/// Devices whose I/O reflects the network and a remote node rather than this one: DRBD
+/// (with protocol C a Primary's writes wait for the peer) and NBD (the server). A stall there
+/// is a peer's or a server's fault; the drbd check watches DRBD.
+pub fn is_network_backed(name: &str) -> bool {
+    ["drbd", "nbd"].iter().any(|p| {
+        name.strip_prefix(p)
+            .is_some_and(|rest| !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_digit()))
+    })
+}
+
+/// How deep [`stacked_on_network`] follows `slaves/`: device-mapper over md over a disk is
+/// three; a loop in a fixture tree must not spin.
+const MAX_STACK: usize = 8;
+
+/// Whether `dev` is stacked (through `<root>/sys/block/<dev>/slaves`, at any depth) on a
+/// network-backed device: LVM or dm-crypt on DRBD stalls with it. A `slaves` directory that
+/// cannot be read counts as none.
+pub fn stacked_on_network(root: &Root, dev: &str) -> bool {
+    fn walk(root: &Root, dev: &str, depth: usize) -> bool {
+        if depth >= MAX_STACK {
+            return false;
+        }
+        let dir = root.follow(root.sys(format!("block/{dev}/slaves")));
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return false;
+        };
+        entries.flatten().any(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            // A slave may be a partition (`drbd0` has none, but `nbd0p1` may): its disk is
+            // the name up to the partition suffix, and its own slaves are the disk's.
+            is_network_backed(&name)
+                || is_network_backed(name.split('p').next().unwrap_or_default())
+                || walk(root, &name, depth + 1)
+        })
+    }
+    walk(root, dev, 0)
+}
+
 /// `/proc/diskstats` writes `/` where `/sys/block` has `!` (`cciss/c0d0` vs `cciss!c0d0`).
 pub fn diskstats_name(sys_name: &str) -> String {
     sys_name.replace('!', "/")
@@ -110,6 +148,34 @@ mod tests {
             assert!(parse_inflight(bad).is_err(), "{bad:?}");
         }
         assert!(parse_inflight(&"1 ".repeat(100_000)).is_err());
+    }
+
+    #[test]
+    fn drbd_and_nbd_are_network_backed_and_so_is_what_is_stacked_on_them() {
+        for n in ["drbd0", "drbd12", "nbd0", "nbd15"] {
+            assert!(is_network_backed(n), "{n}");
+        }
+        for n in ["drbd", "nbd", "drbd0p1x", "sda", "dm-0", "vdrbd0", "md0"] {
+            assert!(!is_network_backed(n), "{n}");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let root = Root::at(dir.path());
+        let slave = |dev: &str, of: &str| {
+            let d = root.sys(format!("block/{dev}/slaves"));
+            std::fs::create_dir_all(&d).unwrap();
+            std::fs::write(d.join(of), "").unwrap();
+        };
+        slave("dm-0", "drbd0"); // LVM on DRBD
+        slave("dm-1", "dm-0"); // a snapshot of it
+        slave("dm-2", "sda2"); // LVM on a local disk
+        slave("dm-3", "nbd0p1");
+        slave("md0", "md0"); // a loop: ends
+        assert!(stacked_on_network(&root, "dm-0"));
+        assert!(stacked_on_network(&root, "dm-1"));
+        assert!(!stacked_on_network(&root, "dm-2"));
+        assert!(stacked_on_network(&root, "dm-3"));
+        assert!(!stacked_on_network(&root, "md0"));
+        assert!(!stacked_on_network(&root, "sda"));
     }
 
     #[test]

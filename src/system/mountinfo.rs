@@ -36,6 +36,18 @@ impl MountEntry {
     pub fn super_read_only(&self) -> bool {
         has_opt(&self.super_opts, "ro")
     }
+
+    /// A FUSE mount made by a user other than root (`user_id=1000` in its superblock
+    /// options): fusermount mounts in the init namespace, on a directory the user may write.
+    pub fn made_by_a_user(&self) -> bool {
+        let t = self.fs_type.as_str();
+        (t == "fuse" || t == "fuseblk" || t.starts_with("fuse."))
+            && self
+                .super_opts
+                .split(',')
+                .filter_map(|o| o.strip_prefix("user_id="))
+                .any(|uid| uid != "0")
+    }
 }
 
 fn has_opt(opts: &str, want: &str) -> bool {
@@ -122,6 +134,15 @@ pub fn top<'a>(table: &'a [MountEntry], mount_point: &Path) -> Option<&'a MountE
         .iter()
         .rev()
         .find(|e| Path::new(&e.mount_point) == mount_point)
+}
+
+/// [`top`], not counting FUSE mounts an unprivileged user made there: what the node serves at
+/// `mount_point`, which no other user can hide or fake.
+pub fn top_by_root<'a>(table: &'a [MountEntry], mount_point: &Path) -> Option<&'a MountEntry> {
+    table
+        .iter()
+        .rev()
+        .find(|e| Path::new(&e.mount_point) == mount_point && !e.made_by_a_user())
 }
 
 /// mountinfo escapes space, tab, newline and backslash as three octal digits (`\040`).

@@ -36,22 +36,19 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let mut total = Duration::ZERO;
     let mut rest = s;
     while !rest.is_empty() {
-        let num_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        if num_len == 0 {
+        let Some(super::term::Term {
+            num,
+            value,
+            unit,
+            rest: next,
+        }) = super::term::term(rest)
+        else {
             return Err(format!(
                 "`{text}` is not a duration: expected a number, e.g. `15s`"
             ));
-        }
-        let (num, tail) = rest.split_at(num_len);
-        let unit_len = tail
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(tail.len());
-        let (unit, next) = tail.split_at(unit_len);
-        let value: f64 = num
-            .parse()
-            .map_err(|_| format!("`{text}` is not a duration: `{num}` is not a number"))?;
+        };
+        let value =
+            value.ok_or_else(|| format!("`{text}` is not a duration: `{num}` is not a number"))?;
         let scale = match unit.trim() {
             "ms" => 0.001,
             "s" => 1.0,

@@ -4,6 +4,7 @@
 
 mod duration;
 mod size;
+mod term;
 
 pub use duration::{format_duration, HumanDuration};
 pub use size::{format_size, HumanSize};

@@ -19,18 +19,17 @@ impl HumanSize {
 /// Parses `256MiB`, `1.5G`, `512kB`, `100B`.
 pub fn parse_size(text: &str) -> Result<u64, String> {
     let s = text.trim();
-    let split = s
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    if num.is_empty() {
+    let Some(term) = super::term::term(s) else {
         return Err(format!(
             "`{text}` is not a size: expected a number, e.g. `256MiB`"
         ));
-    }
-    let value: f64 = num
-        .parse()
-        .map_err(|_| format!("`{text}` is not a size: `{num}` is not a number"))?;
+    };
+    let num = term.num;
+    // One term only: everything after the number is the unit (`1G2` has the unit `G2`).
+    let unit = &s[num.len()..];
+    let value = term
+        .value
+        .ok_or_else(|| format!("`{text}` is not a size: `{num}` is not a number"))?;
     let scale: f64 = match unit.trim() {
         "B" => 1.0,
         "K" | "KiB" => 1024.0,

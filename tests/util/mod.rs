@@ -3,6 +3,8 @@
 
 #![allow(dead_code, reason = "each test binary uses a different subset")]
 
+pub mod doctor;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -197,6 +199,14 @@ impl Daemon {
         None
     }
 
+    /// SIGTERM, then the exit within `limit`, which must be a clean one (exit 0); the
+    /// transcript is shown when it is not.
+    pub fn stop_cleanly(&mut self, limit: Duration) {
+        self.signal(nix::libc::SIGTERM);
+        let code = self.wait(limit);
+        assert_eq!(code, Some(0), "after SIGTERM: {}", self.transcript());
+    }
+
     pub fn transcript(&self) -> String {
         self.log.join("\n")
     }
@@ -251,6 +261,36 @@ pub fn fixture_config(case_dir: &Path) -> String {
     serde_yaml::to_string(&config).unwrap()
 }
 
+/// Makes a fixture copy's mountinfo give `/` the `major:minor` of the filesystem the copy
+/// really lies on: the write probe opens files there, and writes only to the filesystem
+/// mountinfo names (the captured trees say 254:1, the guest's disk).
+pub fn root_on_its_real_device(copy: &Path) {
+    let path = copy.join("proc/1/mountinfo");
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return;
+    };
+    let st = nix::sys::stat::stat(copy).unwrap();
+    let devno = format!(
+        "{}:{}",
+        nix::sys::stat::major(st.st_dev),
+        nix::sys::stat::minor(st.st_dev)
+    );
+    let fixed: String = text
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            if f.len() > 4 && f[4] == "/" {
+                let mut f = f.clone();
+                f[2] = &devno;
+                f.join(" ") + "\n"
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect();
+    std::fs::write(path, fixed).unwrap();
+}
+
 /// Every fixture case under tests/fixtures (a directory with an `expect` file), copied to a
 /// temporary directory so that start-up (probe files) never writes into the source tree,
 /// with its config (base plus override) written there as `watchdog.yaml`.
@@ -270,6 +310,7 @@ pub fn fixture_cases() -> Vec<(String, String, tempfile::TempDir)> {
             .status()
             .unwrap();
         assert!(status.success(), "copy {}", dir.display());
+        root_on_its_real_device(copy.path());
         std::fs::write(copy.path().join("watchdog.yaml"), fixture_config(&dir)).unwrap();
         let name = dir.file_name().unwrap().to_string_lossy().into_owned();
         cases.push((name, expect.trim().to_string(), copy));

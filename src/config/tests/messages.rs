@@ -41,6 +41,7 @@ checks:
     max-uninterruptible: 30s
     fresh-file: /var/lib/heartbeat/beat
     max-age: 2m
+    when: {address: 192.0.2.10}
   - kind: load
     max-load-1: 20
     max-load-5: 15.5
@@ -50,6 +51,13 @@ checks:
   - kind: command
     argv: [/usr/local/sbin/check-san, --quiet]
     timeout: 3s
+  - kind: drbd
+    resources: [r0]
+    suspended-after: 20s
+    when: {drbd-primary: r0}
+  - kind: writable
+    mounts: [/srv/nfs]
+    when: {mounted: /srv/nfs}
 ";
 
 /// Values of every YAML type, for any key.
@@ -157,6 +165,60 @@ fn wrong_types_at_every_level_are_told_in_yaml_words_at_their_line_and_key() {
         "{refused} of {}",
         all.len() * WRONG.len()
     );
+}
+
+#[test]
+fn bad_conditions_are_refused_at_their_line_and_column_and_arm_nothing() {
+    let text = good_with(
+        "    deadline: 10s\n",
+        "    deadline: 10s\n    when: {mounted: /srv, address: 192.0.2.10}\n  - kind: memory\n    min-available: 64MiB\n    when:\n      mountd: /srv\n  - kind: drbd\n    when: {mounted: srv/nfs}\n  - kind: drbd\n    label: two\n    when: {address: 192.0.2.300}\n  - kind: drbd\n    label: three\n    when: {drbd-primary: r/0}\n",
+    );
+    let err = parse(&text, "/etc/wdfeed/watchdog.yaml").unwrap_err();
+    let got: Vec<_> = err
+        .problems
+        .iter()
+        .map(|p| (p.key.as_str(), p.location.map(|l| (l.line, l.column))))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("checks[0].when", Some((15, 5))),
+            ("checks[1].when.mountd", Some((19, 7))),
+            ("checks[2].when.mounted", Some((21, 12))),
+            ("checks[3].when.address", Some((24, 12))),
+            ("checks[4].when.drbd-primary", Some((27, 12))),
+        ],
+        "{err}"
+    );
+    let shown = err.to_string();
+    for want in [
+        "/etc/wdfeed/watchdog.yaml:15:5: `checks[0].when`: `when` takes one condition, not 2 (mounted, address)",
+        "unknown condition `mountd`",
+        "`srv/nfs` is not an absolute path",
+        "`192.0.2.300` is not an IPv4 or IPv6 address",
+        "`r/0` holds a character other than letters",
+    ] {
+        assert!(shown.contains(want), "{want}:\n{shown}");
+    }
+}
+
+#[test]
+fn a_check_with_a_condition_keeps_it_and_an_empty_when_is_none() {
+    let c = parse(
+        &good_with(
+            "    deadline: 10s\n",
+            "    deadline: 10s\n    when: {mounted: /srv/nfs/}\n  - kind: drbd\n    when:\n",
+        ),
+        "w.yaml",
+    )
+    .unwrap();
+    assert_eq!(
+        c.checks[0].when,
+        Some(crate::health::condition::Condition::Mounted(
+            "/srv/nfs".into()
+        ))
+    );
+    assert_eq!(c.checks[1].when, None);
 }
 
 #[test]

@@ -29,7 +29,7 @@ use crate::units::HumanDuration;
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Settings {
     /// Disks by kernel name (`vda`, `sda`, `nvme0n1`, `dm-0`; `/dev/` may be written before it).
-    /// Default: every disk under /sys/block except loop, ram and zram devices.
+    /// Default: every disk under /sys/block except [`LEFT_OUT`].
     #[serde(default)]
     pub devices: Option<Vec<String>>,
     /// How long requests may sit in flight with no completion before the disk counts as stuck.
@@ -50,6 +50,15 @@ impl Default for Settings {
     }
 }
 
+/// The shortest `stuck-after`: a request may sit in a busy disk's queue for hundreds of
+/// milliseconds without anything being wrong.
+pub const MIN_STUCK_AFTER: Duration = Duration::from_secs(1);
+
+/// The longest `stuck-after`: ten minutes is well above what the SCSI layer itself waits
+/// (a 30 s command timeout, retried five times); more only delays the fence (it is part of
+/// the fence bound).
+pub const MAX_STUCK_AFTER: Duration = Duration::from_secs(600);
+
 impl CheckKind for Settings {
     const KIND: &'static str = "block-io";
 
@@ -62,8 +71,19 @@ impl CheckKind for Settings {
 
     fn problems(&self) -> Vec<KeyProblem> {
         let mut out = Vec::new();
-        if self.stuck_after.get().is_zero() {
+        let d = self.stuck_after.get();
+        if d.is_zero() {
             out.push(KeyProblem::new("stuck-after", "must be longer than 0s"));
+        } else if !(MIN_STUCK_AFTER..=MAX_STUCK_AFTER).contains(&d) {
+            out.push(KeyProblem::new(
+                "stuck-after",
+                format!(
+                    "{} is outside {}..{}: shorter counts a busy disk as stuck, longer only delays the fence (default 30s)",
+                    crate::units::format_duration(d),
+                    crate::units::format_duration(MIN_STUCK_AFTER),
+                    crate::units::format_duration(MAX_STUCK_AFTER)
+                ),
+            ));
         }
         if let Some(devices) = &self.devices {
             if devices.is_empty() {
@@ -107,9 +127,19 @@ impl CheckKind for Settings {
     }
 }
 
+/// What the default device list leaves out, in the operator's words.
+pub const LEFT_OUT: &str = "loop, ram and zram (backed by files and memory), drbd and nbd \
+    (their I/O waits on the peer or the server: a frozen peer must not fence this node) and \
+    devices stacked on drbd or nbd (LVM on DRBD)";
+
 /// `/dev/sda` → `sda`.
-fn kernel_name(d: &str) -> &str {
+pub fn kernel_name(d: &str) -> &str {
     d.strip_prefix("/dev/").unwrap_or(d)
+}
+
+/// A DRBD device's kernel name (`drbd0`).
+pub fn is_drbd(name: &str) -> bool {
+    name.starts_with("drbd") && blockdev::is_network_backed(name)
 }
 
 /// What one disk looks like at one moment.
@@ -211,7 +241,11 @@ impl BlockIo {
             None => Ok(blockdev::disks(&self.root)
                 .map_err(|e| format!("cannot list disks: {e}"))?
                 .into_iter()
-                .filter(|d| !blockdev::is_memory_or_loop(d))
+                .filter(|d| {
+                    !blockdev::is_memory_or_loop(d)
+                        && !blockdev::is_network_backed(d)
+                        && !blockdev::stacked_on_network(&self.root, d)
+                })
                 .collect()),
         }
     }

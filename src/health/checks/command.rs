@@ -43,13 +43,24 @@ pub struct Settings {
     /// Program and arguments, e.g. `[/usr/local/sbin/check-san, --quiet]`. A program without
     /// a `/` is looked up in PATH.
     pub argv: Vec<String>,
-    /// Kill the command (and its process group) when it runs longer than this.
-    #[serde(default = "default_timeout")]
-    pub timeout: HumanDuration,
+    /// Kill the command (and its process group) when it runs longer than this; absent:
+    /// [`default_timeout`] of the check's deadline.
+    #[serde(default)]
+    pub timeout: Option<HumanDuration>,
 }
 
-fn default_timeout() -> HumanDuration {
-    HumanDuration(Duration::from_secs(10))
+/// The default `timeout`: 10 s, but never more than three quarters of the check's deadline,
+/// so that the default always validates and a killed command is reaped before the deadline.
+pub fn default_timeout(deadline: Duration) -> Duration {
+    Duration::from_secs(10).min(deadline * 3 / 4)
+}
+
+impl Settings {
+    /// The timeout in force (the default until the schedule settled it).
+    fn timeout(&self) -> Duration {
+        self.timeout
+            .map_or(Duration::from_secs(10), HumanDuration::get)
+    }
 }
 
 impl CheckKind for Settings {
@@ -70,6 +81,14 @@ impl CheckKind for Settings {
                 "give the program to run, e.g. [/usr/local/sbin/check-san]",
             )),
             Some(p) if p.is_empty() => out.push(KeyProblem::new("argv[0]", "empty program name")),
+            Some(p) if !p.starts_with('/') => out.push(KeyProblem::new(
+                "argv[0]",
+                format!(
+                    "`{}` is not an absolute path: a relative program depends on the daemon's PATH and working directory; write e.g. `/usr/local/sbin/{}`",
+                    p.escape_debug(),
+                    p.rsplit('/').next().unwrap_or(p).escape_debug()
+                ),
+            )),
             Some(_) => {}
         }
         for (i, a) in self.argv.iter().enumerate() {
@@ -77,7 +96,7 @@ impl CheckKind for Settings {
                 out.push(KeyProblem::new(format!("argv[{i}]"), "contains a NUL byte"));
             }
         }
-        if self.timeout.get().is_zero() {
+        if self.timeout.is_some_and(|t| t.get().is_zero()) {
             out.push(KeyProblem::new("timeout", "must be longer than 0s"));
         }
         out
@@ -90,7 +109,13 @@ impl CheckKind for Settings {
     }
 
     fn own_time_limit(&self) -> Option<(&'static str, Duration)> {
-        Some(("timeout", self.timeout.get()))
+        Some(("timeout", self.timeout()))
+    }
+
+    fn settle_defaults(&mut self, schedule: &crate::health::Schedule) {
+        if self.timeout.is_none() {
+            self.timeout = Some(HumanDuration(default_timeout(schedule.deadline)));
+        }
     }
 }
 
@@ -146,7 +171,7 @@ impl CommandCheck {
     /// Waits for the child within `timeout`, reading its output as it goes (a child blocked on
     /// a full pipe would otherwise look hung).
     fn wait(&mut self, mut child: Child, output: &mut Output) -> Result<ExitStatus, String> {
-        let timeout = self.settings.timeout.get();
+        let timeout = self.settings.timeout();
         let started = Instant::now();
         // Without O_NONBLOCK a read waits for output the child may never write.
         if let Some(out) = &child.stdout {
@@ -169,7 +194,7 @@ impl CommandCheck {
                 self.kill(child);
                 return Err(format!(
                     "killed (SIGKILL) after its timeout of {}",
-                    self.settings.timeout
+                    HumanDuration(self.settings.timeout())
                 ));
             }
             std::thread::sleep(POLL);

@@ -12,6 +12,7 @@
 
 pub mod block_io;
 pub mod command;
+pub mod drbd;
 pub mod load;
 pub mod memory;
 pub mod process;
@@ -74,6 +75,50 @@ pub trait CheckKind: DeserializeOwned + Clone + Debug + PartialEq {
     fn own_time_limit(&self) -> Option<(&'static str, Duration)> {
         None
     }
+
+    /// Fills in what defaults to a share of the check's schedule (`command`'s `timeout`,
+    /// from its `deadline`), once the schedule is known.
+    fn settle_defaults(&mut self, schedule: &crate::health::Schedule) {
+        let _ = schedule;
+    }
+}
+
+/// `path` with `.` and `..` worked out and repeated slashes gone, without touching the
+/// filesystem: two spellings of one path compare equal.
+pub fn normalize(path: &std::path::Path) -> std::path::PathBuf {
+    use std::path::{Component, Path, PathBuf};
+    let mut out = PathBuf::new();
+    for part in path.components() {
+        match part {
+            Component::ParentDir => {
+                if out.as_os_str().is_empty() || out.ends_with("..") {
+                    out.push("..");
+                } else if out != Path::new("/") {
+                    out.pop();
+                }
+            }
+            Component::CurDir => {}
+            other => out.push(other.as_os_str()),
+        }
+    }
+    out
+}
+
+/// The problem with a path key that holds a `..` component (the file it names may not be
+/// the one meant), if it does.
+pub fn dotdot_problem(key: &str, path: &std::path::Path) -> Option<KeyProblem> {
+    path.components()
+        .any(|c| c == std::path::Component::ParentDir)
+        .then(|| {
+            KeyProblem::new(
+                key,
+                format!(
+                    "`{}` holds a `..` component: write the path without it, e.g. `{}`",
+                    path.display(),
+                    normalize(path).display()
+                ),
+            )
+        })
 }
 
 /// Deserializes with the path of the failing key kept, so the config layer can locate it.
@@ -125,6 +170,12 @@ macro_rules! registry {
                     $(CheckSettings::$variant(s) => s,)+
                 }
             }
+
+            fn kind_settings_mut(&mut self) -> &mut dyn DynKind {
+                match self {
+                    $(CheckSettings::$variant(s) => s,)+
+                }
+            }
         }
     };
 }
@@ -138,6 +189,7 @@ trait DynKind {
     fn default_tolerance(&self) -> u32;
     fn time_to_see(&self) -> Duration;
     fn own_time_limit(&self) -> Option<(&'static str, Duration)>;
+    fn settle_defaults(&mut self, schedule: &crate::health::Schedule);
 }
 
 impl<K: CheckKind> DynKind for K {
@@ -161,6 +213,9 @@ impl<K: CheckKind> DynKind for K {
     }
     fn own_time_limit(&self) -> Option<(&'static str, Duration)> {
         CheckKind::own_time_limit(self)
+    }
+    fn settle_defaults(&mut self, schedule: &crate::health::Schedule) {
+        CheckKind::settle_defaults(self, schedule)
     }
 }
 
@@ -195,6 +250,11 @@ impl CheckSettings {
         self.kind_settings().own_time_limit()
     }
 
+    /// Fills in the defaults that depend on the check's schedule.
+    pub fn settle_defaults(&mut self, schedule: &crate::health::Schedule) {
+        self.kind_settings_mut().settle_defaults(schedule)
+    }
+
     /// Prepares the check to run on the node seen through `root`.
     pub fn build(&self, root: &Root) -> Result<Box<dyn Check>, String> {
         self.kind_settings().build(root)
@@ -209,6 +269,7 @@ registry! {
     Load => load::Settings,
     Memory => memory::Settings,
     Command => command::Settings,
+    Drbd => drbd::Settings,
 }
 
 #[cfg(test)]
@@ -220,13 +281,14 @@ mod tests {
     }
 
     /// The smallest valid keys for each kind.
-    const MINIMAL: [(&str, &str); 6] = [
+    const MINIMAL: [(&str, &str); 7] = [
         ("writable", "{}"),
         ("block-io", "{}"),
         ("process", "name: corosync"),
         ("load", "max-load-1: 24"),
         ("memory", "min-available: 256MiB"),
         ("command", "argv: [/bin/true]"),
+        ("drbd", "{}"),
     ];
 
     #[test]

@@ -77,6 +77,9 @@ impl CheckKind for Settings {
 
     fn problems(&self) -> Vec<KeyProblem> {
         let mut out = Vec::new();
+        for (key, path) in [("pidfile", &self.pidfile), ("fresh-file", &self.fresh_file)] {
+            out.extend(path.as_deref().and_then(|p| super::dotdot_problem(key, p)));
+        }
         match (&self.name, &self.pidfile) {
             (None, None) => out.push(KeyProblem::new("", "give `name` or `pidfile`")),
             (Some(_), Some(_)) => out.push(KeyProblem::new(

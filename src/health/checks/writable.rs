@@ -4,19 +4,21 @@
 //! - the mount is not `ro` in the init mount namespace (`/proc/1/mountinfo`, per-mount and
 //!   per-superblock options). Not `/proc/self`: a systemd sandbox (ProtectSystem=) shows
 //!   read-only mounts to this process alone.
-//! - a write probe: a file on that filesystem, opened (and created) once at start-up, gets a
-//!   `pwrite` and an `fdatasync` every run. On 6.1 an ext4 error with `errors=remount-ro`
-//!   leaves mountinfo saying `rw`; the probe gets EROFS or EIO. A probe that hangs on a dead
-//!   disk is the runner's business: the run misses its deadline.
+//! - a write probe ([`probe`]): a file on that filesystem, opened, written, fdatasync'ed and
+//!   closed at every run, so the filesystem is never kept busy. On 6.1 an ext4 error with
+//!   `errors=remount-ro` leaves mountinfo saying `rw`; the probe gets EROFS or EIO. A probe
+//!   that hangs on a dead disk is the runner's business: the run misses its deadline.
 //! - for ext2/3/4, the superblock's error record (`/sys/fs/ext4/<dev>/`): the error count rose
-//!   since start-up, or the last error happened during this boot.
+//!   since wdfeed first saw this filesystem mounted there, or the last error happened during
+//!   this boot.
+//!
+//! Every run works on what is mounted there now: a mount unmounted and mounted again (the
+//! filesystem a cluster moves between nodes) is watched again from the next run.
 //!
 //! What it cannot see: a filesystem that takes writes but loses them (a lying disk cache), a
 //! mount that is fine while its contents are not.
 
 use std::collections::BTreeMap;
-use std::fs::{File, OpenOptions};
-use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
@@ -28,8 +30,12 @@ use crate::system::mountinfo::{self, MountEntry};
 use crate::system::sysfile::KeptFile;
 use crate::system::{ext4, Root};
 
-/// The probe file's name when `probe-paths` does not say otherwise.
-pub const PROBE_NAME: &str = ".wdfeed-probe";
+/// The probe's directory, below the mount point, when `probe-paths` does not say otherwise:
+/// wdfeed creates it (mode 0700) so that no other user can write where the probe goes.
+pub const PROBE_DIR: &str = ".wdfeed";
+
+/// The probe file's name in [`PROBE_DIR`].
+pub const PROBE_NAME: &str = "probe";
 
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -40,7 +46,7 @@ pub struct Settings {
     /// Write and sync a probe file on each mount every run (default on).
     #[serde(default = "yes")]
     pub probe: bool,
-    /// Probe file per mount point, where `<mount>/.wdfeed-probe` will not do.
+    /// Probe file per mount point, where `<mount>/.wdfeed/probe` will not do.
     #[serde(default)]
     pub probe_paths: BTreeMap<PathBuf, PathBuf>,
     /// Watch the ext2/3/4 error record of each mount's filesystem (default on).
@@ -68,11 +74,11 @@ impl Default for Settings {
 }
 
 impl Settings {
-    /// The probe file for `mount`: its `probe-paths` entry or `<mount>/.wdfeed-probe`.
+    /// The probe file for `mount`: its `probe-paths` entry or `<mount>/.wdfeed/probe`.
     pub fn probe_path(&self, mount: &Path) -> PathBuf {
         match self.probe_paths.get(mount) {
             Some(p) => p.clone(),
-            None => mount.join(PROBE_NAME),
+            None => mount.join(PROBE_DIR).join(PROBE_NAME),
         }
     }
 }
@@ -182,25 +188,27 @@ fn probe_misplaced(mount: &Path, probe: &Path, mounts: &[PathBuf]) -> Option<Str
         })
 }
 
-/// One watched mount, as found at start-up.
+/// One watched mount and what the last runs saw of it.
 struct Watched {
     mount: PathBuf,
-    /// `major:minor` at start-up: if another filesystem is mounted there later, the probe
-    /// (opened on the old one) no longer tells anything about it.
-    devno: (u32, u32),
-    probe: Option<Probe>,
-    ext4: Option<Ext4Watch>,
+    /// The probe file as the node names it, when probing.
+    probe: Option<PathBuf>,
+    /// The filesystem last seen mounted there, and its error record.
+    seen: Option<Seen>,
 }
 
-struct Probe {
-    file: File,
-    /// As the node names it, for evidence.
-    path: PathBuf,
+/// The filesystem seen mounted at a watched mount point: when another one is mounted there
+/// (a new mount id or device), its error record is looked up afresh.
+struct Seen {
+    mount_id: u32,
+    devno: (u32, u32),
+    ext4: Option<Ext4Watch>,
 }
 
 pub struct Writable {
     root: Root,
     watched: Vec<Watched>,
+    ext4_errors: bool,
     /// When the node booted (epoch seconds), to tell this boot's ext4 errors from old ones;
     /// read again while it cannot be read.
     boot_time: Result<u64, String>,
@@ -209,89 +217,40 @@ pub struct Writable {
 }
 
 impl Writable {
-    /// Finds each mount in the init namespace, opens (creating if needed) its probe and reads
-    /// its ext4 error count: everything a run needs, so a run creates nothing.
+    /// Finds each mount in the init namespace and writes its probe once: a mount point that
+    /// is not mounted, or a probe that cannot live where it is asked to, stops start-up with
+    /// the reason, before anything is armed.
     pub fn new(settings: Settings, root: &Root) -> Result<Self, String> {
         let table = mountinfo::read_init(root).map_err(|e| e.to_string())?;
         let mut watched = Vec::new();
         for mount in &settings.mounts {
-            let entry = mountinfo::top(&table, mount).ok_or_else(|| {
+            let entry = mountinfo::top_by_root(&table, mount).ok_or_else(|| {
                 format!(
                     "{} is not mounted (no entry in /proc/1/mountinfo); start wdfeed after it \
-                     is mounted (systemd: RequiresMountsFor={})",
+                     is mounted (systemd: RequiresMountsFor={}), or give the check \
+                     `when: {{mounted: {}}}` if it is mounted only where the service runs",
+                    mount.display(),
                     mount.display(),
                     mount.display()
                 )
             })?;
-            let probe = if settings.probe {
-                Some(open_probe(root, mount, &settings.probe_path(mount))?)
-            } else {
-                None
-            };
-            let ext4 = if settings.ext4_errors {
-                Ext4Watch::find(root, entry)
-            } else {
-                None
-            };
+            let probe = settings.probe.then(|| settings.probe_path(mount));
+            if let Some(p) = &probe {
+                probe::write(root, mount, (entry.major, entry.minor), p, Duration::ZERO)?;
+            }
             watched.push(Watched {
                 mount: mount.clone(),
-                devno: (entry.major, entry.minor),
                 probe,
-                ext4,
+                seen: None,
             });
         }
         Ok(Writable {
             root: root.clone(),
             watched,
+            ext4_errors: settings.ext4_errors,
             boot_time: ext4::boot_time(root).map_err(|e| e.to_string()),
             mountinfo: mountinfo::kept_init(root),
         })
-    }
-}
-
-fn open_probe(root: &Root, mount: &Path, node_path: &Path) -> Result<Probe, String> {
-    let path = root.resolve(node_path);
-    let what =
-        |action: &str, e: std::io::Error| format!("probe {}: {action}: {e}", node_path.display());
-    let file = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o600)
-        // A probe path that is a symlink could make wdfeed scribble on someone else's file.
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(&path)
-        .map_err(|e| what("cannot open", e))?;
-    let probe_dev = file.metadata().map_err(|e| what("fstat", e))?.dev();
-    let mount_dev = std::fs::metadata(root.follow(mount))
-        .map_err(|e| what(&format!("stat {}", mount.display()), e))?
-        .dev();
-    if probe_dev != mount_dev {
-        return Err(format!(
-            "probe {} is not on the filesystem mounted at {} (another mount lies on its way); \
-             set probe-paths for it",
-            node_path.display(),
-            mount.display()
-        ));
-    }
-    let probe = Probe {
-        file,
-        path: node_path.to_path_buf(),
-    };
-    // Allocates the probe's block now, so a run overwrites in place and never needs space.
-    probe.write(Duration::ZERO)?;
-    Ok(probe)
-}
-
-impl Probe {
-    fn write(&self, now: Duration) -> Result<(), String> {
-        let stamp = format!("wdfeed probe {:>20}\n", now.as_millis());
-        self.file
-            .write_all_at(stamp.as_bytes(), 0)
-            .map_err(|e| format!("probe {}: write: {e}", self.path.display()))?;
-        self.file
-            .sync_data()
-            .map_err(|e| format!("probe {}: fdatasync: {e}", self.path.display()))
     }
 }
 
@@ -301,7 +260,7 @@ impl Check for Writable {
             Ok(t) => t,
             Err(e) => return Verdict::unhealthy(format!("cannot read the mount table: {e}")),
         };
-        if self.boot_time.is_err() && self.watched.iter().any(|w| w.ext4.is_some()) {
+        if self.boot_time.is_err() && self.ext4_errors {
             self.boot_time = ext4::boot_time(&self.root).map_err(|e| e.to_string());
         }
         let mut bad = Vec::new();
@@ -324,7 +283,7 @@ impl Writable {
     fn judge(&mut self, i: usize, table: &[MountEntry], now: Duration) -> Result<String, String> {
         let w = &mut self.watched[i];
         let m = w.mount.display();
-        let entry = mountinfo::top(table, &w.mount)
+        let entry = mountinfo::top_by_root(table, &w.mount)
             .ok_or_else(|| format!("{m} is not mounted (no entry in /proc/1/mountinfo)"))?;
         if entry.mount_read_only() {
             return Err(format!("{m} read-only in /proc/1/mountinfo"));
@@ -335,24 +294,35 @@ impl Writable {
                 entry.fs_type, entry.source
             ));
         }
-        if (entry.major, entry.minor) != w.devno {
-            return Err(format!(
-                "{m} is now {}:{}, was {}:{} at start-up: the probe watches the old filesystem \
-                 (restart wdfeed after replacing a watched mount)",
-                entry.major, entry.minor, w.devno.0, w.devno.1
-            ));
+        let devno = (entry.major, entry.minor);
+        let same = w
+            .seen
+            .as_ref()
+            .is_some_and(|s| s.mount_id == entry.mount_id && s.devno == devno);
+        if !same {
+            w.seen = Some(Seen {
+                mount_id: entry.mount_id,
+                devno,
+                ext4: if self.ext4_errors {
+                    Ext4Watch::find(&self.root, entry)
+                } else {
+                    None
+                },
+            });
         }
         let mut fine = vec![format!("{m} rw in /proc/1/mountinfo")];
-        if let Some(x) = &mut w.ext4 {
+        if let Some(x) = w.seen.as_mut().and_then(|s| s.ext4.as_mut()) {
             fine.push(x.judge(&self.root, &self.boot_time, &m.to_string())?);
         }
         if let Some(p) = &w.probe {
-            p.write(now)?;
-            fine.push(format!("probe {} synced", p.path.display()));
+            probe::write(&self.root, &w.mount, devno, p, now)?;
+            fine.push(format!("probe {} synced", p.display()));
         }
         Ok(fine.join(", "))
     }
 }
+
+mod probe;
 
 mod ext4_watch;
 use ext4_watch::Ext4Watch;

@@ -266,7 +266,7 @@ def judge_pets(guest, scen, res, t0, t_end):
     if scen.fences and res.ok:
         # On time up to the fence: a failed run revokes its lease, so the fence may come
         # before the next pet was due; from the last pet to the fence is one more gap.
-        limit = cases.INTERVAL_S + cases.slack(res.bound)
+        limit = scen.interval + cases.slack(res.bound)
         fencing = guest.first_line(SAYS["fencing"], after=t0)
         t_fence = fencing[0] if fencing else t_end
         upto = [t for t in seq if t <= t_fence]
@@ -302,6 +302,9 @@ def note_daemon_lines(guest, t0, res):
     fencing = guest.first_line(SAYS["fencing"], after=t0)
     if fencing:
         res.notes.append(f"wdfeed fenced {fencing[0] - t0:.2f}s after the fault: {fencing[1].group(0)[:200]}")
+    refused = guest.first_line(SAYS["not-stopping-unhealthy"], after=t0)
+    if refused:
+        res.notes.append(f"stop refused {refused[0] - t0:.2f}s after the fault: {refused[1].group(0)[:160]}")
     soft = guest.first_line(r"softdog: Initiating system (reboot|poweroff)", after=t0)
     if soft:
         res.notes.append(f"softdog fired {soft[0] - t0:.2f}s after the fault")

@@ -324,3 +324,38 @@ fn an_unreadable_or_garbled_inflight_fails() {
     std::fs::remove_file(root.sys("block/vda/inflight")).unwrap();
     assert!(!c.run(S(2)).healthy);
 }
+
+#[test]
+fn by_default_drbd_nbd_and_what_is_stacked_on_them_are_left_out_and_listed_ones_watched() {
+    let (_dir, root) = node();
+    for d in ["drbd0", "nbd0", "dm-0", "dm-1"] {
+        std::fs::create_dir_all(root.sys(format!("block/{d}/slaves"))).unwrap();
+        std::fs::write(root.sys(format!("block/{d}/inflight")), "0 2\n").unwrap();
+    }
+    std::fs::write(root.sys("block/dm-0/slaves/drbd0"), "").unwrap(); // LVM on DRBD
+    std::fs::write(root.sys("block/dm-1/slaves/sda"), "").unwrap(); // LVM on a disk
+                                                                    // drbd0 and dm-0 wait on a frozen peer: requests in flight, nothing completes.
+    let stats = |n: u64| {
+        format!(
+            " 254 0 vda {n} 0 0 0 1 0 0 0 0 0 0\n   8 0 sda 1 0 0 0 1 0 0 0 0 0 0\n 147 0 drbd0 5 0 0 0 9 0 0 0 2 0 0\n  43 0 nbd0 0 0 0 0 0 0 0 0 0 0 0\n 253 0 dm-0 5 0 0 0 9 0 0 0 2 0 0\n 253 1 dm-1 {n} 0 0 0 1 0 0 0 0 0 0\n   7 0 loop0 0 0 0 0 0 0 0 0 0 0 0\n"
+        )
+    };
+    std::fs::write(root.proc("diskstats"), stats(1)).unwrap();
+    let mut c = BlockIo::new(Settings::default(), &root).unwrap();
+    assert!(c.run(S(100)).healthy);
+    std::fs::write(root.proc("diskstats"), stats(2)).unwrap();
+    let v = c.run(S(200));
+    assert_eq!(v, Verdict::healthy("dm-1, sda, vda: idle or completing"));
+    // Listed, drbd0 is watched (with the warning validate prints) and its stall seen.
+    let listed = Settings {
+        devices: Some(vec!["vda".into(), "/dev/drbd0".into()]),
+        ..Settings::default()
+    };
+    let mut c = BlockIo::new(listed, &root).unwrap();
+    assert!(c.run(S(100)).healthy);
+    let v = c.run(S(200));
+    assert_eq!(
+        v,
+        Verdict::unhealthy("drbd0: 2 requests in flight, none completed for 100 s")
+    );
+}

@@ -4,7 +4,7 @@ use crate::system::{process_table, Root};
 fn run(argv: &[&str], timeout: Duration) -> Verdict {
     let settings = Settings {
         argv: argv.iter().map(|s| s.to_string()).collect(),
-        timeout: HumanDuration(timeout),
+        timeout: Some(HumanDuration(timeout)),
     };
     assert!(settings.problems().is_empty());
     CommandCheck::new(settings).unwrap().run(Duration::ZERO)
@@ -14,7 +14,7 @@ const T: Duration = Duration::from_secs(10);
 
 #[test]
 fn exit_status_decides_and_output_is_evidence() {
-    assert_eq!(run(&["true"], T), Verdict::healthy("true exit 0"));
+    assert_eq!(run(&["/bin/true"], T), Verdict::healthy("/bin/true exit 0"));
     assert_eq!(
         run(
             &[
@@ -116,14 +116,49 @@ fn a_command_past_its_timeout_is_killed_with_what_it_started() {
 fn static_rules() {
     let s = Settings {
         argv: vec![],
-        timeout: HumanDuration(Duration::ZERO),
+        timeout: Some(HumanDuration(Duration::ZERO)),
     };
     let keys: Vec<String> = s.problems().into_iter().map(|p| p.key).collect();
     assert_eq!(keys, ["argv", "timeout"]);
     let s = Settings {
         argv: vec!["".into(), "a\0b".into()],
-        timeout: default_timeout(),
+        timeout: None,
     };
     let keys: Vec<String> = s.problems().into_iter().map(|p| p.key).collect();
     assert_eq!(keys, ["argv[0]", "argv[1]"]);
+    // The kind states its own rules: a relative program is refused here.
+    let s = Settings {
+        argv: vec!["check-san".into()],
+        timeout: None,
+    };
+    let p = s.problems();
+    assert_eq!(p.len(), 1);
+    assert_eq!(p[0].key, "argv[0]");
+    assert!(
+        p[0].message.contains("/usr/local/sbin/check-san"),
+        "{}",
+        p[0].message
+    );
+}
+
+#[test]
+fn the_default_timeout_fits_any_deadline_and_is_settled_by_the_schedule() {
+    assert_eq!(
+        default_timeout(Duration::from_secs(10)),
+        Duration::from_millis(7500)
+    );
+    assert_eq!(
+        default_timeout(Duration::from_secs(60)),
+        Duration::from_secs(10)
+    );
+    let mut s = Settings {
+        argv: vec!["/bin/true".into()],
+        timeout: None,
+    };
+    s.settle_defaults(&crate::health::Schedule {
+        every: Duration::from_secs(5),
+        deadline: Duration::from_secs(4),
+        tolerance: 0,
+    });
+    assert_eq!(s.timeout, Some(HumanDuration(Duration::from_secs(3))));
 }

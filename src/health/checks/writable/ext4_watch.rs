@@ -9,7 +9,8 @@ use crate::system::{blockdev, ext4, Root};
 pub(super) struct Ext4Watch {
     /// The name ext4 files its sysfs directory under (`vda1`), or why it is not known.
     dev: Result<String, String>,
-    /// `errors_count` at start-up, or at the first run that could read it.
+    /// `errors_count` when wdfeed first saw this filesystem mounted, or at the first run
+    /// that could read it.
     baseline: Option<u64>,
 }
 
@@ -62,7 +63,7 @@ impl Ext4Watch {
         let baseline = *self.baseline.get_or_insert(rec.count);
         if rec.count > baseline {
             return Err(format!(
-                "{m} ({dev}): ext4 errors_count {}, was {baseline} at start-up",
+                "{m} ({dev}): ext4 errors_count {}, was {baseline} when wdfeed began watching it",
                 rec.count
             ));
         }

@@ -16,7 +16,11 @@ fn keys(s: &Settings) -> Vec<String> {
 fn defaults() {
     let s = settings("{}");
     assert_eq!(s, Settings::default());
-    assert_eq!(s.probe_path(Path::new("/")), Path::new("/.wdfeed-probe"));
+    assert_eq!(s.probe_path(Path::new("/")), Path::new("/.wdfeed/probe"));
+    assert_eq!(
+        s.probe_path(Path::new("/srv/nfs")),
+        Path::new("/srv/nfs/.wdfeed/probe")
+    );
     assert!(s.problems().is_empty());
 }
 
@@ -52,22 +56,48 @@ fn mounts_must_be_absolute_listed_once_and_present() {
     );
 }
 
-/// A fixture node whose `/` is a tmpfs-like directory with an ext4 record for vda1.
+/// The `major:minor` of the filesystem `path` is on, as mountinfo would give it.
+fn devno_of(path: &Path) -> (u64, u64) {
+    let st = nix::sys::stat::stat(path).unwrap();
+    (
+        nix::sys::stat::major(st.st_dev),
+        nix::sys::stat::minor(st.st_dev),
+    )
+}
+
+/// A fixture node whose `/` is mounted (mountinfo carries the real device of the temporary
+/// directory, so the probe's st_dev check holds) with an ext4 record for vda1.
 fn node(opts: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let root = Root::at(dir.path());
     std::fs::create_dir_all(root.proc("1")).unwrap();
-    std::fs::write(
-        root.proc("1/mountinfo"),
-        format!("22 27 0:21 / /proc rw,relatime - proc proc rw\n27 1 254:1 / / {opts} - ext4 /dev/vda1 rw,errors=remount-ro\n"),
-    )
-    .unwrap();
+    write_mountinfo(dir.path(), 27, opts);
     std::fs::write(root.proc("stat"), "cpu 1 2 3\nbtime 1795551161\n").unwrap();
     let e = root.sys("fs/ext4/vda1");
     std::fs::create_dir_all(&e).unwrap();
     std::fs::write(e.join("errors_count"), "2\n").unwrap();
     std::fs::write(e.join("last_error_time"), "1700000000\n").unwrap();
     dir
+}
+
+/// `/` as mount `id` with options `opts`, on the real device of `base`.
+fn write_mountinfo(base: &Path, id: u32, opts: &str) {
+    let (ma, mi) = devno_of(base);
+    std::fs::write(
+        base.join("proc/1/mountinfo"),
+        format!("22 27 0:21 / /proc rw,relatime - proc proc rw\n{id} 1 {ma}:{mi} / / {opts} - ext4 /dev/vda1 rw,errors=remount-ro\n"),
+    )
+    .unwrap();
+}
+
+/// Descriptors of this process open on a path under `dir`.
+fn open_under(dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| std::fs::read_link(e.path()).ok())
+        .filter(|t| t.starts_with(dir))
+        .collect()
 }
 
 #[test]
@@ -78,10 +108,26 @@ fn healthy_node_probes_and_reports_each_signal() {
     assert!(v.healthy, "{v:?}");
     assert_eq!(
         v.evidence,
-        "/ rw in /proc/1/mountinfo, ext4 vda1 errors_count 2, probe /.wdfeed-probe synced"
+        "/ rw in /proc/1/mountinfo, ext4 vda1 errors_count 2, probe /.wdfeed/probe synced"
     );
-    let stamp = std::fs::read_to_string(dir.path().join(PROBE_NAME)).unwrap();
+    let stamp = std::fs::read_to_string(dir.path().join(".wdfeed/probe")).unwrap();
     assert!(stamp.trim_end().ends_with(" 7000"), "{stamp:?}");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &str| {
+        std::fs::metadata(dir.path().join(p))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o7777
+    };
+    assert_eq!(
+        mode(".wdfeed"),
+        0o700,
+        "a directory only wdfeed's user may enter"
+    );
+    assert_eq!(mode(".wdfeed/probe"), 0o600);
+    // Nothing stays open on the filesystem between runs: it is never kept busy.
+    assert_eq!(open_under(dir.path()), Vec::<PathBuf>::new());
 }
 
 #[test]
@@ -94,7 +140,7 @@ fn a_rising_error_count_fails_and_an_old_one_does_not() {
     let v = c.run(Duration::from_secs(2));
     assert_eq!(
         v,
-        Verdict::unhealthy("/ (vda1): ext4 errors_count 3, was 2 at start-up")
+        Verdict::unhealthy("/ (vda1): ext4 errors_count 3, was 2 when wdfeed began watching it")
     );
 }
 
@@ -137,23 +183,24 @@ fn read_only_mount_or_superblock_fails() {
 }
 
 #[test]
-fn a_vanished_or_replaced_mount_fails() {
+fn a_mount_mounted_again_is_watched_again_and_a_vanished_one_fails() {
     let dir = node("rw");
     let root = Root::at(dir.path());
-    let s = Settings {
-        probe: false,
-        ..Settings::default()
-    };
-    let mut c = Writable::new(s, &root).unwrap();
-    std::fs::write(
-        root.proc("1/mountinfo"),
-        "27 1 254:2 / / rw - ext4 /dev/vda2 rw\n",
-    )
-    .unwrap();
-    assert!(c
-        .run(Duration::ZERO)
-        .evidence
-        .contains("is now 254:2, was 254:1"));
+    let mut c = Writable::new(Settings::default(), &root).unwrap();
+    assert!(c.run(Duration::from_secs(1)).healthy);
+    // Unmounted and mounted again (a new mount id) with more errors recorded meanwhile: the
+    // new mount is watched from its own baseline, and its probe written again.
+    write_mountinfo(dir.path(), 88, "rw");
+    std::fs::write(root.sys("fs/ext4/vda1/errors_count"), "5\n").unwrap();
+    let v = c.run(Duration::from_secs(2));
+    assert!(v.healthy, "{v:?}");
+    assert!(
+        v.evidence
+            .contains("errors_count 5, probe /.wdfeed/probe synced"),
+        "{v:?}"
+    );
+    std::fs::write(root.sys("fs/ext4/vda1/errors_count"), "6\n").unwrap();
+    assert!(!c.run(Duration::from_secs(3)).healthy);
     std::fs::write(
         root.proc("1/mountinfo"),
         "22 27 0:21 / /proc rw - proc proc rw\n",
@@ -174,6 +221,26 @@ fn a_vanished_or_replaced_mount_fails() {
 }
 
 #[test]
+fn a_probe_never_writes_to_a_filesystem_other_than_the_one_mounted_there_now() {
+    let dir = node("rw");
+    let root = Root::at(dir.path());
+    let mut c = Writable::new(Settings::default(), &root).unwrap();
+    // mountinfo names another device at / (the old one was unmounted meanwhile).
+    std::fs::write(
+        root.proc("1/mountinfo"),
+        "27 1 254:77 / / rw - ext4 /dev/vda1 rw\n",
+    )
+    .unwrap();
+    let v = c.run(Duration::from_secs(1));
+    assert!(!v.healthy, "{v:?}");
+    assert!(
+        v.evidence
+            .contains("not 254:77, the filesystem mountinfo says is mounted there now"),
+        "{v:?}"
+    );
+}
+
+#[test]
 fn start_up_refuses_unmounted_mounts_and_unsafe_probes() {
     let dir = node("rw");
     let root = Root::at(dir.path());
@@ -183,34 +250,122 @@ fn start_up_refuses_unmounted_mounts_and_unsafe_probes() {
     };
     let e = Writable::new(s, &root).err().unwrap();
     assert!(e.contains("/srv is not mounted"), "{e}");
+    assert!(e.contains("`when: {mounted: /srv}`"), "{e}");
 
     std::os::unix::fs::symlink("/etc/passwd", dir.path().join("link")).unwrap();
     let mut s = Settings::default();
     s.probe_paths.insert("/".into(), "/link".into());
     let e = Writable::new(s, &root).err().unwrap();
-    assert!(e.starts_with("probe /link: cannot open"), "{e}");
+    assert_eq!(e, "probe /link: cannot open: is a symlink: not followed");
 
     let mut s = Settings::default();
     s.probe_paths.insert("/".into(), "/missing/dir/.p".into());
-    assert!(Writable::new(s, &root).is_err());
+    let e = Writable::new(s, &root).err().unwrap();
+    assert!(e.contains("/missing: does not exist"), "{e}");
 }
 
 #[test]
-fn probe_on_another_filesystem_is_refused_at_start_up() {
-    // /dev/shm is a tmpfs on every Linux box; the temp dir usually is not. Skip if it is.
+fn the_probe_lives_only_where_no_other_user_can_write() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = node("rw");
+    let root = Root::at(dir.path());
+    let set_mode =
+        |p: &Path, m: u32| std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap();
+    // A sticky world-writable mount root (a separate /tmp): refused with the reason.
+    set_mode(dir.path(), 0o1777);
+    let e = Writable::new(Settings::default(), &root).err().unwrap();
+    assert!(
+        e.starts_with("probe /.wdfeed/probe: / is writable by every user (mode 1777)"),
+        "{e}"
+    );
+    assert!(e.contains("set probe-paths"), "{e}");
+    assert!(
+        !dir.path().join(".wdfeed").exists(),
+        "nothing created there"
+    );
+    // In a root-only directory on it, the probe is fine; the way there counts too.
+    std::fs::create_dir(dir.path().join("admin")).unwrap();
+    set_mode(&dir.path().join("admin"), 0o755);
+    let mut s = Settings::default();
+    s.probe_paths
+        .insert("/".into(), "/admin/wdfeed/probe".into());
+    let e = Writable::new(s.clone(), &root).err().unwrap();
+    assert!(e.contains("/ is writable by every user"), "{e}");
+    set_mode(dir.path(), 0o755);
+    let mut c = Writable::new(s, &root).unwrap();
+    assert!(c.run(Duration::from_secs(1)).healthy);
+    // A directory on the way that a group other than root's may write.
+    let gid = nix::sys::stat::stat(&dir.path().join("admin"))
+        .unwrap()
+        .st_gid;
+    if gid != 0 {
+        set_mode(&dir.path().join("admin"), 0o775);
+        let v = c.run(Duration::from_secs(2));
+        assert!(v.evidence.contains("/admin is writable by group"), "{v:?}");
+    }
+}
+
+#[test]
+fn a_fifo_a_symlink_or_a_directory_at_the_probe_path_never_hangs_and_is_never_written_through() {
+    let dir = node("rw");
+    let root = Root::at(dir.path());
+    let mut c = Writable::new(Settings::default(), &root).unwrap();
+    let probe = dir.path().join(".wdfeed/probe");
+    std::fs::remove_file(&probe).unwrap();
+    let target = dir.path().join("victim");
+    std::fs::write(&target, "precious\n").unwrap();
+    nix::unistd::mkfifo(&probe, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let v = c.run(Duration::from_secs(1));
+    assert_eq!(
+        v,
+        Verdict::unhealthy(
+            "probe /.wdfeed/probe: cannot open: is a FIFO (or a device): not written"
+        )
+    );
+    std::fs::remove_file(&probe).unwrap();
+    std::os::unix::fs::symlink(&target, &probe).unwrap();
+    let v = c.run(Duration::from_secs(2));
+    assert!(v.evidence.ends_with("is a symlink: not followed"), "{v:?}");
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "precious\n");
+    std::fs::remove_file(&probe).unwrap();
+    std::fs::create_dir(&probe).unwrap();
+    let v = c.run(Duration::from_secs(3));
+    assert!(v.evidence.ends_with("is a directory: not written"), "{v:?}");
+    std::fs::remove_dir(&probe).unwrap();
+    // Replaced by a symlink, the probe's directory itself is not followed either.
+    let wd = dir.path().join(".wdfeed");
+    std::fs::remove_dir(&wd).unwrap();
+    std::os::unix::fs::symlink(dir.path().join("elsewhere"), &wd).unwrap();
+    let v = c.run(Duration::from_secs(4));
+    assert!(
+        v.evidence.contains("/.wdfeed: is a symlink: not followed"),
+        "{v:?}"
+    );
+    std::fs::remove_file(&wd).unwrap();
+    assert!(c.run(Duration::from_secs(5)).healthy, "recreated");
+}
+
+#[test]
+fn probe_on_another_filesystem_is_refused() {
+    // /dev/shm is a tmpfs on every Linux box; / usually is not. Skip if it is.
     let Ok(shm) = tempfile::tempdir_in("/dev/shm") else {
         return;
     };
-    let dir = node("rw");
-    if std::fs::metadata(shm.path()).unwrap().dev() == std::fs::metadata(dir.path()).unwrap().dev()
-    {
+    let (ma, mi) = devno_of(Path::new("/"));
+    if (ma, mi) == devno_of(shm.path()) {
         return;
     }
-    // Symlinks of a fixture root stay inside it, so the other filesystem is this machine's.
-    let e = open_probe(&Root::host(), Path::new("/"), &shm.path().join(".p"))
-        .err()
-        .unwrap();
-    assert!(e.contains("is not on the filesystem mounted at /"), "{e}");
+    let devno = (u32::try_from(ma).unwrap(), u32::try_from(mi).unwrap());
+    let e = probe::write(
+        &Root::host(),
+        Path::new("/"),
+        devno,
+        &shm.path().join("d/.p"),
+        Duration::ZERO,
+    )
+    .err()
+    .unwrap();
+    assert!(e.contains("/dev is on another filesystem than /"), "{e}");
 }
 
 #[test]

@@ -1,0 +1,33 @@
+//! `wdfeed rejoin-now`: ends a rejoin delay in progress (READY=1 goes at once): SIGUSR2 to
+//! the pid in the status file, if that wdfeed says it is in state `rejoin-wait`.
+
+use std::path::Path;
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+use crate::status;
+use crate::Failure;
+
+/// SIGUSR2 to a wdfeed in state `rejoin-wait`.
+pub fn run(status_file: &Path) -> Result<(), Failure> {
+    let s = status::read(status_file).map_err(Failure::runtime)?;
+    if s.state != "rejoin-wait" {
+        return Err(Failure::runtime(format!(
+            "wdfeed pid {} holds no rejoin delay (state {} in {}): nothing to end",
+            s.pid,
+            s.state,
+            status_file.display()
+        )));
+    }
+    let pid = super::daemon_pid(status_file, s.pid)?;
+    kill(Pid::from_raw(pid), Signal::SIGUSR2).map_err(|e| {
+        Failure::runtime(format!(
+            "cannot signal wdfeed pid {pid} (from {}): {}",
+            status_file.display(),
+            e.desc()
+        ))
+    })?;
+    outln!("sent SIGUSR2 to wdfeed pid {pid}: the rejoin delay ends now and READY=1 goes; units ordered after wdfeed (the cluster stack) start");
+    Ok(())
+}
