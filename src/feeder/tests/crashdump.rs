@@ -10,7 +10,7 @@ use crate::fence::record::{FenceRecord, Found};
 use crate::fence::{Crashdump, Fencer, KernelLog, KillList, Plan};
 use crate::health::runner::CheckHandle;
 use crate::health::LastRun;
-use crate::status::HandoverFile;
+use crate::fence::HandoverFile;
 use crate::system::Root;
 
 #[test]
