@@ -547,8 +547,8 @@ CRASH_SETUP = REJOIN_STATE + """
 # -i (--no-checks): purgatory skips its sha256 of the loaded kernel and initramfs, which
 # takes ~15 s under TCG and milliseconds on hardware (kdump-tools does not pass it).
 load_crash_kernel() {
-    kexec -p -i /boot/vmlinuz --initrd=/boot/dump-initrd.cpio \
-        --append="console=ttyS0 rdinit=/init irqpoll nr_cpus=1 reset_devices panic=0 quiet wdfeed_dump=$DUMP" \
+    kexec -p -i --console-serial --serial=0x3f8 --serial-baud=115200 /boot/vmlinuz --initrd=/boot/dump-initrd.cpio \
+        --append="console=ttyS0 earlyprintk=serial,ttyS0,115200 rdinit=/init irqpoll nr_cpus=1 reset_devices panic=0 wdfeed_dump=$DUMP" \
         || fail "kexec -p failed"
     mark "crash-kernel-loaded kexec_crash_loaded=$(cat /sys/kernel/kexec_crash_loaded)"
 }
