@@ -22,14 +22,23 @@ _wdfeed() {
             wdfeed,doctor)
                 cmd="wdfeed__subcmd__doctor"
                 ;;
+            wdfeed,fence)
+                cmd="wdfeed__subcmd__fence"
+                ;;
             wdfeed,help)
                 cmd="wdfeed__subcmd__help"
                 ;;
             wdfeed,info)
                 cmd="wdfeed__subcmd__info"
                 ;;
+            wdfeed,pause)
+                cmd="wdfeed__subcmd__pause"
+                ;;
             wdfeed,rejoin-now)
                 cmd="wdfeed__subcmd__rejoin__subcmd__now"
+                ;;
+            wdfeed,resume)
+                cmd="wdfeed__subcmd__resume"
                 ;;
             wdfeed,run)
                 cmd="wdfeed__subcmd__run"
@@ -49,14 +58,23 @@ _wdfeed() {
             wdfeed__subcmd__help,doctor)
                 cmd="wdfeed__subcmd__help__subcmd__doctor"
                 ;;
+            wdfeed__subcmd__help,fence)
+                cmd="wdfeed__subcmd__help__subcmd__fence"
+                ;;
             wdfeed__subcmd__help,help)
                 cmd="wdfeed__subcmd__help__subcmd__help"
                 ;;
             wdfeed__subcmd__help,info)
                 cmd="wdfeed__subcmd__help__subcmd__info"
                 ;;
+            wdfeed__subcmd__help,pause)
+                cmd="wdfeed__subcmd__help__subcmd__pause"
+                ;;
             wdfeed__subcmd__help,rejoin-now)
                 cmd="wdfeed__subcmd__help__subcmd__rejoin__subcmd__now"
+                ;;
+            wdfeed__subcmd__help,resume)
+                cmd="wdfeed__subcmd__help__subcmd__resume"
                 ;;
             wdfeed__subcmd__help,run)
                 cmd="wdfeed__subcmd__help__subcmd__run"
@@ -77,7 +95,7 @@ _wdfeed() {
 
     case "${cmd}" in
         wdfeed)
-            opts="-h -V --root --allow-unsafe-config --log-level --help --version run rejoin-now stop status check info doctor validate help"
+            opts="-h -V --root --allow-unsafe-config --log-level --help --version run fence pause resume rejoin-now stop status check info doctor validate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -158,8 +176,38 @@ _wdfeed() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        wdfeed__subcmd__fence)
+            opts="-h -V --reason --runtime-dir --root --allow-unsafe-config --log-level --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --reason)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --runtime-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --root)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-level)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         wdfeed__subcmd__help)
-            opts="run rejoin-now stop status check info doctor validate help"
+            opts="run fence pause resume rejoin-now stop status check info doctor validate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -187,6 +235,20 @@ _wdfeed() {
             return 0
             ;;
         wdfeed__subcmd__help__subcmd__doctor)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        wdfeed__subcmd__help__subcmd__fence)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -228,7 +290,35 @@ _wdfeed() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        wdfeed__subcmd__help__subcmd__pause)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         wdfeed__subcmd__help__subcmd__rejoin__subcmd__now)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        wdfeed__subcmd__help__subcmd__resume)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -328,6 +418,40 @@ _wdfeed() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        wdfeed__subcmd__pause)
+            opts="-h -V --for --reason --runtime-dir --root --allow-unsafe-config --log-level --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --for)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --reason)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --runtime-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --root)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-level)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         wdfeed__subcmd__rejoin__subcmd__now)
             opts="-h -V --status-file --root --allow-unsafe-config --log-level --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -336,6 +460,32 @@ _wdfeed() {
             fi
             case "${prev}" in
                 --status-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --root)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-level)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        wdfeed__subcmd__resume)
+            opts="-h -V --runtime-dir --root --allow-unsafe-config --log-level --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --runtime-dir)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

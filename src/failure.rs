@@ -1,6 +1,7 @@
 //! Why a command failed, and the exit code that says so. Exit codes are decided here only:
 //! 0 success (healthy), 1 unhealthy or a runtime failure, 2 a bad config or command line,
-//! 3 a watchdog device problem.
+//! 3 a watchdog device problem, 4 an operator request refused (not root, a control socket
+//! that is not root's, or the daemon's state forbids it).
 
 use std::fmt;
 
@@ -17,6 +18,7 @@ impl Failure {
     pub const UNHEALTHY: u8 = 1;
     pub const CONFIG: u8 = 2;
     pub const DEVICE: u8 = 3;
+    pub const REFUSED: u8 = 4;
 
     pub fn config(e: ConfigError) -> Self {
         Failure {
@@ -25,10 +27,26 @@ impl Failure {
         }
     }
 
+    /// A bad command line (an operator request's duration or reason).
+    pub fn usage(message: String) -> Self {
+        Failure {
+            code: Self::CONFIG,
+            message,
+        }
+    }
+
     pub fn device(e: DeviceError) -> Self {
         Failure {
             code: Self::DEVICE,
             message: e.to_string(),
+        }
+    }
+
+    /// An operator request that was not allowed: nothing changed.
+    pub fn refused(message: String) -> Self {
+        Failure {
+            code: Self::REFUSED,
+            message,
         }
     }
 

@@ -1,7 +1,8 @@
 //! The only module with `unsafe`: the kernel watchdog ioctls of
 //! `include/uapi/linux/watchdog.h`, the pidfd syscalls, realtime scheduling, and the
-//! interface ioctls the fence's isolation step issues, the pidfd slots of the kill list, and
-//! the futex the lock-free sleeps wait on. Each is
+//! interface ioctls the fence's isolation step issues, the pidfd slots of the kill list, the
+//! futex the lock-free sleeps wait on, and the peer credentials and poll of the operators'
+//! control socket. Each is
 //! wrapped in a safe function taking a borrowed file descriptor, so no caller can hand the
 //! kernel a dangling pointer or a closed descriptor.
 
@@ -371,6 +372,71 @@ pub fn set_interface_flags(
     let mut req = name.request();
     req.ifr_ifru.ifru_flags = flags;
     interface_ioctl(sock, libc::SIOCSIFFLAGS, &mut req)
+}
+
+/// Who is at the other end of a connected Unix socket, as the kernel recorded it at
+/// connect(2) (SO_PEERCRED): pid, uid, gid. Not what the peer says of itself.
+pub fn peer_credentials(sock: BorrowedFd<'_>) -> io::Result<(i32, u32, u32)> {
+    let mut cred = libc::ucred {
+        pid: 0,
+        uid: 0,
+        gid: 0,
+    };
+    let mut len = libc::socklen_t::try_from(std::mem::size_of::<libc::ucred>())
+        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    // SAFETY: the descriptor is open for the borrow; `cred` and `len` live on this stack for
+    // the whole call, and `len` says exactly how large `cred` is, so the kernel writes
+    // within it.
+    let r = unsafe {
+        libc::getsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&mut cred as *mut libc::ucred).cast::<libc::c_void>(),
+            &mut len,
+        )
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok((cred.pid, cred.uid, cred.gid))
+}
+
+/// Waits at most `timeout` for `fd` to be readable (a listening socket: a connection to
+/// accept). False on timeout or an interrupting signal.
+pub fn poll_readable(fd: BorrowedFd<'_>, timeout: std::time::Duration) -> io::Result<bool> {
+    let mut p = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let ms = libc::c_int::try_from(timeout.as_millis()).unwrap_or(libc::c_int::MAX);
+    // SAFETY: one pollfd on this stack for the whole call, its descriptor open for the borrow.
+    let r = unsafe { libc::poll(&mut p, 1, ms) };
+    if r < 0 {
+        let e = io::Error::last_os_error();
+        return if e.raw_os_error() == Some(libc::EINTR) {
+            Ok(false)
+        } else {
+            Err(e)
+        };
+    }
+    Ok(r > 0)
+}
+
+/// Tests only: this thread (not the process) takes on `uid` for real, effective and saved
+/// ids, as the raw setresuid(2) does, so a test can be an unprivileged peer of a socket.
+/// There is no way back for the thread: give it a thread of its own.
+#[cfg(test)]
+pub fn thread_setresuid(uid: u32) -> io::Result<()> {
+    // SAFETY: setresuid takes three integers; the raw syscall changes only this thread's
+    // credentials (glibc's wrapper would change every thread's).
+    let r = unsafe { libc::syscall(libc::SYS_setresuid, uid, uid, uid) };
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
 }
 
 #[cfg(test)]

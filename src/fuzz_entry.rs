@@ -6,11 +6,11 @@
 
 use crate::device::sysfs;
 use crate::system::{
-    blockdev, diskstats, ext4, loadavg, meminfo, mountinfo, process_table, sysfile,
+    blockdev, diskstats, drbd, ext4, loadavg, meminfo, mountinfo, process_table, sysfile,
 };
 
 /// The parser families the harness knows, by the name its command line takes.
-pub const FAMILIES: [&str; 10] = [
+pub const FAMILIES: [&str; 11] = [
     "config",
     "mountinfo",
     "diskstats",
@@ -21,6 +21,7 @@ pub const FAMILIES: [&str; 10] = [
     "blockdev",
     "sysfile",
     "sysfs",
+    "drbd",
 ];
 
 /// Runs `family`'s parsers on `data`; false for an unknown family name.
@@ -87,6 +88,17 @@ pub fn run(family: &str, data: &[u8]) -> bool {
         }
         "sysfs" => {
             let _ = sysfs::parse_attr_text(text).and_then(|t| sysfs::parse_number(&t));
+        }
+        "drbd" => {
+            if let Ok(p) = drbd::parse(text) {
+                for v in &p.volumes {
+                    let since = Some(std::time::Duration::from_secs(1));
+                    let now = std::time::Duration::from_secs(30);
+                    let limit = std::time::Duration::from_secs(20);
+                    let _ = crate::health::checks::drbd::judge(v, since, now, limit);
+                }
+            }
+            let _ = drbd::bad_resource_name(text);
         }
         _ => return false,
     }

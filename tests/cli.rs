@@ -189,7 +189,7 @@ fn check_reports_healthy_and_unhealthy_fixture_roots() {
 }
 
 #[test]
-fn the_command_line_is_public_for_man_pages_and_has_eight_commands() {
+fn the_command_line_is_public_for_man_pages_and_has_eleven_commands() {
     let cmd = <wdfeed::cli::Cli as clap::CommandFactory>::command();
     let mut names: Vec<&str> = cmd.get_subcommands().map(|c| c.get_name()).collect();
     names.sort_unstable();
@@ -198,8 +198,11 @@ fn the_command_line_is_public_for_man_pages_and_has_eight_commands() {
         [
             "check",
             "doctor",
+            "fence",
             "info",
+            "pause",
             "rejoin-now",
+            "resume",
             "run",
             "status",
             "stop",

@@ -388,3 +388,111 @@ fn the_doctor_runs_beside_wdfeed_and_a_missing_one_is_named() {
     assert!(stderr(&o).starts_with(&want), "{}", stderr(&o));
     assert_no_panic(&o);
 }
+
+#[test]
+fn heartbeats_deadtime_below_the_bound_is_a_warning_and_above_it_ok() {
+    let n = Node::new();
+    n.write("etc/ha.d/ha.cf", "keepalive 1\ndeadtime 10\nwarntime 5\n");
+    let out = stdout(&n.doctor());
+    assert!(
+        out.contains(
+            "warn  heartbeat: deadtime 10s (/etc/ha.d/ha.cf:2) is not longer than wdfeed's \
+             fence bound 13.0 s"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains("fix: set `deadtime` in /etc/ha.d/ha.cf above 13.0 s on both nodes"),
+        "{out}"
+    );
+    n.write("etc/ha.d/ha.cf", "keepalive 1\n");
+    let out = stdout(&n.doctor());
+    assert!(
+        out.contains("ok    heartbeat: deadtime 30s (heartbeat's default) is longer than the fence bound 13.0 s"),
+        "{out}"
+    );
+    n.write("etc/ha.d/ha.cf", "deadtime soon\n");
+    let out = stdout(&n.doctor());
+    assert!(
+        out.contains("warn  heartbeat: /etc/ha.d/ha.cf:1: deadtime `soon` is not a time"),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_drbd_device_in_block_io_and_a_drbd_mount_without_when_are_warnings() {
+    let n = Node::new();
+    n.write(
+        "watchdog.yaml",
+        &format!(
+            "{CONFIG}  - kind: block-io\n    devices: [vda, drbd0]\n    stuck-after: 5s\n    \
+             every: 1s\n    deadline: 2s\n  - kind: writable\n    label: export\n    mounts: \
+             [/srv/nfs]\n    every: 1s\n    deadline: 2s\n  - kind: writable\n    label: \
+             other\n    mounts: [/srv/other]\n    every: 1s\n    deadline: 2s\n    when: \
+             {{mounted: /srv/other}}\n"
+        ),
+    );
+    // /srv/nfs is mounted here (the Primary); /srv/other is the standby's view, named only
+    // in haresources.
+    n.write(
+        "proc/1/mountinfo",
+        &format!("{MOUNTINFO_RW}40 22 147:0 / /srv/nfs rw,relatime - ext4 /dev/drbd0 rw\n"),
+    );
+    n.write(
+        "etc/ha.d/haresources",
+        "n1 drbddisk::r1 Filesystem::/dev/drbd1::/srv/other::ext4 IPaddr2::10.99.0.100/24/eth0\n",
+    );
+    let o = n.doctor();
+    let out = stdout(&o);
+    assert_no_panic(&o);
+    assert!(
+        out.contains("warn  drbd: checks[1] (block-io vda,drbd0) lists drbd0, a DRBD device"),
+        "{out}"
+    );
+    assert!(
+        out.contains("fix: remove drbd0 from block-io's devices"),
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            "warn  drbd: checks[2] (export) watches /srv/nfs on /dev/drbd0 without `when:`"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains("fix: give that check `when: {mounted: /srv/nfs}`"),
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            "ok    drbd: checks[3] (other) watches /srv/other on /dev/drbd1 when mounted /srv/other"
+        ),
+        "{out}"
+    );
+}
+
+#[test]
+fn drbd_resources_named_without_debugfs_are_a_warning() {
+    let n = Node::new();
+    n.write(
+        "watchdog.yaml",
+        &format!(
+            "{CONFIG}  - kind: drbd\n    resources: [r0]\n    every: 1s\n    deadline: 2s\n    \
+             when: {{drbd-primary: r0}}\n"
+        ),
+    );
+    n.write("proc/drbd", "version: 8.4.11 (api:1/proto:86-101)\n");
+    let out = stdout(&n.doctor());
+    assert!(
+        out.contains(
+            "warn  drbd: drbd r0 name DRBD resources, but /sys/kernel/debug/drbd/minors is missing"
+        ),
+        "{out}"
+    );
+    std::fs::create_dir_all(n.fx.path().join("sys/kernel/debug/drbd/minors")).unwrap();
+    let out = stdout(&n.doctor());
+    assert!(
+        out.contains("ok    drbd: DRBD names its resources in debugfs"),
+        "{out}"
+    );
+}

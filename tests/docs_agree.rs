@@ -72,8 +72,15 @@ fn metrics_md_lists_exactly_the_families_wdfeed_exports() {
     let mut textfile = base.clone();
     textfile["textfile"] =
         serde_json::json!({"path": "/x.prom", "warning": null, "skipped_rounds": 0, "writes": 1});
+    // An operator's fence, a pause, and the fence budget with a boot counted.
+    let mut operator = base.clone();
+    operator["fence"] =
+        serde_json::json!({"check": "operator", "evidence": "x (wdfeed fence, uid 0, pid 1)"});
+    operator["pause"] = serde_json::json!({"uid": 0, "pid": 1, "reason": "upgrade", "since_s": 1.0, "left_s": 60.0});
+    operator["budget"] = serde_json::json!({"fences": 3, "within_s": 3600.0, "recent": [
+        {"at": 1, "boot": "11111111-4f50-6172-8394-a5b6c7d8e9f0", "what": "fenced: x"}]});
     let mut exported = BTreeSet::new();
-    for s in [&base, &bare, &textfile] {
+    for s in [&base, &bare, &textfile, &operator] {
         exported.extend(families_of(s));
     }
     child.kill().unwrap();

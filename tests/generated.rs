@@ -87,6 +87,10 @@ fn with_extra_sections(page: Vec<u8>, cmd: &clap::Command) -> Vec<u8> {
             "3",
             "a watchdog device problem: missing, busy, refused timeout, vanished",
         ),
+        (
+            "4",
+            "an operator request (fence, pause, resume) refused: not root, a control socket that is not owned by root, or the state of the daemon forbids it",
+        ),
     ] {
         extra
             .control("TP", [])
@@ -99,6 +103,14 @@ fn with_extra_sections(page: Vec<u8>, cmd: &clap::Command) -> Vec<u8> {
         bold("--root"),
         roman("."),
     ]);
+    extra
+        .control("TP", [])
+        .text([bold("WDFEED_RUNTIME_DIR")])
+        .text([
+            roman("The same as "),
+            bold("--runtime-dir"),
+            roman(" of run, fence, pause and resume."),
+        ]);
     extra
         .control("TP", [])
         .text([bold("JOURNAL_STREAM")])
@@ -114,6 +126,10 @@ fn with_extra_sections(page: Vec<u8>, cmd: &clap::Command) -> Vec<u8> {
         (
             status_file.as_str(),
             "The state of the running daemon, rewritten every interval, read by wdfeed status.",
+        ),
+        (
+            "/run/wdfeed/control",
+            "The control socket of the running daemon (root only): wdfeed fence, pause and resume talk to it.",
         ),
         (
             "/usr/share/doc/wdfeed/examples/watchdog.yaml",

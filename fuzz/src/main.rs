@@ -169,6 +169,18 @@ fn seeds(family: &str, repo: &Path) -> Vec<Vec<u8>> {
         .collect();
     out.sort();
     out.dedup();
+    if family == "drbd" {
+        // /proc/drbd as the 6.1 kernel's DRBD 8.4.11 printed it (src/system/drbd/tests.rs)
+        for s in [
+            "version: 8.4.11 (api:1/proto:86-101)\nsrcversion: F73C670A7EC572DB9CF3E5B \n 0: cs:StandAlone ro:Primary/Unknown ds:UpToDate/DUnknown   r----s\n    ns:0 nr:0 dw:0 dr:0 al:8 bm:0 lo:0 pe:0 ua:0 ap:0 ep:1 wo:f oos:65496\n\n 2: cs:Unconfigured\n 3: cs:Unconfigured\n",
+            "version: 8.4.11 (api:1/proto:86-101)\nsrcversion: F73C670A7EC572DB9CF3E5B \n 0: cs:WFConnection ro:Primary/Unknown ds:UpToDate/DUnknown C s----s\n    ns:0 nr:0 dw:0 dr:0 al:8 bm:0 lo:0 pe:0 ua:0 ap:0 ep:1 wo:f oos:65496\n",
+            "version: 8.4.11 (api:1/proto:86-101)\nsrcversion: X\n 0: cs:SyncTarget ro:Secondary/Primary ds:Inconsistent/UpToDate C r-----\n    ns:0 nr:9216 dw:9216 dr:0 al:0 bm:0 lo:0 pe:2 ua:0 ap:0 ep:1 wo:f oos:121856\n\t[=>..................] sync'ed: 10.0% (121856/131032)K\n\tfinish: 0:00:11 speed: 10,240 (10,240) want: 10,240 K/sec\n",
+            "version: 9.2.12 (api:2/proto:86-122)\nGIT-hash: abc build by x\n",
+            "r0",
+        ] {
+            out.push(s.as_bytes().to_vec());
+        }
+    }
     if family == "sysfs" {
         for s in [
             "0x8180\n",

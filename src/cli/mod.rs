@@ -1,7 +1,7 @@
 //! The command line: `run`, `status`, `check`, `info`, `validate`, `stop`, `rejoin-now`,
-//! `doctor`. Parsing is clap's; each command lives in a module of its own and returns a
-//! [`Failure`] or success, and [`main`] turns that into the exit code and prints the error
-//! once.
+//! `doctor`, and the operator requests to a running daemon (`fence`, `pause`, `resume`).
+//! Parsing is clap's; each command lives in a module of its own and returns a [`Failure`] or
+//! success, and [`main`] turns that into the exit code and prints the error once.
 
 /// `print!` to standard output through [`out`]: never panics on a closed or full stdout.
 macro_rules! out {
@@ -17,6 +17,7 @@ macro_rules! outln {
 mod check;
 mod doctor;
 mod info;
+mod operator;
 pub(crate) mod out;
 mod rejoin_now;
 mod run;
@@ -89,8 +90,41 @@ enum Command {
         #[arg(long, value_name = "DIR", env = "WDFEED_STATE_DIR", default_value = crate::rejoin::state::DEFAULT_STATE_DIR)]
         state_dir: PathBuf,
     },
-    /// End the rejoin delay now: READY=1 goes at once and the cluster stack ordered after
-    /// wdfeed starts. Only when the peer is known to have stopped waiting for this node.
+    /// Fence this node now, through the running daemon's prepared fence (check=operator):
+    /// service links down, the kill list killed, the hardware resets the node. Root only.
+    Fence {
+        /// Why (kept in the fence record, the kernel log and the metrics): one line of at
+        /// most 200 bytes.
+        #[arg(long, value_name = "TEXT")]
+        reason: String,
+        /// The daemon's runtime directory (as given to `run`).
+        #[arg(long, value_name = "DIR", env = "WDFEED_RUNTIME_DIR", default_value = crate::fence::record::DEFAULT_RUNTIME_DIR)]
+        runtime_dir: PathBuf,
+    },
+    /// Pause fencing for failing checks (maintenance) for DURATION, at most the config's
+    /// max-pause: checks keep running, the devices stay armed and petted, the freeze guard
+    /// still fences. The pause ends by itself; a check still failing then fences. Root only.
+    Pause {
+        /// How long, e.g. 10m (at most max-pause, 1h by default).
+        #[arg(long = "for", value_name = "DURATION", allow_hyphen_values = true)]
+        length: String,
+        /// Why (shown by `status`, the metrics and the log): one line of at most 200 bytes.
+        #[arg(long, value_name = "TEXT")]
+        reason: String,
+        /// The daemon's runtime directory (as given to `run`).
+        #[arg(long, value_name = "DIR", env = "WDFEED_RUNTIME_DIR", default_value = crate::fence::record::DEFAULT_RUNTIME_DIR)]
+        runtime_dir: PathBuf,
+    },
+    /// End a maintenance pause now: a check without a valid lease fences at the next tick.
+    /// Root only.
+    Resume {
+        /// The daemon's runtime directory (as given to `run`).
+        #[arg(long, value_name = "DIR", env = "WDFEED_RUNTIME_DIR", default_value = crate::fence::record::DEFAULT_RUNTIME_DIR)]
+        runtime_dir: PathBuf,
+    },
+    /// End the rejoin delay, or a hold (fence budget spent, `wdfeed.hold` on the kernel
+    /// command line), now: READY=1 goes at once and the cluster stack ordered after wdfeed
+    /// starts. Only when the peer is known to have stopped waiting for this node.
     RejoinNow {
         #[arg(long, value_name = "FILE", default_value = crate::status::DEFAULT_STATUS_FILE)]
         status_file: PathBuf,
@@ -177,6 +211,16 @@ pub fn main() -> ExitCode {
             runtime_dir,
             state_dir,
         } => run::run(root, config, dry_run, status_file, runtime_dir, state_dir),
+        Command::Fence {
+            reason,
+            runtime_dir,
+        } => operator::fence(&runtime_dir, &reason),
+        Command::Pause {
+            length,
+            reason,
+            runtime_dir,
+        } => operator::pause(&runtime_dir, &length, &reason),
+        Command::Resume { runtime_dir } => operator::resume(&runtime_dir),
         Command::RejoinNow { status_file } => rejoin_now::run(&status_file),
         Command::Stop {
             fenced,

@@ -1,5 +1,6 @@
-//! `wdfeed rejoin-now`: ends a rejoin delay in progress (READY=1 goes at once): SIGUSR2 to
-//! the pid in the status file, if that wdfeed says it is in state `rejoin-wait`.
+//! `wdfeed rejoin-now`: ends a rejoin delay or a hold in progress (READY=1 goes at once):
+//! SIGUSR2 to the pid in the status file, if that wdfeed says it is in state `rejoin-wait` or
+//! `rejoin-hold`.
 
 use std::path::Path;
 
@@ -9,12 +10,12 @@ use nix::unistd::Pid;
 use crate::status;
 use crate::Failure;
 
-/// SIGUSR2 to a wdfeed in state `rejoin-wait`.
+/// SIGUSR2 to a wdfeed in state `rejoin-wait` or `rejoin-hold`.
 pub fn run(status_file: &Path) -> Result<(), Failure> {
     let s = status::read(status_file).map_err(Failure::runtime)?;
-    if s.state != "rejoin-wait" {
+    if s.state != "rejoin-wait" && s.state != "rejoin-hold" {
         return Err(Failure::runtime(format!(
-            "wdfeed pid {} holds no rejoin delay (state {} in {}): nothing to end",
+            "wdfeed pid {} holds no rejoin delay or hold (state {} in {}): nothing to end",
             s.pid,
             s.state,
             status_file.display()
@@ -28,6 +29,11 @@ pub fn run(status_file: &Path) -> Result<(), Failure> {
             e.desc()
         ))
     })?;
-    outln!("sent SIGUSR2 to wdfeed pid {pid}: the rejoin delay ends now and READY=1 goes; units ordered after wdfeed (the cluster stack) start");
+    let what = if s.state == "rejoin-hold" {
+        "hold"
+    } else {
+        "delay"
+    };
+    outln!("sent SIGUSR2 to wdfeed pid {pid}: the rejoin {what} ends now and READY=1 goes; units ordered after wdfeed (the cluster stack) start");
     Ok(())
 }

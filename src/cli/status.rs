@@ -52,6 +52,22 @@ pub fn run(path: &Path, format: Format) -> Result<(), Failure> {
                 cause.strip_prefix("was ").unwrap_or(cause)
             );
         }
+        if let Some(h) = &s.hold {
+            outln!(
+                "  READY=1 held ({}) until `wdfeed rejoin-now`: {}",
+                h.by,
+                h.why
+            );
+        }
+        if let Some(p) = &s.pause {
+            outln!(
+                "  maintenance pause by uid {} (pid {}): {}; failing checks do not fence for {:.0} s more (`wdfeed resume` ends it)",
+                p.uid,
+                p.pid,
+                p.reason,
+                p.left_s
+            );
+        }
         for d in &s.devices {
             let left = d
                 .time_left_s

@@ -52,6 +52,10 @@ pub struct Config {
     /// `rejoin-delay`: how long READY=1 waits on a boot after one that ended armed without a
     /// clean stop; `None`: the delay recorded by the config that was running (its B).
     pub rejoin_delay: Option<Duration>,
+    /// `max-pause`: the longest maintenance pause an operator may ask for.
+    pub max_pause: Duration,
+    /// `rejoin-budget`: boots in a row that ended armed before READY=1 waits for an operator.
+    pub rejoin_budget: crate::rejoin::budget::Budget,
     pub fence: FenceConfig,
     pub checks: Vec<CheckConfig>,
     /// The node_exporter textfile-collector file the daemon rewrites (`metrics.textfile`).

@@ -19,6 +19,10 @@ pub struct RawConfig {
     pub on_exit: Option<OnExit>,
     /// How long READY=1 waits on a boot after one that ended armed (absent: the recorded B).
     pub rejoin_delay: Option<HumanDuration>,
+    /// The longest `wdfeed pause` (absent: 1h).
+    pub max_pause: Option<HumanDuration>,
+    /// Boots in a row that ended armed before READY=1 waits for an operator.
+    pub rejoin_budget: Option<RawBudget>,
     #[serde(default)]
     pub fence: RawFence,
     /// Each check is kept as YAML until its `kind` is known: every kind has a strict settings
@@ -28,6 +32,14 @@ pub struct RawConfig {
     pub checks: Vec<serde_yaml::Value>,
     #[serde(default)]
     pub metrics: RawMetrics,
+}
+
+/// `rejoin-budget:`: `{fences: 3, within: 1h}` (absent keys: those).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawBudget {
+    pub fences: Option<u32>,
+    pub within: Option<HumanDuration>,
 }
 
 /// `metrics:`: the node_exporter textfile-collector file (absent: none).

@@ -37,10 +37,69 @@ pub fn build(raw: RawConfig, problems: &mut Vec<Problem>) -> Config {
         interval,
         on_exit: raw.on_exit.unwrap_or(OnExit::Disarm),
         rejoin_delay: raw.rejoin_delay.map(HumanDuration::get),
+        max_pause: max_pause(raw.max_pause, problems),
+        rejoin_budget: rejoin_budget(raw.rejoin_budget, problems),
         fence,
         checks,
         metrics_textfile,
     }
+}
+
+/// `max-pause`: from 1 s to a day. A pause must end by itself; one longer than a day is
+/// not maintenance.
+fn max_pause(raw: Option<HumanDuration>, problems: &mut Vec<Problem>) -> Duration {
+    use crate::fence::operator::{DEFAULT_MAX_PAUSE, MAX_MAX_PAUSE};
+    let d = or_default(raw, DEFAULT_MAX_PAUSE);
+    if d < Duration::from_secs(1) || d > MAX_MAX_PAUSE {
+        push(
+            problems,
+            "max-pause".into(),
+            format!(
+                "{} is not from 1s to {}: a pause must end by itself, and a longer one is no maintenance (stop wdfeed instead)",
+                format_duration(d),
+                format_duration(MAX_MAX_PAUSE)
+            ),
+        );
+    }
+    d
+}
+
+/// `rejoin-budget`: `fences` from 0 (off) to what the state record keeps, `within` from a
+/// minute (a shorter window could not hold two boots) to a week (longer is no reboot loop).
+fn rejoin_budget(
+    raw: Option<super::raw::RawBudget>,
+    problems: &mut Vec<Problem>,
+) -> crate::rejoin::budget::Budget {
+    use crate::rejoin::budget::{Budget, DEFAULT, MAX_FENCES};
+    let raw = raw.unwrap_or_default();
+    let b = Budget {
+        fences: raw.fences.unwrap_or(DEFAULT.fences),
+        within: or_default(raw.within, DEFAULT.within),
+    };
+    if b.fences > MAX_FENCES {
+        push(
+            problems,
+            "rejoin-budget.fences".into(),
+            format!(
+                "{} is over {MAX_FENCES}, the boots the state record keeps; 0 turns the budget off",
+                b.fences
+            ),
+        );
+    }
+    let (min, max) = (Duration::from_secs(60), Duration::from_secs(7 * 24 * 3600));
+    if b.within < min || b.within > max {
+        push(
+            problems,
+            "rejoin-budget.within".into(),
+            format!(
+                "{} is not from {} to {}: a reboot loop fences again within minutes",
+                format_duration(b.within),
+                format_duration(min),
+                format_duration(max)
+            ),
+        );
+    }
+    b
 }
 
 /// `metrics.textfile` must be an absolute path to a `.prom` file (node_exporter reads only

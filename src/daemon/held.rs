@@ -125,6 +125,9 @@ fn write_status(line: &str, every: Duration, opts: &Options) {
         textfile: None,
         rejoin: None,
         previous_boot: None,
+        hold: None,
+        pause: None,
+        budget: None,
     };
     if let Err(e) = status::write(&opts.status_file, &s) {
         tracing::debug!(error = %e, "cannot write the status file");

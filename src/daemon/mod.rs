@@ -7,10 +7,14 @@
 //! first pet.
 //!
 //! The parts: [`signals`] (the signal thread, SIGHUP), [`startup`] (checks, the wait until
-//! healthy), [`arm`] (devices in, the bound, devices out), [`threads`] (feeder, kill list).
+//! healthy), [`arm`] (devices in, the bound, devices out), [`threads`] (feeder, kill list),
+//! [`control`] (operator requests: fence now, pause, resume; root only) and [`pause`] (the
+//! maintenance pause's bookkeeping).
 
 mod arm;
+pub(crate) mod control;
 mod held;
+mod pause;
 mod ready;
 mod signals;
 mod startup;
@@ -24,13 +28,14 @@ use std::time::Duration;
 
 use nix::sys::signal::Signal;
 
+pub(crate) use pause::PauseBook;
 pub use signals::prepare_process;
 
 use crate::config::{self, Config};
 use crate::device::DeviceError;
 use crate::feeder::{Exit, Feeder, Timing};
 use crate::fence::{
-    Fence, FenceReason, Fencer, HandoverFile, Isolator, KernelLog, KillList, Latch, Plan,
+    Fence, FenceReason, Fencer, HandoverFile, Isolator, KernelLog, KillList, Latch, Operator, Plan,
 };
 use crate::health::lease::LeaseTable;
 use crate::health::runner::{CheckHandle, Runner};
@@ -127,7 +132,13 @@ pub fn run(opts: Options) -> Result<(), Failure> {
 
     let nowayout = arm::note_device_states(&config, &opts.root, deadline::STARTUP_DEADLINE)?;
     let clock: Arc<dyn Clock> = Arc::new(BootClock);
-    let rejoin = ready::start_rejoin(&config, &opts, record.as_ref(), clock.now());
+    let boot_id = record.as_ref().map(|(rec, _)| rec.boot_id().to_string());
+    let rejoin = Arc::new(ready::start_rejoin(
+        &config,
+        &opts,
+        record.as_ref(),
+        clock.now(),
+    ));
     let stoppers = Stoppers::default();
     let (runner, leases) =
         startup::start_checks(&config, &opts.root, &clock, Arc::clone(&stoppers.status))?;
@@ -150,6 +161,17 @@ pub fn run(opts: Options) -> Result<(), Failure> {
     // Once armed, a check that fails with its tolerance used up revokes its
     // lease at once: the feeder fences at its next tick, not when the lease runs out.
     leases.allow_revocation();
+    // What operators ask reaches the feeder here; a pause of this boot is taken up again.
+    let operator = Arc::new(Operator::default());
+    let pause = Arc::new(PauseBook::new(
+        Arc::clone(&operator),
+        Arc::clone(&leases),
+        runner.handles.clone(),
+        config.max_pause,
+        &opts.runtime_dir,
+        boot_id.or_else(|| crate::fence::record::read_boot_id(&opts.root).ok()),
+    ));
+    pause.restore(clock.now());
 
     let notifier = Arc::new(Notifier::from_env());
     warn_if_systemd_watchdog_is_short(&config);
@@ -169,7 +191,8 @@ pub fn run(opts: Options) -> Result<(), Failure> {
             .with_record(record.map(|(rec, _)| rec))
             .with_handover(handover.clone())
             .with_crashdump(crash)
-            .with_wake(Arc::clone(&stoppers.status)),
+            .with_wake(Arc::clone(&stoppers.status))
+            .with_operator(Arc::clone(&operator)),
     );
     let latch = Arc::new(Latch::new());
     let feeder = Feeder::new(
@@ -182,7 +205,8 @@ pub fn run(opts: Options) -> Result<(), Failure> {
             interval: config.interval,
             stall_threshold: config.fence.stall_threshold,
         },
-    );
+    )
+    .with_operator(Arc::clone(&operator));
     // Off the pet path: a missing or read-only directory there is a warning, never a fence.
     let textfile = match &config.metrics_textfile {
         Some(p) => Some(status::Textfile::start(p.clone()).map_err(|e| {
@@ -205,7 +229,8 @@ pub fn run(opts: Options) -> Result<(), Failure> {
         latch: Arc::clone(&latch),
         handover: handover.clone(),
         textfile,
-        rejoin: Arc::clone(&rejoin.shared),
+        rejoin: Arc::clone(&rejoin),
+        pause: Some(Arc::clone(&pause)),
     };
     let feeder_thread = threads::start_feeder(
         feeder,
@@ -218,8 +243,23 @@ pub fn run(opts: Options) -> Result<(), Failure> {
     rejoin.armed(bound_total);
     let status_thread = status::start(reporter, Arc::clone(&stoppers.status))
         .map_err(|e| Failure::runtime(format!("cannot start the status thread: {e}")))?;
+    // Operator requests once the feeder runs: a fence asked now is one the feeder can do.
+    let control = control::Control::start(
+        &opts.runtime_dir,
+        control::Served {
+            operator: Arc::clone(&operator),
+            pause: Arc::clone(&pause),
+            latch: Arc::clone(&latch),
+            fencer: Arc::clone(&fencer),
+            feeder_wake: Arc::clone(&stoppers.feeder),
+            clock: Arc::clone(&clock),
+            dry_run: opts.dry_run,
+            interval: config.interval,
+        },
+        Arc::clone(&stoppers.others),
+    );
 
-    let mut gate = ready::Gate::new(&rejoin, &notifier, clock.as_ref(), &latch);
+    let mut gate = ready::Gate::new(rejoin.as_ref(), &notifier, clock.as_ref(), &latch);
     let watch = Watch {
         config: &config,
         opts: &opts,
@@ -228,9 +268,13 @@ pub fn run(opts: Options) -> Result<(), Failure> {
         checks: &runner.handles,
         clock: clock.as_ref(),
         stops_on_close: &stops_on_close,
+        operator: &operator,
     };
     let exit = steady(&events, &watch, &stoppers, &mut gate);
     stoppers.stop();
+    if let Some(c) = &control {
+        c.remove();
+    }
     status_thread.wait_stopped(Duration::from_secs(1));
     let mut feeder = join_feeder(feeder_thread)?;
     // A stop is obeyed only while every lease is valid; one that fell due in between fences
@@ -245,9 +289,12 @@ pub fn run(opts: Options) -> Result<(), Failure> {
             let _ = h.seal();
         }
     }
+    let fenced = latch.is_closed();
     let disarmed = finish(exit, feeder, runner, &notifier, &config, opts.dry_run)?;
     if disarmed {
         rejoin.stopped_cleanly(bound_total);
+    } else if !fenced {
+        rejoin.stopped_armed(bound_total);
     }
     Ok(())
 }
@@ -262,6 +309,8 @@ struct Watch<'a> {
     clock: &'a dyn Clock,
     /// Armed devices that any close stops (no magic close): a fenced wdfeed must not exit.
     stops_on_close: &'a [String],
+    /// What operators asked: a pause changes what a refused stop says.
+    operator: &'a Operator,
 }
 
 impl Watch<'_> {
@@ -409,8 +458,13 @@ fn stop_refusal(watch: &Watch) -> Option<String> {
     if watch.latch.is_closed() {
         return Some("fenced: not stopping (a restarted wdfeed could pet a node that must reset); the hardware resets the node".into());
     }
+    let paused = watch.operator.paused_at(watch.clock.now());
     watch.unhealthy().map(|(_, name, why)| {
-        format!("not stopping: check {name} holds no valid lease ({why}); the node is not healthy, so wdfeed fences at its next tick instead of disarming")
+        if paused {
+            format!("not stopping: check {name} holds no valid lease ({why}); the node is not healthy, so wdfeed does not disarm it; a maintenance pause is in progress: wdfeed fences when it ends unless the check recovers")
+        } else {
+            format!("not stopping: check {name} holds no valid lease ({why}); the node is not healthy, so wdfeed fences at its next tick instead of disarming")
+        }
     })
 }
 

@@ -9,36 +9,50 @@ use std::time::Duration;
 use super::{Event, Options};
 use crate::config::{bound, Config};
 use crate::device::sysfs;
-use crate::fence::record::{FenceRecord, Found};
+use crate::fence::record::{self, FenceRecord, Found};
 use crate::fence::Latch;
-use crate::rejoin::{evidence, Rejoin, StartUp};
+use crate::rejoin::{budget, evidence, hold, Rejoin, StartUp};
 use crate::system::notify::Notifier;
 use crate::time::Clock;
 
 /// How often the log says how long READY=1 still waits.
 const REPORT_EVERY: Duration = Duration::from_secs(10);
 
-/// The rejoin delay of this start (none in a dry run, which has no fence record).
+/// The rejoin delay and holds of this start. A dry run reads the records and the kernel
+/// command line too, and holds READY=1 as a real run would, but writes nothing and waits no
+/// delay (it never armed, so no peer waits for it).
 pub(super) fn start_rejoin(
     config: &Config,
     opts: &Options,
     record: Option<&(Arc<FenceRecord>, Found)>,
     now: Duration,
 ) -> Rejoin {
-    let Some((rec, _)) = record else {
-        return Rejoin::none();
+    let boot_id = match record {
+        Some((rec, _)) => rec.boot_id().to_string(),
+        None => record::read_boot_id(&opts.root).unwrap_or_else(|e| {
+            tracing::warn!("{e}: holds and the fence budget of this boot cannot be told apart from a restart's");
+            String::new()
+        }),
     };
+    let kernel_hold = hold::kernel_word(&opts.root).unwrap_or_else(|e| {
+        tracing::warn!("{e}: the `{}` word cannot be seen", hold::WORD);
+        false
+    });
     let paths: Vec<_> = config.devices.iter().map(|d| d.path.clone()).collect();
     let identities = sysfs::identities(&opts.root, paths.iter().map(|p| p.as_path()));
     Rejoin::start(
         opts.state_dir.clone(),
         opts.runtime_dir.clone(),
         StartUp {
-            boot_id: rec.boot_id(),
+            boot_id: &boot_id,
             configured: config.rejoin_delay,
             current_bound: bound::compute(config, &identities, None).total,
             now,
             causes: evidence::causes(&opts.root, &paths),
+            budget: config.rejoin_budget,
+            kernel_hold,
+            now_unix: budget::now_unix(),
+            dry_run: opts.dry_run,
         },
     )
     .recording_dumps(config.fence.crashdump.as_ref().map(|c| c.dir.clone()))
@@ -83,7 +97,8 @@ impl<'a> Gate<'a> {
         // later reset than B), or stops a driver without magic close.
         let fenced = self.latch.is_closed();
         let left = self.rejoin.shared.left(now);
-        if !fenced && left.is_none() {
+        let held = self.rejoin.shared.held();
+        if !fenced && left.is_none() && held.is_none() {
             self.send_ready();
             return None;
         }
@@ -102,6 +117,10 @@ impl<'a> Gate<'a> {
                 _ if fenced => tracing::warn!(
                     "fenced before READY=1: READY=1 never comes; the start job is kept alive until the hardware resets the node"
                 ),
+                _ if held.is_some() => {
+                    let (by, why) = held.unwrap_or((crate::rejoin::hold::HoldBy::Budget, ""));
+                    tracing::warn!(by = by.word(), "holding READY=1 until `wdfeed rejoin-now` ({why}): armed and petting")
+                }
                 Some(left) => tracing::info!(
                     wait_left_s = format!("{:.1}", left.as_secs_f64()),
                     "holding READY=1 for the rejoin delay: armed and petting; `wdfeed rejoin-now` ends the wait"
@@ -110,7 +129,7 @@ impl<'a> Gate<'a> {
             }
         }
         let wait = match left {
-            Some(l) if !fenced => l.min(REPORT_EVERY),
+            Some(l) if !fenced && held.is_none() => l.min(REPORT_EVERY),
             _ => REPORT_EVERY,
         };
         match events.recv_timeout(wait) {
@@ -122,12 +141,26 @@ impl<'a> Gate<'a> {
 
     /// SIGUSR2 (`wdfeed rejoin-now`).
     pub(super) fn rejoin_now(&mut self) {
+        let held = self.rejoin.shared.held().map(|(by, _)| by);
         if self.rejoin.release_now(self.clock.now()) {
-            tracing::warn!(
-                "SIGUSR2 (wdfeed rejoin-now): the rejoin delay ends now, on the operator's word"
-            );
+            match held {
+                Some(by) => tracing::warn!(
+                    by = by.word(),
+                    "SIGUSR2 (wdfeed rejoin-now): READY=1 is no longer held, on the operator's word{}",
+                    if by == crate::rejoin::hold::HoldBy::Budget {
+                        "; the row of fences is cleared"
+                    } else {
+                        ""
+                    }
+                ),
+                None => tracing::warn!(
+                    "SIGUSR2 (wdfeed rejoin-now): the rejoin delay ends now, on the operator's word"
+                ),
+            }
         } else {
-            tracing::warn!("SIGUSR2 (wdfeed rejoin-now) ignored: no rejoin delay in progress");
+            tracing::warn!(
+                "SIGUSR2 (wdfeed rejoin-now) ignored: no rejoin delay or hold in progress"
+            );
         }
     }
 
@@ -135,7 +168,9 @@ impl<'a> Gate<'a> {
         self.sent = true;
         self.notifier.send("READY=1");
         let delay = self.rejoin.shared.delay;
-        if delay.is_zero() {
+        if self.rejoin.shared.hold.is_some() {
+            tracing::info!("READY=1 sent: released by the operator");
+        } else if delay.is_zero() {
             tracing::info!("READY=1 sent");
         } else {
             tracing::info!(
@@ -177,6 +212,10 @@ mod tests {
                     current_bound: secs(9),
                     now: Duration::ZERO,
                     causes: vec![],
+                    budget: crate::rejoin::budget::DEFAULT,
+                    kernel_hold: false,
+                    now_unix: 1_781_814_664,
+                    dry_run: false,
                 },
             )
         };

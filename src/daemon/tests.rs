@@ -18,6 +18,7 @@ struct Rig {
     checks: Vec<Arc<CheckHandle>>,
     clock: FakeClock,
     stops_on_close: Vec<String>,
+    operator: Operator,
 }
 
 fn rig(dry_run: bool) -> Rig {
@@ -58,6 +59,7 @@ fn rig(dry_run: bool) -> Rig {
         checks: vec![handle],
         clock: FakeClock::new(S(100)),
         stops_on_close: vec![],
+        operator: Operator::default(),
     }
 }
 
@@ -71,6 +73,7 @@ impl Rig {
             checks: &self.checks,
             clock: &self.clock,
             stops_on_close: &self.stops_on_close,
+            operator: &self.operator,
         }
     }
 }
@@ -187,4 +190,24 @@ fn sigterm_right_after_a_revocation_does_not_stop() {
     let (exit, stopped) = steady_with(&r, &[Signal::SIGTERM, Signal::SIGINT]);
     assert!(matches!(exit, Exit::DeviceLost { .. }), "{exit:?}");
     assert!(!stopped, "the feeder was not stopped");
+}
+
+#[test]
+fn a_stop_during_a_pause_with_a_failing_check_is_refused_and_says_the_pause_ends_in_a_fence() {
+    let r = rig(false);
+    // the lease (until 1000 s) ran out during the pause, which lasts until 3000 s
+    r.clock.set(S(2000));
+    r.operator.set_pause_until(S(3000));
+    let why = stop_refusal(&r.watch()).expect("refused");
+    assert!(
+        why.starts_with("not stopping: check process heartbeat holds no valid lease"),
+        "{why}"
+    );
+    assert!(
+        why.contains("a maintenance pause is in progress: wdfeed fences when it ends"),
+        "{why}"
+    );
+    let (exit, stopped) = steady_with(&r, &[Signal::SIGTERM]);
+    assert!(matches!(exit, Exit::DeviceLost { .. }), "{exit:?}");
+    assert!(!stopped);
 }

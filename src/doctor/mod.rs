@@ -4,7 +4,8 @@
 //!
 //! One module per engine, each adding findings to one [`Report`]: [`sbd`], [`pacemaker`]
 //! (the CIB on disk), [`corosync`], [`systemd`] (the runtime watchdog), [`others`]
-//! (keepalived, processes holding a watchdog open). The parsers of other engines' files are
+//! (keepalived, processes holding a watchdog open), [`heartbeat_drbd`] (heartbeat's deadtime,
+//! DRBD in block-io, DRBD-backed mounts watched without `when:`). The parsers of other engines' files are
 //! modules of their own ([`envfile`], [`corosync_conf`], [`cib`]), and [`devices`] says
 //! which watchdog a path names.
 //!
@@ -23,6 +24,7 @@ mod corosync;
 mod corosync_conf;
 mod devices;
 mod envfile;
+mod heartbeat_drbd;
 mod helper;
 mod others;
 mod pacemaker;
@@ -206,6 +208,7 @@ fn run(root: &Root, config_path: Option<&Path>) -> Result<(), Failure> {
     systemd::check(&wd, sbd.as_ref(), &mut report);
     others::check_keepalived(&wd, &mut report);
     others::check_holders(&wd, &mut report);
+    heartbeat_drbd::check(&wd, &mut report);
     crate::cli::out::write(format_args!(
         "{}",
         render(&wd, &loaded.origin.name(), sbd.as_ref(), &report)
@@ -243,8 +246,8 @@ fn render(wd: &Wdfeed, origin: &str, sbd: Option<&sbd::Sbd>, report: &Report) ->
         let _ = writeln!(
             out,
             "no HA engine and no other watchdog user found on this node: no sbd, Pacemaker, \
-             corosync or keepalived, systemd's runtime watchdog is off, and no process holds \
-             a watchdog open. Nothing to change."
+             corosync, keepalived, heartbeat or DRBD, systemd's runtime watchdog is off, and \
+             no process holds a watchdog open. Nothing to change."
         );
         for f in report.findings.iter().filter(|f| f.level > Level::Ok) {
             render_one(&mut out, f);

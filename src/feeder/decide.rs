@@ -14,13 +14,25 @@ pub enum Decision {
     Latched,
 }
 
-/// The whole decision, a pure function of the clock, the last wake-up and the leases.
+/// What operators asked, as the feeder read it at this wake-up.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Asked {
+    /// `wdfeed fence`: fence now.
+    pub fence: bool,
+    /// `wdfeed pause`: a check without a valid lease does not fence (the freeze guard does).
+    pub paused: bool,
+}
+
+/// The whole decision, a pure function of the clock, the last wake-up, the leases and what
+/// operators asked. The freeze guard comes before everything else but the latch: a frozen
+/// node is fenced whatever an operator said.
 pub fn decide(
     now: Duration,
     last_wake: Option<Duration>,
     stall_threshold: Duration,
     leases: &LeaseTable,
     latched: bool,
+    asked: Asked,
 ) -> Decision {
     if latched {
         return Decision::Latched;
@@ -30,6 +42,12 @@ pub fn decide(
         if gap > stall_threshold {
             return Decision::Fence(FenceReason::Stall { gap });
         }
+    }
+    if asked.fence {
+        return Decision::Fence(FenceReason::Operator);
+    }
+    if asked.paused {
+        return Decision::Pet;
     }
     match leases.first_expired(now) {
         Some(index) => Decision::Fence(FenceReason::Check { index }),

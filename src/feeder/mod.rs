@@ -3,6 +3,10 @@
 //! no file, logs nothing and never waits on another thread or process: what it did is
 //! published in atomics ([`FeederShared`]) that the status thread reads and logs.
 //!
+//! Operators reach it through two atomic words ([`Operator`]): a fence asked now (`wdfeed
+//! fence`) fences at the next tick, and during a maintenance pause (`wdfeed pause`) a lease
+//! that is not valid does not fence; the freeze guard always does.
+//!
 //! It also guards against freezes: it measures the gap between its own wake-ups on
 //! CLOCK_BOOTTIME, and a gap over `fence.stall-threshold` means the node stood still (a
 //! kernel or VM freeze). It fences at once, before the HA stack acts on stale state.
@@ -21,11 +25,11 @@ use std::time::Duration;
 
 use nix::errno::Errno;
 
-pub use decide::{decide, Decision};
+pub use decide::{decide, Asked, Decision};
 pub use lateness::Lateness;
 
 use crate::device::Armed;
-use crate::fence::{Fence, FenceReason, Latch};
+use crate::fence::{Fence, FenceReason, Latch, Operator};
 use crate::health::lease::LeaseTable;
 use crate::system::notify::Notifier;
 use crate::time::{duration_to_nanos, Clock, Stopper};
@@ -145,6 +149,8 @@ pub struct Feeder {
     stall_threshold: Duration,
     last_wake: Option<Duration>,
     notifier: Arc<Notifier>,
+    /// What operators ask (`wdfeed fence`, `wdfeed pause`): read lock-free every tick.
+    operator: Option<Arc<Operator>>,
     pub shared: Arc<FeederShared>,
 }
 
@@ -167,7 +173,25 @@ impl Feeder {
             stall_threshold: timing.stall_threshold,
             last_wake: None,
             notifier,
+            operator: None,
             shared,
+        }
+    }
+
+    /// The same feeder, obeying what operators ask through `operator`.
+    pub fn with_operator(mut self, operator: Arc<Operator>) -> Self {
+        self.operator = Some(operator);
+        self
+    }
+
+    /// What operators asked, read at `now`: two atomic loads.
+    fn asked(&self, now: Duration) -> Asked {
+        match &self.operator {
+            None => Asked::default(),
+            Some(op) => Asked {
+                fence: op.fence_asked(),
+                paused: op.paused_at(now),
+            },
         }
     }
 
@@ -180,6 +204,7 @@ impl Feeder {
             self.stall_threshold,
             &self.leases,
             self.latch.is_closed(),
+            self.asked(now),
         );
         self.last_wake = Some(now);
         let tick = match decision {

@@ -34,6 +34,7 @@ mod kernel_log;
 mod kill;
 mod latch;
 mod line;
+pub mod operator;
 pub mod record;
 
 use std::fmt::Write as _;
@@ -48,6 +49,7 @@ pub use kernel_log::KernelLog;
 pub use kill::KillList;
 pub use latch::Latch;
 pub use line::Line;
+pub use operator::Operator;
 pub use record::FenceRecord;
 
 use crate::config::FenceMode;
@@ -62,6 +64,8 @@ pub enum FenceReason {
     Check { index: usize },
     /// The feeder did not run for `gap`: the node was frozen.
     Stall { gap: Duration },
+    /// An operator asked for it (`wdfeed fence`); the reason is in [`Operator`].
+    Operator,
 }
 
 /// What the feeder calls once, when it closes the latch.
@@ -138,6 +142,8 @@ pub struct Fencer {
     wake: Option<Arc<Stopper>>,
     /// `mode: crashdump`: the crash step (none in the other modes).
     crashdump: Option<Crashdump>,
+    /// What operators asked: the reason of `wdfeed fence`, the end of a pause.
+    operator: Option<Arc<Operator>>,
     /// What fenced the node, set once by the fence.
     note: OnceLock<FenceNote>,
     recorded: Step,
@@ -165,6 +171,7 @@ impl Fencer {
             handover: None,
             wake: None,
             crashdump: None,
+            operator: None,
             note: OnceLock::new(),
             recorded: Step::new(),
             rebooted: Step::new(),
@@ -211,6 +218,13 @@ impl Fencer {
         }
     }
 
+    /// The same fence, naming an operator's reason (`wdfeed fence`) and a pause that just
+    /// ended.
+    pub fn with_operator(mut self, operator: Arc<Operator>) -> Self {
+        self.operator = Some(operator);
+        self
+    }
+
     /// The same fence with another reboot (tests).
     #[cfg(test)]
     fn with_reboot(mut self, reboot: Reboot) -> Self {
@@ -252,8 +266,18 @@ impl Fencer {
                 Some(h) => {
                     let _ = note.check.write_str(&h.name);
                     h.write_why_expired(now, &mut note.evidence);
+                    if let Some(op) = &self.operator {
+                        let within = h.schedule.worst_detection();
+                        operator::write_pause_note(op, now, within, &mut note.evidence);
+                    }
                 }
             },
+            FenceReason::Operator => {
+                let _ = note.check.write_str("operator");
+                if let Some(op) = &self.operator {
+                    let _ = op.write_fence_reason(&mut note.evidence);
+                }
+            }
         }
         note
     }
@@ -552,6 +576,121 @@ mod tests {
                 "writable /".to_string(),
                 "/ read-only in /proc/1/mountinfo".to_string()
             ))
+        );
+    }
+
+    #[test]
+    fn an_operator_s_fence_allocates_nothing_waits_on_no_lock_and_records_the_reason() {
+        let dir = tempfile::Builder::new()
+            .prefix("wdfeed-fence-")
+            .tempdir_in("/dev/shm")
+            .unwrap();
+        let kmsg = tempfile::NamedTempFile::new().unwrap();
+        let schedule = Schedule {
+            every: Duration::from_secs(1),
+            deadline: Duration::from_secs(2),
+            tolerance: 0,
+        };
+        let handle = Arc::new(CheckHandle::new("writable /".into(), schedule));
+        let leases = Arc::new(crate::health::lease::LeaseTable::new(1));
+        let op = Arc::new(Operator::default());
+        let pause = Arc::new(crate::daemon::PauseBook::new(
+            Arc::clone(&op),
+            Arc::clone(&leases),
+            vec![Arc::clone(&handle)],
+            Duration::from_secs(3600),
+            dir.path(),
+            None,
+        ));
+        let (fencer, handover, _kill) =
+            full_fence(dir.path(), kmsg.as_file(), vec![Arc::clone(&handle)]);
+        let fencer = Arc::new(fencer.with_operator(Arc::clone(&op)));
+        assert!(op.ask_fence(0, 4242, "demote of r0 failed"));
+        // Every lock the control and status threads take, held by parked threads: the
+        // pause's bookkeeping, the check's last run, the handover file's state.
+        let (park_tx, park_rx) = std::sync::mpsc::channel::<()>();
+        let park_rx = Arc::new(std::sync::Mutex::new(park_rx));
+        let (held_tx, held_rx) = std::sync::mpsc::channel();
+        let mut parked = vec![];
+        for which in 0..3 {
+            let (h, ho, pb, rx, tx) = (
+                Arc::clone(&handle),
+                Arc::clone(&handover),
+                Arc::clone(&pause),
+                Arc::clone(&park_rx),
+                held_tx.clone(),
+            );
+            parked.push(std::thread::spawn(move || {
+                let _g0 = (which == 0).then(|| pb.lock_for_test());
+                let _g1 = (which == 1).then(|| h.lock_for_test());
+                let _g2 = (which == 2).then(|| ho.lock_for_test());
+                tx.send(()).unwrap();
+                let _ = rx.lock().unwrap().recv();
+            }));
+        }
+        for _ in 0..3 {
+            held_rx.recv().unwrap();
+        }
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        let f = Arc::clone(&fencer);
+        std::thread::spawn(move || {
+            let ((), n) = crate::ffi::alloc_count::allocations(|| {
+                f.fence(&FenceReason::Operator, Duration::from_secs(100))
+            });
+            done_tx.send(n).unwrap();
+        });
+        let allocations = done_rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("the fence waited on a lock another thread holds");
+        assert_eq!(allocations, 0, "the fence allocated");
+        drop(park_tx);
+        for p in parked {
+            p.join().unwrap();
+        }
+        let text = std::fs::read_to_string(kmsg.path()).unwrap();
+        assert_eq!(text, "<2>wdfeed: FENCE check=operator evidence=demote of r0 failed (wdfeed fence, uid 0, pid 4242) bound=45.0s mode=watchdog\n");
+        let (_r, found) =
+            FenceRecord::open(dir.path(), "0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0").unwrap();
+        match found {
+            record::Found::FencedThisBoot { reason, .. } => assert_eq!(
+                reason,
+                "operator: demote of r0 failed (wdfeed fence, uid 0, pid 4242)"
+            ),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_check_fence_right_after_a_pause_says_the_pause_ended() {
+        let schedule = Schedule {
+            every: Duration::from_secs(1),
+            deadline: Duration::from_secs(2),
+            tolerance: 0,
+        };
+        let handle = Arc::new(CheckHandle::new("process heartbeat".into(), schedule));
+        handle.record(LastRun::judge(
+            Verdict::unhealthy("heartbeat pid 7 stopped (T)"),
+            Duration::from_secs(90),
+            Duration::from_secs(90),
+            schedule.deadline,
+            0,
+        ));
+        let op = Arc::new(Operator::default());
+        op.set_pause_until(Duration::from_secs(99));
+        let fencer = Fencer::new(
+            plan(FenceMode::Watchdog),
+            no_kills(),
+            KernelLog::default(),
+            vec![handle],
+        )
+        .with_operator(op);
+        fencer.fence(
+            &FenceReason::Check { index: 0 },
+            Duration::from_millis(99_500),
+        );
+        assert_eq!(
+            fencer.fenced_by().unwrap().1,
+            "heartbeat pid 7 stopped (T); a maintenance pause ended 0.5 s before"
         );
     }
 

@@ -243,7 +243,7 @@ impl ConditionWatch {
 }
 
 /// `mounted`: the entry on top at `path` in the init namespace, not counting FUSE mounts an
-/// unprivileged user made there ([`mountinfo::top_by_root`]).
+/// unprivileged user made there (`mountinfo::top_by_root`).
 pub fn mounted(table: &[mountinfo::MountEntry], path: &Path) -> Reading {
     match mountinfo::top_by_root(table, path) {
         Some(e) => Reading::Holds(format!(

@@ -6,7 +6,7 @@
 //! at once ([`LeaseTable::revoke`]): the feeder fences at its next tick instead of waiting for
 //! the lease to run out. A revoked lease stays revoked: no later pass renews it.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::time::duration_to_nanos;
@@ -16,7 +16,10 @@ use crate::time::duration_to_nanos;
 pub struct LeaseTable {
     expiries: Box<[AtomicU64]>,
     /// Set once the daemon is armed: before that a failing check only withholds renewal.
+    /// A maintenance pause clears it while it lasts.
     revocable: AtomicBool,
+    /// Revocations under way: [`LeaseTable::suspend_revocation`] waits for them to end.
+    revoking: AtomicU32,
 }
 
 /// The expiry of a revoked lease: in the past for any clock reading, and never renewed.
@@ -28,6 +31,7 @@ impl LeaseTable {
         LeaseTable {
             expiries: (0..n).map(|_| AtomicU64::new(0)).collect(),
             revocable: AtomicBool::new(false),
+            revoking: AtomicU32::new(0),
         }
     }
 
@@ -51,15 +55,29 @@ impl LeaseTable {
     /// that counts, so the node is unhealthy now, not when the lease would run out. True if
     /// the lease is revoked. Lock-free, allocates nothing.
     pub fn revoke(&self, index: usize) -> bool {
-        if !self.revocable.load(Ordering::SeqCst) {
-            return false;
-        }
-        match self.expiries.get(index) {
-            Some(slot) => {
-                slot.store(REVOKED, Ordering::SeqCst);
-                true
-            }
-            None => false,
+        // Counted before the flag is read: a suspension that clears the flag after this
+        // read sees the count and waits for the store below.
+        self.revoking.fetch_add(1, Ordering::SeqCst);
+        let revoked = self.revocable.load(Ordering::SeqCst)
+            && match self.expiries.get(index) {
+                Some(slot) => {
+                    slot.store(REVOKED, Ordering::SeqCst);
+                    true
+                }
+                None => false,
+            };
+        self.revoking.fetch_sub(1, Ordering::SeqCst);
+        revoked
+    }
+
+    /// Stops revocation (a maintenance pause): a failing check only withholds renewal, so
+    /// its lease runs out and a pass renews it again. Returns once no revocation is under
+    /// way, so the caller then sees every lease as it stays. Not for the feeder: it may spin
+    /// for the few instructions of a revocation on another thread.
+    pub fn suspend_revocation(&self) {
+        self.revocable.store(false, Ordering::SeqCst);
+        while self.revoking.load(Ordering::SeqCst) != 0 {
+            std::thread::yield_now();
         }
     }
 
@@ -152,6 +170,21 @@ mod tests {
         assert!(t.all_valid(S(1)));
         t.renew(0, S(150));
         assert_eq!(t.expiry(0), Some(S(150)));
+    }
+
+    #[test]
+    fn a_suspended_revocation_only_withholds_and_a_pass_renews_again() {
+        let t = LeaseTable::new(1);
+        t.renew(0, S(10));
+        t.allow_revocation();
+        t.suspend_revocation();
+        assert!(!t.revoke(0), "suspended");
+        assert!(t.all_valid(S(9)));
+        assert_eq!(t.first_expired(S(10)), Some(0), "it runs out as usual");
+        t.renew(0, S(30));
+        assert!(t.all_valid(S(20)), "a pass renews it");
+        t.allow_revocation();
+        assert!(t.revoke(0));
     }
 
     #[test]

@@ -27,7 +27,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-use super::state::{self, Previous, RunState};
+use super::state::{self, Previous};
 
 /// The most entries read of one directory.
 pub const MAX_ENTRIES: usize = 1024;
@@ -106,7 +106,7 @@ pub fn of_previous_boot(
         return None;
     };
     let dir = r.dumps.clone()?;
-    if r.boot == boot_id || r.state != RunState::Armed {
+    if r.boot == boot_id || !r.state.ended_armed() {
         return None;
     }
     let record = state::path_in(state_dir);
@@ -331,7 +331,7 @@ pub fn utc(epoch_s: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rejoin::state::StateRecord;
+    use crate::rejoin::state::{RunState, StateRecord};
 
     const PREV: &str = "11111111-4f50-6172-8394-a5b6c7d8e9f0";
     const THIS: &str = "22222222-4f50-6172-8394-a5b6c7d8e9f0";
@@ -342,6 +342,7 @@ mod tests {
             state: RunState::Armed,
             bound: Duration::from_secs(66),
             rejoin_delay: Duration::from_secs(66),
+            ended: vec![],
             dumps: dumps.map(Path::to_path_buf),
         })
     }

@@ -108,7 +108,7 @@ pub fn decide(i: &Inputs) -> Decision {
             format!("the state record {s} is of this boot ({}): restarted, no rejoin delay", r.state.word()),
             false,
         ),
-        Previous::Record(r) if r.state != RunState::Armed => no_wait(
+        Previous::Record(r) if !r.state.ended_armed() => no_wait(
             format!(
                 "the previous boot's wdfeed {} (state record {s}): no rejoin delay",
                 match r.state {
@@ -120,11 +120,18 @@ pub fn decide(i: &Inputs) -> Decision {
         ),
         Previous::Record(r) => {
             let delay = i.configured.unwrap_or(r.rejoin_delay);
+            let how = match r.state {
+                RunState::Fenced => "was fenced (its wdfeed recorded the fence)",
+                RunState::StoppedArmed => {
+                    "was stopped with the devices left armed (on-exit: keep-armed), so a reset may have followed"
+                }
+                _ => "ended with a device armed and no clean stop (reset, crash or power loss)",
+            };
             wait(
                 i,
                 delay,
                 format!(
-                    "the previous boot ended with a device armed and no clean stop (reset, crash or power loss; its fence bound was {}; state record {s})",
+                    "the previous boot {how}; its fence bound was {}; state record {s}",
                     format_duration(r.bound)
                 ),
                 false,
@@ -172,6 +179,7 @@ mod tests {
             state,
             bound: Duration::from_secs(14),
             rejoin_delay: Duration::from_secs(14),
+            ended: vec![],
             dumps: None,
         })
     }

@@ -1,31 +1,44 @@
 //! The persistent state record (/var/lib/wdfeed/state by default): what the last wdfeed of
 //! this host was doing, so that the next boot knows whether the previous one ended with a
-//! device armed. Written only at start-up, at arming and at a clean stop (never on the fence
-//! path), atomically (a temporary file renamed over it, both synced), and always on a
-//! short-lived thread the daemon waits for only so long: a hung disk delays nothing.
+//! device armed. Written at start-up, at arming, at a stop, at `rejoin-now` of a spent fence
+//! budget, and once after a fence (from the status thread, never on the fence path, without
+//! waiting), atomically (a temporary file renamed over it, both synced), and always on a
+//! short-lived thread the daemon waits for only so long: a hung disk delays nothing. Writes
+//! land in the order they were asked for.
 //!
 //! The format, small text:
 //!
 //! ```text
 //! wdfeed state 1
 //! boot <boot id>
-//! state started | armed | stopped-cleanly
+//! state started | armed | stopped-cleanly | stopped-armed | fenced
 //! bound <seconds>
 //! rejoin-delay <seconds>
-//! dumps <directory>          (only with fence.mode crashdump: where the dump kernel saves)
+//! ended <seconds since the epoch> <boot id> <what>     (0 or more: the fence budget's)
+//! dumps <directory>          (fence.mode crashdump: where the dump kernel saves)
 //! ```
+//!
+//! `fenced` is written after a fence, off the fence path and without waiting for it (a
+//! status-thread round later); a reset that comes first leaves `armed`. The `ended` lines are
+//! the boots that ended armed in a row ([`super::budget`]); readers before them stop at
+//! `rejoin-delay`.
 
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 use std::time::Duration;
+
+use super::budget::Ended;
 
 /// The state directory unless `--state-dir` says otherwise (the unit's StateDirectory=wdfeed).
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/wdfeed";
 /// The record's file name in the state directory.
 pub const FILE_NAME: &str = "state";
 const MAGIC: &str = "wdfeed state 1";
-/// A record is under 200 bytes; anything much larger is not one.
-const MAX_BYTES: u64 = 4096;
+/// A record is under 200 bytes plus its `ended` lines (at most
+/// [`super::budget::MAX_KEPT`], each under 260); anything much larger is not one.
+const MAX_BYTES: u64 = 8192;
 /// How long the daemon waits for a read or write of the record before it goes on without.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -38,6 +51,11 @@ pub enum RunState {
     Armed,
     /// Stopped and disarmed every device.
     StoppedCleanly,
+    /// Stopped on request and left the devices armed (`on-exit: keep-armed`): the next boot
+    /// waits the rejoin delay (the device may have reset the node), but this is no fence.
+    StoppedArmed,
+    /// Fenced (written after the fence, when the disk allowed it).
+    Fenced,
 }
 
 impl RunState {
@@ -46,13 +64,29 @@ impl RunState {
             RunState::Started => "started",
             RunState::Armed => "armed",
             RunState::StoppedCleanly => "stopped-cleanly",
+            RunState::StoppedArmed => "stopped-armed",
+            RunState::Fenced => "fenced",
         }
     }
 
     fn from_word(w: &str) -> Option<Self> {
-        [RunState::Started, RunState::Armed, RunState::StoppedCleanly]
-            .into_iter()
-            .find(|s| s.word() == w)
+        [
+            RunState::Started,
+            RunState::Armed,
+            RunState::StoppedCleanly,
+            RunState::StoppedArmed,
+            RunState::Fenced,
+        ]
+        .into_iter()
+        .find(|s| s.word() == w)
+    }
+
+    /// Whether the boot ended with a device armed and no clean stop: a reset may follow.
+    pub fn ended_armed(self) -> bool {
+        matches!(
+            self,
+            RunState::Armed | RunState::StoppedArmed | RunState::Fenced
+        )
     }
 }
 
@@ -64,6 +98,8 @@ pub struct StateRecord {
     pub bound: Duration,
     /// The rejoin delay that config asked for (its `rejoin-delay`, else its B).
     pub rejoin_delay: Duration,
+    /// The boots that ended armed in a row, oldest first (the fence budget's).
+    pub ended: Vec<Ended>,
     /// `fence.mode: crashdump`: where that config's dumps go, for the next boot to look.
     pub dumps: Option<PathBuf>,
 }
@@ -77,6 +113,10 @@ impl StateRecord {
             self.bound.as_secs_f64(),
             self.rejoin_delay.as_secs_f64()
         );
+        for e in &self.ended {
+            text.push_str(&e.to_line());
+            text.push('\n');
+        }
         if let Some(d) = &self.dumps {
             text.push_str(&format!("dumps {}\n", d.display()));
         }
@@ -115,17 +155,22 @@ impl StateRecord {
         };
         let bound = secs(field("bound")?, "bound")?;
         let rejoin_delay = secs(field("rejoin-delay")?, "rejoin-delay")?;
-        // Absent from records of configs without crashdump (and of older versions).
-        let dumps = lines
-            .next()
-            .and_then(|l| l.strip_prefix("dumps "))
-            .map(PathBuf::from)
-            .filter(|p| p.is_absolute());
+        let mut ended = Vec::new();
+        let mut dumps = None;
+        for line in lines {
+            if line.starts_with("ended ") {
+                ended.push(Ended::from_line(line)?);
+            } else if let Some(d) = line.strip_prefix("dumps ") {
+                // Absent from records of configs without crashdump (and of older versions).
+                dumps = Some(PathBuf::from(d)).filter(|p| p.is_absolute());
+            }
+        }
         Ok(StateRecord {
             boot,
             state,
             bound,
             rejoin_delay,
+            ended,
             dumps,
         })
     }
@@ -182,9 +227,13 @@ pub fn store(dir: &Path, record: &StateRecord) {
     let path = dir.join(FILE_NAME);
     let text = record.to_text();
     let d = dir.to_path_buf();
-    match bounded("state-write", move || write_now(&d, &text)) {
-        Some(Ok(())) => {
+    let seq = next_seq();
+    match bounded("state-write", move || write_in_order(&d, &text, seq)) {
+        Some(Ok(true)) => {
             tracing::debug!(record = %path.display(), state = record.state.word(), "state record written")
+        }
+        Some(Ok(false)) => {
+            tracing::debug!(record = %path.display(), state = record.state.word(), "state record not written: a later one was")
         }
         Some(Err(e)) => tracing::warn!(
             record = %path.display(),
@@ -198,6 +247,56 @@ pub fn store(dir: &Path, record: &StateRecord) {
             IO_TIMEOUT.as_secs()
         ),
     }
+}
+
+/// Writes `record` to `dir` on a thread of its own, without waiting for it: after a fence,
+/// from the status thread, on a node whose disk may hang. The thread logs what happened.
+pub fn store_detached(dir: &Path, record: &StateRecord) {
+    let (d, text, state) = (dir.to_path_buf(), record.to_text(), record.state.word());
+    let seq = next_seq();
+    let spawned = crate::system::threads::spawn("state-write", move || {
+        match write_in_order(&d, &text, seq) {
+            Ok(true) => {
+                tracing::info!(record = %path_in(&d).display(), state, "state record written")
+            }
+            Ok(false) => {}
+            Err(e) => {
+                tracing::warn!(record = %path_in(&d).display(), state, "cannot write the state record: {e}")
+            }
+        }
+    });
+    if let Err(e) = spawned {
+        tracing::warn!("cannot start the state-write thread: {e}");
+    }
+}
+
+/// The order writes were asked in: each writer thread takes a number when it is asked.
+static ASKED: AtomicU64 = AtomicU64::new(1);
+/// Per state directory, the number of the last write done; one writer at a time.
+static WRITTEN: Mutex<Vec<(PathBuf, u64)>> = Mutex::new(Vec::new());
+
+fn next_seq() -> u64 {
+    ASKED.fetch_add(1, Ordering::SeqCst)
+}
+
+/// Writes `text` unless a write asked for later was done already (false then): the writer
+/// threads may run in any order, and the record must end as the last one asked says (an
+/// `armed` that was still on its way must not overwrite the `fenced` written after it).
+fn write_in_order(dir: &Path, text: &str, seq: u64) -> io::Result<bool> {
+    let mut written = WRITTEN.lock().unwrap_or_else(|e| e.into_inner());
+    let slot = match written.iter().position(|(d, _)| d == dir) {
+        Some(i) => i,
+        None => {
+            written.push((dir.to_path_buf(), 0));
+            written.len() - 1
+        }
+    };
+    if written[slot].1 > seq {
+        return Ok(false);
+    }
+    write_now(dir, text)?;
+    written[slot].1 = seq;
+    Ok(true)
 }
 
 fn write_now(dir: &Path, text: &str) -> io::Result<()> {

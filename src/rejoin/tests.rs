@@ -33,18 +33,12 @@ fn start(
             current_bound: B,
             now: secs(now),
             causes: vec![],
+            budget: budget::DEFAULT,
+            kernel_hold: false,
+            now_unix: 1_781_814_664,
+            dry_run: false,
         },
     )
-}
-
-fn rec_of(boot: &str) -> StateRecord {
-    StateRecord {
-        boot: boot.into(),
-        state: RunState::Armed,
-        bound: secs(9),
-        rejoin_delay: secs(9),
-        dumps: None,
-    }
 }
 
 fn recorded(state_dir: &Path) -> StateRecord {
@@ -147,6 +141,7 @@ fn damaged_truncated_and_foreign_records_are_the_safe_case() {
         state: RunState::StoppedCleanly,
         bound: secs(12),
         rejoin_delay: secs(12),
+        ended: vec![],
         dumps: None,
     }
     .to_text();
@@ -219,14 +214,18 @@ fn the_record_reads_back_and_refuses_a_non_regular_file() {
         state: RunState::Armed,
         bound: Duration::from_millis(14_250),
         rejoin_delay: Duration::from_millis(500),
+        ended: vec![
+            budget::Ended::new(1_781_814_000, BOOT_2, "fenced: process heartbeat: gone"),
+            budget::Ended::new(1_781_814_600, BOOT_1, "ended armed, no clean stop"),
+        ],
         dumps: None,
     };
     state::store(dir.path(), &rec);
-    assert_eq!(state::read(dir.path()), Previous::Record(rec));
-    // With fence.mode crashdump, where the dumps go.
+    assert_eq!(state::read(dir.path()), Previous::Record(rec.clone()));
+    // With fence.mode crashdump, where the dumps go, beside the row of fences.
     let rec = StateRecord {
         dumps: Some("/var/crash".into()),
-        ..rec_of(BOOT_1)
+        ..rec
     };
     state::store(dir.path(), &rec);
     assert_eq!(state::read(dir.path()), Previous::Record(rec));
@@ -257,6 +256,250 @@ fn rejoin_delay_is_read_from_the_config_with_its_position() {
     let text = e.to_string();
     assert!(text.starts_with("w.yaml:4:"), "{text}");
     assert!(text.contains("rejoin-delay"), "{text}");
+}
+
+/// `start` with the fence budget, the kernel word and the wall clock given.
+fn start_with(
+    state_dir: &Path,
+    run_dir: &Path,
+    boot: &str,
+    now_unix: u64,
+    kernel_hold: bool,
+    dry_run: bool,
+) -> Rejoin {
+    Rejoin::start(
+        state_dir.to_path_buf(),
+        run_dir.to_path_buf(),
+        StartUp {
+            boot_id: boot,
+            configured: Some(secs(5)),
+            current_bound: B,
+            now: secs(3),
+            causes: vec![],
+            budget: budget::DEFAULT,
+            kernel_hold,
+            now_unix,
+            dry_run,
+        },
+    )
+}
+
+fn boot_id(n: u32) -> String {
+    format!("{n:08x}-4f50-6172-8394-a5b6c7d8e9f0")
+}
+
+/// Boots 1 to 3 arm and end armed (two of them record their fence): boot 4 holds READY=1
+/// until `rejoin-now`, which ends the row; a restart while held holds again, one after the
+/// release does not.
+#[test]
+fn the_fourth_boot_after_three_that_ended_armed_holds_until_rejoin_now() {
+    let state_dir = tempfile::tempdir().unwrap();
+    // the fenced wdfeed records its fence at the wall clock's now
+    let t0 = budget::now_unix();
+    for n in 1..=3u32 {
+        let run = tempfile::tempdir().unwrap();
+        let r = start_with(
+            state_dir.path(),
+            run.path(),
+            &boot_id(n),
+            t0 + u64::from(n) * 120,
+            false,
+            false,
+        );
+        assert!(r.shared.held().is_none(), "boot {n} does not hold");
+        r.armed(secs(9));
+        if n != 2 {
+            r.fenced(secs(9), "process heartbeat", "heartbeat pid 7 stopped (T)");
+            // the write runs on a thread of its own
+            for _ in 0..200 {
+                if recorded(state_dir.path()).state == RunState::Fenced {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            assert_eq!(recorded(state_dir.path()).state, RunState::Fenced);
+        }
+    }
+    let rec = recorded(state_dir.path());
+    assert_eq!(rec.ended.len(), 3, "{rec:?}");
+    assert!(
+        rec.ended[0].what.starts_with("fenced: process heartbeat"),
+        "{rec:?}"
+    );
+    assert!(
+        rec.ended[1].what.contains("found at the next start"),
+        "boot 2 left no line: {rec:?}"
+    );
+    let run_4 = tempfile::tempdir().unwrap();
+    let r = start_with(
+        state_dir.path(),
+        run_4.path(),
+        &boot_id(4),
+        t0 + 600,
+        false,
+        false,
+    );
+    let (by, why) = r.shared.held().expect("boot 4 holds READY=1");
+    assert_eq!(by, hold::HoldBy::Budget);
+    assert!(
+        why.contains("3 boots in a row ended armed within 1h"),
+        "{why}"
+    );
+    let first = format!(
+        "{} (fenced: process heartbeat: heartbeat pid 7 stopped (T))",
+        budget::utc(rec.ended[0].at)
+    );
+    assert!(why.contains(&first), "{why}");
+    assert!(
+        why.contains("found at the next start"),
+        "boot 2 ended armed without its line: {why}"
+    );
+    assert_eq!(r.shared.row.len(), 3);
+    assert_eq!(
+        r.shared.left(secs(100)),
+        None,
+        "the delay is over, the hold is not"
+    );
+    // a restart while held holds again
+    drop(r);
+    let r = start_with(
+        state_dir.path(),
+        run_4.path(),
+        &boot_id(4),
+        t0 + 700,
+        false,
+        false,
+    );
+    assert!(r.shared.held().is_some(), "held again after a restart");
+    r.armed(secs(9));
+    assert!(r.release_now(secs(10)));
+    assert!(r.shared.held().is_none());
+    assert!(
+        recorded(state_dir.path()).ended.is_empty(),
+        "rejoin-now ends the row"
+    );
+    let r = start_with(
+        state_dir.path(),
+        run_4.path(),
+        &boot_id(4),
+        t0 + 800,
+        false,
+        false,
+    );
+    assert!(
+        r.shared.held().is_none(),
+        "released for the rest of this boot"
+    );
+    // boot 5 after one more fence: one in the row, no hold
+    r.armed(secs(9));
+    let run_5 = tempfile::tempdir().unwrap();
+    let r = start_with(
+        state_dir.path(),
+        run_5.path(),
+        &boot_id(5),
+        t0 + 900,
+        false,
+        false,
+    );
+    assert!(r.shared.held().is_none());
+    assert_eq!(r.shared.row.len(), 1);
+}
+
+#[test]
+fn fences_outside_the_window_and_a_clean_stop_do_not_count() {
+    let state_dir = tempfile::tempdir().unwrap();
+    let t0 = 1_781_814_664;
+    for n in 1..=3u32 {
+        let run = tempfile::tempdir().unwrap();
+        // a boot every 40 minutes: the hour never holds three
+        let r = start_with(
+            state_dir.path(),
+            run.path(),
+            &boot_id(n),
+            t0 + u64::from(n) * 2400,
+            false,
+            false,
+        );
+        assert!(r.shared.held().is_none());
+        r.armed(secs(9));
+    }
+    let run = tempfile::tempdir().unwrap();
+    let r = start_with(
+        state_dir.path(),
+        run.path(),
+        &boot_id(4),
+        t0 + 4 * 2400,
+        false,
+        false,
+    );
+    assert!(r.shared.held().is_none(), "{:?}", r.shared.row);
+    assert_eq!(r.shared.row.len(), 2);
+    r.armed(secs(9));
+    r.stopped_cleanly(secs(9));
+    let run = tempfile::tempdir().unwrap();
+    let r = start_with(
+        state_dir.path(),
+        run.path(),
+        &boot_id(5),
+        t0 + 4 * 2400 + 60,
+        false,
+        false,
+    );
+    assert!(r.shared.row.is_empty(), "a clean stop ends the row");
+}
+
+#[test]
+fn the_kernel_word_holds_every_start_of_the_boot_until_released() {
+    let state_dir = tempfile::tempdir().unwrap();
+    let run = tempfile::tempdir().unwrap();
+    let r = start_with(state_dir.path(), run.path(), BOOT_1, 1, true, false);
+    let (by, why) = r.shared.held().unwrap();
+    assert_eq!(by, hold::HoldBy::KernelWord);
+    assert!(why.contains("wdfeed.hold"), "{why}");
+    assert!(r.release_now(secs(4)));
+    let again = start_with(state_dir.path(), run.path(), BOOT_1, 2, true, false);
+    assert!(again.shared.held().is_none(), "released for this boot");
+    let next_boot = tempfile::tempdir().unwrap();
+    let r = start_with(state_dir.path(), next_boot.path(), BOOT_2, 3, true, false);
+    assert!(
+        r.shared.held().is_some(),
+        "a new boot with the word holds again"
+    );
+}
+
+#[test]
+fn a_dry_run_holds_as_a_real_run_would_and_writes_nothing() {
+    let state_dir = tempfile::tempdir().unwrap();
+    let t0 = 1_781_814_664;
+    let rec = StateRecord {
+        boot: BOOT_1.into(),
+        state: RunState::Armed,
+        bound: secs(9),
+        rejoin_delay: secs(9),
+        ended: (0..2u32)
+            .map(|i| {
+                budget::Ended::new(
+                    t0 - 100 * u64::from(i),
+                    &boot_id(10 + i),
+                    "fenced: writable /: read-only",
+                )
+            })
+            .collect(),
+        dumps: None,
+    };
+    state::store(state_dir.path(), &rec);
+    let run = tempfile::tempdir().unwrap();
+    let r = start_with(state_dir.path(), run.path(), BOOT_2, t0 + 10, false, true);
+    assert!(matches!(r.shared.held(), Some((hold::HoldBy::Budget, _))));
+    assert_eq!(r.shared.left(secs(3)), None, "a dry run waits no delay");
+    r.armed(secs(9));
+    assert!(r.release_now(secs(4)));
+    assert_eq!(recorded(state_dir.path()), rec, "the record is untouched");
+    assert_eq!(
+        fs::read_dir(run.path()).unwrap().count(),
+        0,
+        "nothing on tmpfs"
+    );
 }
 
 #[test]

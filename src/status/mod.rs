@@ -56,6 +56,15 @@ pub struct Status {
     /// While READY=1 waits for the rejoin delay (state `rejoin-wait`).
     #[serde(default)]
     pub rejoin: Option<RejoinStatus>,
+    /// While READY=1 is held until `wdfeed rejoin-now` (state `rejoin-hold`).
+    #[serde(default)]
+    pub hold: Option<HoldStatus>,
+    /// A maintenance pause in progress (`wdfeed pause`).
+    #[serde(default)]
+    pub pause: Option<PauseStatus>,
+    /// The fence budget, and the boots that ended armed in a row when wdfeed started.
+    #[serde(default)]
+    pub budget: Option<BudgetStatus>,
     /// The crash dump the previous boot left (`fence.mode: crashdump`), found at start-up.
     #[serde(default)]
     pub previous_boot: Option<PreviousBootStatus>,
@@ -78,6 +87,47 @@ pub struct PreviousBootStatus {
 
 fn complete() -> bool {
     true
+}
+
+/// READY=1 held until an operator says `wdfeed rejoin-now`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HoldStatus {
+    /// `fence-budget` or `kernel-command-line`.
+    pub by: String,
+    /// Why, with the times of the fences.
+    pub why: String,
+}
+
+/// A maintenance pause in progress: failing checks do not fence until it ends.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PauseStatus {
+    /// Who asked (SO_PEERCRED of the request).
+    pub uid: u32,
+    pub pid: i32,
+    pub reason: String,
+    /// When it began, CLOCK_BOOTTIME seconds.
+    pub since_s: f64,
+    /// Seconds until it ends by itself.
+    pub left_s: f64,
+}
+
+/// The fence budget (`rejoin-budget`) and the row it counted at start-up.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BudgetStatus {
+    /// Boots in a row that ended armed before READY=1 is held (0: off).
+    pub fences: u32,
+    pub within_s: f64,
+    /// The boots that ended armed in a row within the window, oldest first.
+    pub recent: Vec<EndedBoot>,
+}
+
+/// One boot that ended armed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EndedBoot {
+    /// Seconds since the epoch: the fence's time, or when the next boot found it.
+    pub at: u64,
+    pub boot: String,
+    pub what: String,
 }
 
 /// The rejoin delay in progress: armed and petting, READY=1 held back.
@@ -198,8 +248,27 @@ impl Status {
                 )
             })
             .unwrap_or_default();
+        let idle = match self.checks.iter().filter(|c| c.idle).count() {
+            0 => String::new(),
+            n => format!(" ({n} idle: condition not holding)"),
+        };
+        let hold = self
+            .hold
+            .as_ref()
+            .map(|h| format!(", READY=1 held ({}) until `wdfeed rejoin-now`", h.by))
+            .unwrap_or_default();
+        let pause = self
+            .pause
+            .as_ref()
+            .map(|p| {
+                format!(
+                    ", PAUSED by uid {} for {:.0} s more: {}",
+                    p.uid, p.left_s, p.reason
+                )
+            })
+            .unwrap_or_default();
         format!(
-            "{}: {healthy}/{} checks healthy, {pet}, fence bound {:.1} s{wait}",
+            "{}: {healthy}/{} checks healthy{idle}, {pet}, fence bound {:.1} s{wait}{hold}{pause}",
             self.state,
             self.checks.len(),
             self.bound_s
@@ -268,6 +337,9 @@ mod tests {
             textfile: None,
             rejoin: None,
             previous_boot: None,
+            hold: None,
+            pause: None,
+            budget: None,
         }
     }
 
@@ -284,6 +356,14 @@ mod tests {
         assert_eq!(
             sample().summary(),
             "armed: 1/2 checks healthy, last pet 1.2 s ago, fence bound 45.0 s"
+        );
+        let mut s = sample();
+        s.checks[0].idle = true;
+        s.checks[0].when = Some("mounted /srv".into());
+        assert_eq!(
+            s.summary(),
+            "armed: 1/2 checks healthy (1 idle: condition not holding), last pet 1.2 s ago, \
+             fence bound 45.0 s"
         );
         let mut s = sample();
         s.fence = Some(FenceStatus {
@@ -305,6 +385,33 @@ mod tests {
             "{}",
             s.summary()
         );
+    }
+
+    #[test]
+    fn summary_names_a_pause_and_a_hold() {
+        let mut s = sample();
+        s.pause = Some(PauseStatus {
+            uid: 0,
+            pid: 77,
+            reason: "heartbeat upgrade".into(),
+            since_s: 90.0,
+            left_s: 540.4,
+        });
+        s.hold = Some(HoldStatus {
+            by: "fence-budget".into(),
+            why: "fence budget spent".into(),
+        });
+        assert!(
+            s.summary().ends_with(
+                ", READY=1 held (fence-budget) until `wdfeed rejoin-now`, PAUSED by uid 0 for 540 s more: heartbeat upgrade"
+            ),
+            "{}",
+            s.summary()
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("status.json");
+        write(&p, &s).unwrap();
+        assert_eq!(read(&p).unwrap(), s, "the new fields read back");
     }
 
     #[test]

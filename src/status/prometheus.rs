@@ -84,6 +84,8 @@ const DEVICE_FAMILIES: &[DeviceFamily] = &[
     ),
 ];
 
+mod operator;
+
 /// The metrics of `s`, one family after another, each with its HELP and TYPE lines.
 pub fn render(s: &Status) -> String {
     let mut out = Out(String::with_capacity(4096));
@@ -128,6 +130,7 @@ pub fn render(s: &Status) -> String {
         &[],
         s.rejoin.as_ref().map_or(0.0, |r| r.wait_left_s),
     );
+    operator::render(&mut out, s);
 
     out.family(
         "wdfeed_previous_boot_dump_bytes",

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use super::textfile::Textfile;
 use super::{
-    secs, CheckStatus, DeviceStatus, FenceStatus, LatenessBucket, LatenessStatus,
-    PreviousBootStatus, RejoinStatus, Status,
+    secs, BudgetStatus, CheckStatus, DeviceStatus, EndedBoot, FenceStatus, HoldStatus,
+    LatenessBucket, LatenessStatus, PreviousBootStatus, RejoinStatus, Status,
 };
 use crate::config::bound::Bound;
 use crate::feeder::FeederShared;
@@ -37,8 +37,11 @@ pub struct Reporter {
     pub handover: Option<Arc<crate::fence::HandoverFile>>,
     /// The node_exporter textfile writer, when `metrics.textfile` is set.
     pub textfile: Option<Arc<Textfile>>,
-    /// The rejoin delay: how long READY=1 still waits.
-    pub rejoin: Arc<crate::rejoin::RejoinShared>,
+    /// The rejoin delay and holds: how long READY=1 still waits; and the state record, which
+    /// says `fenced` once the fence has acted.
+    pub rejoin: Arc<crate::rejoin::Rejoin>,
+    /// The maintenance pause (none in a run without operator requests).
+    pub pause: Option<Arc<crate::daemon::PauseBook>>,
 }
 
 /// What the status thread has already logged of the feeder and the fence.
@@ -48,6 +51,7 @@ pub struct Logged {
     petting: bool,
     pet_failures: Vec<u64>,
     notify_dropped: u64,
+    fence_recorded: bool,
 }
 
 impl Reporter {
@@ -100,6 +104,12 @@ impl Reporter {
         }
         self.fencer.report();
         self.fencer.watch();
+        if !logged.fence_recorded {
+            if let Some((check, evidence)) = self.fencer.fenced_by() {
+                logged.fence_recorded = true;
+                self.rejoin.fenced(self.bound.total, &check, &evidence);
+            }
+        }
     }
 
     /// Keeps the handover file: `1` once fenced (for good) or while any lease is not valid
@@ -129,16 +139,22 @@ impl Reporter {
             .fencer
             .fenced_by()
             .map(|(check, evidence)| FenceStatus { check, evidence });
-        let rejoin = self.rejoin.left(now).map(|left| RejoinStatus {
+        let shared = &self.rejoin.shared;
+        let rejoin = shared.left(now).map(|left| RejoinStatus {
             wait_left_s: secs(left),
-            delay_s: secs(self.rejoin.delay),
-            cause: self.rejoin.cause.clone(),
+            delay_s: secs(shared.delay),
+            cause: shared.cause.clone(),
         });
-        let state = match (&fence, self.dry_run, &rejoin) {
-            (Some(_), _, _) => "fenced",
-            (None, true, _) => "dry-run",
-            (None, false, Some(_)) => "rejoin-wait",
-            (None, false, None) => "armed",
+        let hold = shared.held().map(|(by, why)| HoldStatus {
+            by: by.word().into(),
+            why: why.into(),
+        });
+        let state = match (&fence, &hold, self.dry_run, &rejoin) {
+            (Some(_), _, _, _) => "fenced",
+            (None, Some(_), _, _) => "rejoin-hold",
+            (None, None, true, _) => "dry-run",
+            (None, None, false, Some(_)) => "rejoin-wait",
+            (None, None, false, None) => "armed",
         };
         let l = &self.feeder.lateness;
         Status {
@@ -169,17 +185,28 @@ impl Reporter {
             version: env!("CARGO_PKG_VERSION").into(),
             textfile: self.textfile.as_ref().map(|t| t.status()),
             rejoin,
-            previous_boot: self
-                .rejoin
-                .previous_dump
-                .as_ref()
-                .map(|d| PreviousBootStatus {
-                    cause: d.describe(),
-                    dump: d.path.clone(),
-                    dump_bytes: d.bytes,
-                    complete: d.complete,
-                    fenced: d.fence.as_ref().map(|f| f.mode.clone()),
-                }),
+            previous_boot: shared.previous_dump.as_ref().map(|d| PreviousBootStatus {
+                cause: d.describe(),
+                dump: d.path.clone(),
+                dump_bytes: d.bytes,
+                complete: d.complete,
+                fenced: d.fence.as_ref().map(|f| f.mode.clone()),
+            }),
+            hold,
+            pause: self.pause.as_ref().and_then(|p| p.status(now)),
+            budget: shared.budget.map(|b| BudgetStatus {
+                fences: b.fences,
+                within_s: secs(b.within),
+                recent: shared
+                    .row
+                    .iter()
+                    .map(|e| EndedBoot {
+                        at: e.at,
+                        boot: e.boot.clone(),
+                        what: e.what.clone(),
+                    })
+                    .collect(),
+            }),
         }
     }
 

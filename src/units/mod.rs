@@ -6,5 +6,5 @@ mod duration;
 mod size;
 mod term;
 
-pub use duration::{format_duration, HumanDuration};
+pub use duration::{format_duration, parse_duration, HumanDuration};
 pub use size::{format_size, HumanSize};

@@ -70,7 +70,14 @@ impl FixtureRoot {
             "proc/sys/kernel/random/boot_id",
             "0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0\n",
         );
+        f.write("proc/cmdline", "BOOT_IMAGE=/vmlinuz root=/dev/vda1 quiet\n");
         f
+    }
+
+    /// The state directory the daemon is given (`--state-dir`): inside the fixture, so no
+    /// test reads this machine's /var/lib/wdfeed.
+    pub fn state_path(&self) -> PathBuf {
+        self.path().join("state")
     }
 
     pub fn path(&self) -> &Path {
@@ -101,15 +108,43 @@ impl FixtureRoot {
         }
         let cfg = cfg.display().to_string();
         let runtime = self.runtime.path().display().to_string();
+        let state = self.state_path().display().to_string();
         args.extend([
             "--status-file",
             &status,
             "--runtime-dir",
             &runtime,
+            "--state-dir",
+            &state,
             "-c",
             &cfg,
         ]);
         Daemon::start(&args)
+    }
+
+    /// The same daemon, from a command the caller prepared (an environment of its own).
+    pub fn daemon_with(&self, command: Command, cfg: &Path) -> Daemon {
+        let (root, status) = (self.root_arg(), self.status_arg());
+        let runtime = self.runtime.path().display().to_string();
+        let state = self.state_path().display().to_string();
+        let cfg = cfg.display().to_string();
+        Daemon::spawn(
+            command,
+            &[
+                "--root",
+                &root,
+                "run",
+                "--dry-run",
+                "--status-file",
+                &status,
+                "--runtime-dir",
+                &runtime,
+                "--state-dir",
+                &state,
+                "-c",
+                &cfg,
+            ],
+        )
     }
 
     pub fn write(&self, rel: &str, text: &str) -> PathBuf {

@@ -7,10 +7,10 @@ use crate::config::FenceMode;
 use crate::device::fake::Call;
 use crate::fence::crashdump::Sysrq;
 use crate::fence::record::{FenceRecord, Found};
+use crate::fence::HandoverFile;
 use crate::fence::{Crashdump, Fencer, KernelLog, KillList, Plan};
 use crate::health::runner::CheckHandle;
 use crate::health::LastRun;
-use crate::fence::HandoverFile;
 use crate::system::Root;
 
 #[test]

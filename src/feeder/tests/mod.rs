@@ -149,11 +149,11 @@ fn a_device_that_vanishes_is_reported() {
 fn decide_is_latched_before_anything_else() {
     let leases = LeaseTable::new(1);
     assert_eq!(
-        decide(S(10), Some(S(0)), S(1), &leases, true),
+        decide(S(10), Some(S(0)), S(1), &leases, true, Asked::default()),
         Decision::Latched
     );
     assert_eq!(
-        decide(S(10), None, S(30), &leases, false),
+        decide(S(10), None, S(30), &leases, false, Asked::default()),
         Decision::Fence(FenceReason::Check { index: 0 })
     );
 }
@@ -409,3 +409,5 @@ fn a_failed_pet_is_no_pet() {
     assert_eq!(r.feeder.shared.last_pet(), Some(S(25)));
     assert_eq!(r.feeder.shared.pets(0), took + 1);
 }
+
+mod operator;

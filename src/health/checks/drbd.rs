@@ -13,8 +13,8 @@
 //! is counted across runs, from the first run that saw it.
 //!
 //! Reads `/proc/drbd` (DRBD 8.4, the version in mainline kernels) and, for resource names,
-//! debugfs (`drbd/minors/<minor>`); both without taking any DRBD lock ([`crate::system::drbd`]).
-//! The judgement is a pure function of [`drbd::Volume`]s, the model a DRBD 9 reader (netlink)
+//! debugfs (`drbd/minors/<minor>`); both without taking any DRBD lock (`system::drbd`).
+//! The judgement is a pure function of `drbd::Volume`s, the model a DRBD 9 reader (netlink)
 //! would fill as well.
 
 use std::collections::HashMap;

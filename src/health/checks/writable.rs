@@ -4,7 +4,7 @@
 //! - the mount is not `ro` in the init mount namespace (`/proc/1/mountinfo`, per-mount and
 //!   per-superblock options). Not `/proc/self`: a systemd sandbox (ProtectSystem=) shows
 //!   read-only mounts to this process alone.
-//! - a write probe ([`probe`]): a file on that filesystem, opened, written, fdatasync'ed and
+//! - a write probe (the `probe` module): a file on that filesystem, opened, written, fdatasync'ed and
 //!   closed at every run, so the filesystem is never kept busy. On 6.1 an ext4 error with
 //!   `errors=remount-ro` leaves mountinfo saying `rw`; the probe gets EROFS or EIO. A probe
 //!   that hangs on a dead disk is the runner's business: the run misses its deadline.

@@ -106,8 +106,14 @@ class Scenario:
                                    # case.env) after the first boot's outcome, and READY=1
                                    # must then wait for the rejoin delay ("rejoin-delay",
                                    # also across a restart: "rejoin-delay-restart") or
-                                   # come at once ("no-delay"), or it must name the
-                                   # dump boot 1 saved ("dump-named")
+                                   # come at once ("no-delay"), or be held until
+                                   # `wdfeed rejoin-now` ("budget-hold"), or it must name
+                                   # the dump boot 1 saved ("dump-named")
+    boots: int = 2                 # with second_boot: how many boots in all; the ones
+                                   # between the first and the last fence again as the first
+    pause: int = 0                 # a maintenance pause of this many seconds before the fault
+                                   # (PAUSE_S in case.env): the VM must stay up for it and be
+                                   # reset within the bound after it ("pause" timing)
     fence_mode: str = "watchdog"   # the config's fence.mode
     crashdump_timeout: int = 0     # fence.crashdump-timeout (mode crashdump)
     dump: str = ""                 # a crash kernel is loaded (Debian's kexec-tools) whose
@@ -135,7 +141,7 @@ fence_on_stopped_heartbeat() {
 }
 # boot 2: what the disk brought, then wdfeed
 start_boot2() {
-    mark "note boot 2 of the same disk; state record: $(tr '\\n' ' ' < $STATE/state 2>/dev/null)"
+    mark "note boot $BOOT of the same disk; state record: $(tr '\\n' ' ' < $STATE/state 2>/dev/null)"
     mark "starting wdfeed"
     start_petter
 }
@@ -175,17 +181,19 @@ kill -TERM $(pid_of wdfeed)
         expect="up", timing="stay-up", disk_mb=512, trio=True),
     Scenario(
         "ro-remount",
-        "the checked filesystem is remounted read-only (mount -o remount,ro; if the kernel "
-        "refuses because a file is open for writing, sysrq 'u' forces it)",
+        "the checked filesystem is remounted read-only with mount -o remount,ro while wdfeed "
+        "runs: the kernel must take it (wdfeed holds no file open there between runs)",
         guest="""
 start_petter
 settle
 mark "fault ro-remount"
 if mount -o remount,ro /mnt/data 2>/run/remount.err; then
-    mark "note remount,ro done"
+    mark "note remount,ro done while wdfeed runs"
 else
-    mark "note remount,ro refused ($(cat /run/remount.err)); forcing it with sysrq u"
-    echo u > /proc/sysrq-trigger
+    # only the moment of a probe run may refuse it, once
+    mark "note remount,ro refused once ($(cat /run/remount.err)); again 0.1 s later"
+    usleep 100000
+    mount -o remount,ro /mnt/data 2>/run/remount.err || fail "remount,ro refused twice while wdfeed runs: $(cat /run/remount.err)"
 fi
 grep ' /mnt/data ' /proc/1/mountinfo
 """,
@@ -523,6 +531,62 @@ fi
         expect="reset", timing="reboot", standin_ok=False, drivers=("softdog",),
         checks=("writable",), second_boot="no-delay"),
     Scenario(
+        "operator-fence",
+        "every check passes and `wdfeed fence --reason` asks the running daemon to fence: it "
+        "must fence through its prepared sequence with check=operator and the reason in the "
+        "kernel log, SIGKILL the kill list, and the VM resets within the bound",
+        guest="""
+start_petter
+settle
+mark "fault operator-fence"
+wdfeed fence --reason "vm test: demote of r0 failed"
+mark "note wdfeed fence rc=$?"
+""",
+        expect="reset", timing="bound", fences=True, standin_ok=False,
+        checks=("process",), drivers=("i6300esb",), evidence=r"check=operator",
+        log_must=("operator-fence-kmsg",)),
+    Scenario(
+        "pause-heartbeat",
+        "`wdfeed pause --for 15s`, then the fake heartbeat is SIGSTOPped: the process check "
+        "fails run after run and nothing fences, the VM stays up for the pause; when the pause "
+        "ends by itself wdfeed fences (it says the pause just ended, SIGKILLs the kill list) "
+        "and the VM resets within the bound of the pause's end",
+        guest="""
+start_petter
+settle
+mark "pausing"
+wdfeed pause --for ${PAUSE_S}s --reason "vm test: heartbeat upgrade" || fail "wdfeed pause failed"
+mark "fault heartbeat-stop during a ${PAUSE_S} s pause"
+kill -STOP $(pid_of fakehb)
+""",
+        expect="reset", timing="pause", fences=True, standin_ok=False,
+        checks=("process",), drivers=("i6300esb",), pause=15, window=15 + 35,
+        log_must=("pause-ended-fencing",)),
+    Scenario(
+        "rejoin-budget",
+        "three boots in a row on the same data disk each fence on a stopped heartbeat (boots 2 "
+        "and 3 after a rejoin delay's arming); the fourth finds the fence budget (3 in 1h, the "
+        "default) spent: wdfeed arms and pets but holds READY=1, saying why with the times of "
+        "the fences, the VM stays up for 3 reset times with READY=1 held, and `wdfeed "
+        "rejoin-now` releases it",
+        guest=REJOIN_STATE + """
+if [ "$BOOT" -ge 4 ]; then
+    start_boot2
+    wait_log "READY=1 is held until" 60 || fail "wdfeed did not hold READY=1"
+    mark "held"
+    sleep $UP_FOR
+    grep -q "READY=1 sent" /run/wdfeed.log && fail "READY=1 went while held"
+    mark "rejoin-now"
+    wdfeed rejoin-now
+    wait_ready 20
+else
+    [ "$BOOT" -gt 1 ] && mark "note boot $BOOT of the same disk; state record: $(tr '\\n' ' ' < $STATE/state 2>/dev/null)"
+    fence_on_stopped_heartbeat
+fi
+""",
+        expect="reset", timing="bound", fences=True, standin_ok=False,
+        checks=("process",), drivers=("i6300esb",), second_boot="budget-hold", boots=4),
+    Scenario(
         "record-other-boot",
         "the runtime directory holds a fence record that says fenced, of another boot (as a "
         "runtime directory kept across a reboot would): wdfeed must say it ignores it, arm, "
@@ -642,11 +706,17 @@ WDFEED_SAYS = {
     # the rejoin delay: READY=1 (with the delay it waited for), the start-up decision
     "ready": r"READY=1 sent(: the rejoin delay is over)?",
     "ready-delay": r"rejoin_delay_s=([0-9.]+)",
-    "rejoin-armed-before": r"the previous boot ended with a device armed and no clean stop",
+    "rejoin-armed-before": r"the previous boot (ended with a device armed and no clean stop|was fenced)",
     "rejoin-clean-before": r"the previous boot's wdfeed stopped cleanly",
     "rejoin-holding": r"holding READY=1 for the rejoin delay",
     "rejoin-restarted": r"restarted during the rejoin delay of this boot",
     "rejoin-cause": r"previous boot: .*|the kernel names no cause.*",
+    # operator requests: the fence's kernel log line, a pause's end that fences, the hold
+    "operator-fence-kmsg": r"wdfeed: FENCE check=operator evidence=vm test: demote of r0 failed \(wdfeed fence, uid 0, pid \d+\)",
+    "pause-ended-fencing": r"maintenance pause ended: its time ran out, and a check still holds no valid lease",
+    "pause-fence-note": r"a maintenance pause ended ([0-9.]+) s before",
+    "budget-held": r"fence budget spent: (\d+) boots in a row ended armed within \S+ .*READY=1 is held until",
+    "rejoin-hold-released": r"READY=1 is no longer held, on the operator's word",
 }
 
 

@@ -17,7 +17,7 @@ import time
 
 class Guest:
     def __init__(self, workdir, machine_args, kernel, initrds, append, mem_mb=384,
-                 disk=None, nbd_image=None, trace=()):
+                 disk=None, nbd_image=None, trace=(), extra_disks=()):
         self.workdir = workdir
         self.qmp_path = os.path.join(workdir, "qmp.sock")
         self.nbd_path = os.path.join(workdir, "nbd.sock")
@@ -54,6 +54,10 @@ class Guest:
                           "-device", "virtio-blk-pci,drive=d0"]
         else:
             self.nbd_argv = None
+        # more virtio disks after the first (vdb, vdc, ...), in order
+        for i, extra in enumerate(extra_disks, start=1):
+            self.argv += ["-drive", f"file={extra},if=none,id=x{i},format=raw,cache=unsafe",
+                          "-device", f"virtio-blk-pci,drive=x{i}"]
 
     # ------------------------------------------------------------------ life cycle
     def start(self):

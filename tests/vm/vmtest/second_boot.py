@@ -1,6 +1,8 @@
-"""The second boot of a rejoin scenario: the guest whose first boot ended (a fence's reset,
+"""The later boots of a rejoin scenario: the guest whose first boot ended (a fence's reset,
 or a reboot after a clean stop) boots again on the same data disk, where wdfeed's state
-record (--state-dir) survived, and the suite times READY=1 against the rejoin delay.
+record (--state-dir) survived, and the suite times READY=1 against the rejoin delay. With
+`boots` above 2, the boots in between fence again as the first did (a reboot loop), and the
+last one must hold READY=1 until `wdfeed rejoin-now` (the fence budget).
 
 READY=1 is seen as wdfeed's log line "READY=1 sent", which it writes right after the
 sd_notify datagram (the guest has no systemd to receive it); times are the host's arrival
@@ -21,57 +23,95 @@ STAY_UP_AFTER_READY_S = 5
 
 
 def run(ctx, driver, scen, res, disk, workdir, make_case_archive, append):
-    """Boots the guest a second time on `disk` and judges boot 2 into `res`."""
-    boot2 = os.path.join(workdir, "boot2")
-    os.makedirs(boot2, exist_ok=True)
-    case_cpio = os.path.join(boot2, "case.cpio")
-    make_case_archive(case_cpio, {"BOOT": 2})
-    guest = Guest(boot2, driver.machine, ctx.vmlinuz, [ctx.base, case_cpio], append,
-                  disk=disk, trace=driver.trace)
-    try:
-        guest.start()
-        if scen.second_boot == "dump-named":
-            dump.judge_boot2(guest, res, BOOT_TIMEOUT_S)
-        else:
-            judge(guest, driver, scen, res)
-    finally:
-        guest.stop()
-        res.tail = ["--- boot 2 ---"] + guest.tail(60)
-        if os.path.exists(os.path.join(boot2, "initrd.cpio")) and res.ok:
-            os.unlink(os.path.join(boot2, "initrd.cpio"))
+    """Boots the guest again on `disk`, boot 2 up to `scen.boots`, and judges each into
+    `res`; stops at the first boot that fails."""
+    for n in range(2, scen.boots + 1):
+        bootdir = os.path.join(workdir, f"boot{n}")
+        os.makedirs(bootdir, exist_ok=True)
+        case_cpio = os.path.join(bootdir, "case.cpio")
+        make_case_archive(case_cpio, {"BOOT": n})
+        guest = Guest(bootdir, driver.machine, ctx.vmlinuz, [ctx.base, case_cpio], append,
+                      disk=disk, trace=driver.trace)
+        try:
+            guest.start()
+            if n < scen.boots:
+                judge_fenced_again(guest, driver, res, n)
+            elif scen.second_boot == "dump-named":
+                dump.judge_boot2(guest, res, BOOT_TIMEOUT_S)
+            else:
+                judge(guest, driver, scen, res)
+        finally:
+            guest.stop()
+            res.tail = [f"--- boot {n} ---"] + guest.tail(60)
+            if os.path.exists(os.path.join(bootdir, "initrd.cpio")) and res.ok:
+                os.unlink(os.path.join(bootdir, "initrd.cpio"))
+        if not res.ok:
+            return
 
 
-def fail(res, why):
+def fail(res, why, boot=2):
     res.ok = False
-    res.reason = "boot 2: " + why
+    res.reason = f"boot {boot}: " + why
     return False
 
 
+def judge_fenced_again(guest, driver, res, n):
+    """A boot in the loop: wdfeed arms on the same disk, the heartbeat stops, wdfeed fences
+    and the VM resets within the bound."""
+    if guest.wait_line(r"VMTEST: (armed|error)", BOOT_TIMEOUT_S) is None:
+        return fail(res, "wdfeed did not arm", n)
+    record = guest.first_line(r"VMTEST: note boot \d+ of the same disk; state record: (.*) up=")
+    if record:
+        res.notes.append(f"boot {n} found the state record: {record[1].group(1).strip()[:200]}")
+    fault = guest.wait_line(r"VMTEST: (fault|error)", 60)
+    if fault is None or fault[1].group(1) == "error":
+        return fail(res, "the guest never injected the fault", n)
+    bound = res.bound if res.bound == res.bound else 30
+    end = guest.wait_outcome(bound + cases.slack(bound) + 5)
+    if end is None or end[1] != "reset":
+        return fail(res, f"expected a reset after the fault, got {end[1] if end else 'up'}", n)
+    after = end[0] - fault[0]
+    fencing = guest.first_line(SAYS["fencing"], after=fault[0])
+    if fencing is None:
+        return fail(res, "wdfeed never logged 'fencing': the reset came from elsewhere", n)
+    if after > bound + cases.slack(bound):
+        return fail(res, f"reset {after:.2f}s after the fault > bound {bound:.2f}s + slack", n)
+    res.notes.append(f"boot {n}: fenced again, reset {after:.2f}s after the fault")
+    return True
+
+
 def judge(guest, driver, scen, res):
+    """The last boot: wdfeed arms, READY=1 comes as the scenario says, the VM stays up."""
+    n = scen.boots
     started = guest.wait_line(r"VMTEST: (starting wdfeed|error)", BOOT_TIMEOUT_S)
     if started is None or started[1].group(1) == "error":
         return fail(res, "the guest never started wdfeed"
-                    + (": " + started[1].string.split("VMTEST: error", 1)[1].strip() if started else ""))
+                    + (": " + started[1].string.split("VMTEST: error", 1)[1].strip() if started else ""), n)
     t_start = started[0]
-    record = guest.first_line(r"VMTEST: note boot 2 of the same disk; state record: (.*) up=")
+    record = guest.first_line(r"VMTEST: note boot \d+ of the same disk; state record: (.*) up=")
     if record:
-        res.notes.append(f"boot 2 found the state record: {record[1].group(1).strip()[:160]}")
+        res.notes.append(f"boot {n} found the state record: {record[1].group(1).strip()[:400]}")
     marked = guest.wait_line(r"VMTEST: (armed|error)", 90)
     armed = guest.first_line(SAYS["armed"], after=t_start)
     if marked is None or marked[1].group(1) == "error" or armed is None:
-        return fail(res, "wdfeed did not arm")
-    ready = guest.wait_line(SAYS["ready"], 60 + (res.bound if res.bound == res.bound else 0))
+        return fail(res, "wdfeed did not arm", n)
+    ready_wait = 60 + (res.bound if res.bound == res.bound else 0)
+    if scen.second_boot == "budget-hold":
+        ready_wait += cases.up_for(driver) + 30
+    ready = guest.wait_line(SAYS["ready"], ready_wait)
     if ready is None:
         end = guest.wait_outcome(0)
-        return fail(res, "no READY=1" + (f" (the VM ended: {end[2]})" if end else ""))
+        return fail(res, "no READY=1" + (f" (the VM ended: {end[2]})" if end else ""), n)
     t_ready = ready[0]
     waited = t_ready - t_start
     end = guest.wait_outcome(STAY_UP_AFTER_READY_S)
     if end is not None:
         return fail(res, f"the VM did not stay up after READY=1: {end[2]} "
-                    f"{end[0] - t_start:.2f}s after wdfeed started")
+                    f"{end[0] - t_start:.2f}s after wdfeed started", n)
     for cause in guest.matching(SAYS["rejoin-cause"]):
-        res.notes.append(f"boot 2 log: {cause[1].group(0).strip()[:160]}")
+        res.notes.append(f"boot {n} log: {cause[1].group(0).strip()[:160]}")
+    if scen.second_boot == "budget-hold":
+        return judge_hold(guest, driver, scen, res, t_start, armed[0], ready)
     if scen.second_boot.startswith("rejoin-delay"):
         if not judge_delay(guest, driver, res, t_start, armed[0], t_ready, ready, waited):
             return False
@@ -137,4 +177,35 @@ def judge_no_delay(guest, driver, res, t_start, t_armed, waited, ready):
                     f"({t_armed - t_start:.2f}s)")
     res.notes.append(f"boot 2: wdfeed armed {t_armed - t_start:.2f}s and sent READY=1 "
                      f"{waited:.2f}s after it started (no rejoin delay)")
+    return True
+
+
+def judge_hold(guest, driver, scen, res, t_start, t_armed, ready):
+    """The fence budget spent: wdfeed armed, said why READY=1 is held (with the times of the
+    fences), kept it held while the VM stayed up for 3 reset times (so it petted), and sent
+    it only after `wdfeed rejoin-now`."""
+    n = scen.boots
+    held = guest.first_line(SAYS["budget-held"])
+    if held is None:
+        return fail(res, f"wdfeed did not say /{SAYS['budget-held']}/", n)
+    res.notes.append(f"boot {n} log: {held[1].group(0)[:400]}")
+    if int(held[1].group(1)) != n - 1:
+        return fail(res, f"the budget counted {held[1].group(1)} boots, not {n - 1}", n)
+    times = held[1].string.count(" UTC (")
+    if times != n - 1:
+        return fail(res, f"the hold names {times} fence times, not {n - 1}", n)
+    released = guest.first_line(r"VMTEST: rejoin-now")
+    marked = guest.first_line(r"VMTEST: held")
+    if released is None or marked is None:
+        return fail(res, "the guest never reached rejoin-now", n)
+    if ready[0] < released[0]:
+        return fail(res, "READY=1 came before `wdfeed rejoin-now`", n)
+    if guest.first_line(SAYS["rejoin-hold-released"], after=released[0]) is None:
+        return fail(res, f"wdfeed did not say /{SAYS['rejoin-hold-released']}/", n)
+    r_hw = driver.reset_after_last_pet()
+    res.notes.append(f"boot {n}: armed {t_armed - t_start:.2f}s after wdfeed started, READY=1 "
+                     f"held {released[0] - marked[0]:.2f}s with the VM up (reset time "
+                     f"{r_hw:.1f}s), sent {ready[0] - released[0]:.2f}s after rejoin-now")
+    if released[0] - marked[0] < cases.up_for(driver) - ARRIVAL_JITTER_S:
+        return fail(res, "the hold was watched for less than 3 reset times", n)
     return True

@@ -13,12 +13,15 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from . import assets, cases, dump, second_boot
+from . import assets, cases, dump, second_boot, systemd_cases, systemd_guest
 from .qemu import Guest
 
 BOOT_TIMEOUT_S = 180      # boot, modules, mount and arming, on a loaded TCG host
 ARM_TIMEOUT_S = 60        # inside the guest: from starting wdfeed to its "armed" line
 APPEND = "console=ttyS0 panic=0 quiet rdinit=/init"
+# Serial lines are stamped by the host as they arrive; two written a few ms apart in the guest
+# can arrive with their gap shortened by the console's buffering.
+ARRIVAL_JITTER_S = 0.25
 SAYS = cases.WDFEED_SAYS
 BASE_MODULE_SET = [m for m, _ in cases.BASE_MODULES] + [
     m for d in cases.DRIVERS.values() for m, _ in d.modules] + [
@@ -56,6 +59,9 @@ class Context:
         self.mods = None
         self.wdfeed = None
         self.prebuilt = None
+        self.systemd_selected = False
+        self.systemd_root = None
+        self.systemd_initramfs = None
 
 
 def prepare(ctx):
@@ -88,6 +94,8 @@ def prepare(ctx):
         assets.log("building the base initramfs")
         assets.build_base_initramfs(ctx.base, ctx.moddir, BASE_MODULE_SET, binaries, guest_files)
     ctx.mods = assets.Modules(ctx.moddir)
+    if ctx.petter == "wdfeed" and ctx.systemd_selected:
+        systemd_guest.prepare(ctx)
 
 
 def validate(ctx, text, name):
@@ -110,7 +118,7 @@ def case_archive(ctx, driver, scen, config, path, extra_env=None):
         "DRIVER": driver.name, "WDDEV": driver.wddev, "TIMEOUT": driver.timeout, "DISK": "vda",
         "PETTER": ctx.petter, "STANDIN_BOUND": f"{cases.standin_bound(driver):.1f}",
         "ARM_TIMEOUT": ARM_TIMEOUT_S, "SETTLE": cases.SETTLE_S, "WDFEED_ARGS": "",
-        "UP_FOR": cases.up_for(driver), "BOOT": 1,
+        "UP_FOR": cases.up_for(driver), "BOOT": 1, "PAUSE_S": scen.pause,
     }
     if scen.dump:
         env["DUMP"] = scen.dump
@@ -401,6 +409,46 @@ def judge_was_reset(guest, driver, scen, res, t0, r_hw):
     return True
 
 
+def judge_paused(guest, driver, scen, res, t0, r_hw):
+    """A maintenance pause over the fault: the VM stayed up for the pause (no fence before
+    its end) and was reset within the bound of its end. The pause began at most the gap
+    between the guest's `pausing` and `fault` markers before the fault."""
+    pausing = guest.first_line(r"VMTEST: pausing")
+    lead = t0 - pausing[0] if pausing else 0.0
+    end_earliest = t0 - lead + scen.pause
+    bound, sl = res.bound, cases.slack(res.bound)
+    fencing = guest.first_line(SAYS["fencing"], after=t0)
+    failed = guest.matching(SAYS["check-failed"], after=t0)
+    res.notes.append(f"pause of {scen.pause}s asked {lead:.2f}s before the fault; {len(failed)} "
+                     f"'check failed' lines; reset {res.after:.2f}s after the fault")
+    if fencing is None:
+        res.reason = "wdfeed never fenced after the pause"
+        return False
+    if fencing[0] < end_earliest - ARRIVAL_JITTER_S:
+        res.reason = (f"wdfeed fenced {fencing[0] - t0:.2f}s after the fault, inside the "
+                      f"{scen.pause}s pause")
+        return False
+    if not failed or failed[0][0] > end_earliest:
+        res.reason = "the process check never failed during the pause: the pause hid nothing"
+        return False
+    note = guest.first_line(SAYS["pause-fence-note"], after=t0)
+    if note is None:
+        res.reason = "the fence after the pause does not say the pause had just ended"
+        return False
+    res.notes.append(f"fenced {fencing[0] - end_earliest:.2f}s after the pause's end "
+                     f"({note[1].group(0)})")
+    if res.after < scen.pause - lead - ARRIVAL_JITTER_S:
+        res.reason = f"the VM was reset {res.after:.2f}s after the fault, inside the pause"
+        return False
+    if res.after > scen.pause + bound + sl:
+        res.reason = (f"reset {res.after:.2f}s after the fault > pause {scen.pause}s + bound "
+                      f"{bound:.2f}s + slack {sl:.2f}s")
+        return False
+    res.notes.append(f"reset {res.after - (scen.pause - lead):.2f}s after the pause's end "
+                     f"(bound {bound:.2f}s)")
+    return True
+
+
 def judge_within_bound(guest, driver, scen, res, t0, r_hw):
     bound, sl = res.bound, cases.slack(res.bound)
     if res.after > bound + sl:
@@ -481,6 +529,7 @@ RESET_STEPS = [
     (lambda s: s.timing == "from-load", judge_from_load_step),
     (lambda s: s.boot_running, judge_boot_running_step),
     (lambda s: s.timing == "bound", judge_within_bound),
+    (lambda s: s.timing == "pause", judge_paused),
     (lambda s: s.timing == "reset-time", judge_reset_time),
     (lambda s: s.fences, judge_fenced),
     (lambda s: True, note_scsi_states),
@@ -572,30 +621,49 @@ def main(argv):
         for s in cases.SCENARIOS.values():
             print(f"scenario {s.name:22} {'(trio) ' if s.trio else ''}{s.doc}"
                   + (f" [only on {', '.join(s.drivers)}]" if s.drivers else ""))
+        for s in systemd_cases.SCENARIOS.values():
+            print(f"scenario {s.name:22} {s.doc} [the systemd guest: i6300esb]")
         return 0
-    selection = cases.selected(args.names)
+    # `systemd` (or a systemd scenario's name) picks the systemd guest's cases; driver and
+    # scenario words pick the busybox guests' cases; no word picks everything.
+    sd_words = [a for a in args.names if a == "systemd" or a in systemd_cases.SCENARIOS]
+    other = [a for a in args.names if a not in sd_words]
+    sd_selection = [] if other and not sd_words else [
+        s for s in systemd_cases.SCENARIOS.values()
+        if not sd_words or "systemd" in sd_words or s.name in sd_words]
+    selection = cases.selected(other) if other or not sd_words else []
     t_suite = time.monotonic()
     outdir = os.path.join(assets.REPO, "target", "vm", time.strftime("%Y%m%d-%H%M%S"))
     os.makedirs(outdir, exist_ok=True)
     ctx = Context("standin" if args.standin else "wdfeed", outdir)
     ctx.prebuilt = os.path.abspath(args.wdfeed) if args.wdfeed else None
+    ctx.systemd_selected = bool(sd_selection)
     try:
         prepare(ctx)
     except (assets.SetupError, subprocess.CalledProcessError) as e:
         print(f"vm: set-up failed: {e}", flush=True)
-        for d, s in selection:
-            print(f"FAIL {d.name} {s.name} outcome=up after=nan bound=nan\n    set-up failed", flush=True)
-        print(f"0 passed, {len(selection)} failed")
+        names = [(d.name, s.name) for d, s in selection] + [("systemd", s.name) for s in sd_selection]
+        for d, s in names:
+            print(f"FAIL {d} {s} outcome=up after=nan bound=nan\n    set-up failed", flush=True)
+        print(f"0 passed, {len(names)} failed")
         return 1
-    assets.log(f"{len(selection)} cases, {args.jobs} at a time, logs in {outdir}")
+    assets.log(f"{len(selection) + len(sd_selection)} cases, {args.jobs} at a time, logs in {outdir}")
     # longest first, so the two lanes finish together
     order = sorted(selection, key=lambda c: -(cases.wait_window(c[0], c[1], c[0].timeout + 3)
                                               + (2 * c[0].reset_after_last_pet() if c[1].host_fault == "freeze-vm" else 0)))
+    # the systemd guest's cases are the longest: first
+    order = [("systemd", s) for s in sd_selection] + order
     lock = threading.Lock()
     results = []
 
     def one(c):
-        r = run_case(ctx, *c)
+        if c[0] == "systemd":
+            if ctx.petter == "standin":
+                r = Result("systemd", c[1].name, skipped="the systemd guest runs wdfeed's unit")
+            else:
+                r = systemd_guest.run_case(ctx, c[1], Result)
+        else:
+            r = run_case(ctx, *c)
         with lock:
             results.append(r)
             print(r.line(), flush=True)

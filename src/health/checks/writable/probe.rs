@@ -67,14 +67,20 @@ pub fn write(
             devno.1
         )));
     }
-    owned_by_us_alone(&top_stat, mount).map_err(fail)?;
-
+    // What the directory being walked through lets other users do: nothing (root-only), or
+    // create entries but never move or remove ours (sticky and ours, as /tmp): then only a
+    // directory of ours that is already there is walked into, never created.
+    let mut shared = match owned_by_us_alone(&top_stat, mount) {
+        Ok(()) => None,
+        Err(why) if sticky_and_ours(&top_stat) => Some(why),
+        Err(why) => return Err(fail(why)),
+    };
     let mut dir = top;
     let mut at = mount.to_path_buf();
     for (i, part) in dirs.iter().enumerate() {
         at.push(part);
-        let next = match openat(dir.as_fd(), *part, dir_flags, Mode::empty()) {
-            Err(Errno::ENOENT) if i + 1 == dirs.len() => {
+        let opened = match openat(dir.as_fd(), *part, dir_flags, Mode::empty()) {
+            Err(Errno::ENOENT) if i + 1 == dirs.len() && shared.is_none() => {
                 match mkdirat(dir.as_fd(), *part, Mode::S_IRWXU) {
                     Ok(()) | Err(Errno::EEXIST) => {}
                     Err(e) => {
@@ -88,15 +94,21 @@ pub fn write(
                 openat(dir.as_fd(), *part, dir_flags, Mode::empty())
             }
             other => other,
-        }
-        .map_err(|e| {
-            let why = match e {
-                // O_DIRECTORY answers ENOTDIR for a symlink too: say which it is.
-                Errno::ENOTDIR | Errno::ELOOP => not_a_directory(dir.as_fd(), part),
-                other => open_error(other),
-            };
-            fail(format!("{}: {why}", at.display()))
-        })?;
+        };
+        let next = match (opened, &shared) {
+            (Ok(fd), _) => fd,
+            // In a directory others may write, what is not a directory of ours is theirs to
+            // plant: the directory itself is the reason, whatever they put there.
+            (Err(_), Some(why)) => return Err(fail(why.clone())),
+            (Err(e), None) => {
+                let why = match e {
+                    // O_DIRECTORY answers ENOTDIR for a symlink too: say which it is.
+                    Errno::ENOTDIR | Errno::ELOOP => not_a_directory(dir.as_fd(), part),
+                    other => open_error(other),
+                };
+                return Err(fail(format!("{}: {why}", at.display())));
+            }
+        };
         let st = fstat(next.as_fd()).map_err(|e| fail(format!("fstat: {}", e.desc())))?;
         if st.st_dev != top_stat.st_dev {
             return Err(fail(format!(
@@ -107,10 +119,43 @@ pub fn write(
                 mount.display()
             )));
         }
-        owned_by_us_alone(&st, &at).map_err(fail)?;
+        shared = match (owned_by_us_alone(&st, &at), shared) {
+            (Ok(()), _) => None,
+            // a directory another user made in the shared one: the shared one is the reason
+            (Err(_), Some(why)) if st.st_uid != me() => return Err(fail(why)),
+            (Err(why), _) if sticky_and_ours(&st) => Some(why),
+            (Err(why), _) => return Err(fail(why)),
+        };
         dir = next;
     }
+    // The probe's own directory must be ours alone: nobody else may create anything in it.
+    if let Some(why) = shared {
+        return Err(fail(why));
+    }
 
+    // Looked at first, never followed: only a missing probe or a regular file of ours is
+    // opened at all (the fstat after the open closes the race).
+    if let Ok(st) =
+        nix::sys::stat::fstatat(dir.as_fd(), *name, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW)
+    {
+        let kind = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT;
+        let what = match kind {
+            k if k == SFlag::S_IFREG => None,
+            k if k == SFlag::S_IFLNK => Some("is a symlink: not followed"),
+            k if k == SFlag::S_IFIFO => Some("is a FIFO: not opened"),
+            k if k == SFlag::S_IFDIR => Some("is a directory: not written"),
+            _ => Some("is not a regular file: not opened"),
+        };
+        if let Some(what) = what {
+            return Err(fail(format!("cannot open: {what}")));
+        }
+        if st.st_uid != nix::unistd::geteuid().as_raw() {
+            return Err(fail(format!(
+                "belongs to uid {}, not to wdfeed's user: not opened",
+                st.st_uid
+            )));
+        }
+    }
     let flags = OFlag::O_WRONLY
         | OFlag::O_CREAT
         | OFlag::O_NOFOLLOW
@@ -165,6 +210,16 @@ fn not_a_directory(dir: std::os::fd::BorrowedFd<'_>, name: &std::ffi::OsStr) -> 
         }
         _ => "is not a directory".into(),
     }
+}
+
+/// wdfeed's own user (root on a node).
+fn me() -> u32 {
+    nix::unistd::geteuid().as_raw()
+}
+
+/// Sticky and wdfeed's: others may create entries in it but not move or remove wdfeed's.
+fn sticky_and_ours(st: &FileStat) -> bool {
+    st.st_uid == me() && st.st_mode & 0o1000 != 0
 }
 
 /// The directory is wdfeed's user's and no other user may write in it: only then can nobody

@@ -271,7 +271,7 @@ fn the_probe_lives_only_where_no_other_user_can_write() {
     let root = Root::at(dir.path());
     let set_mode =
         |p: &Path, m: u32| std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap();
-    // A sticky world-writable mount root (a separate /tmp): refused with the reason.
+    // A sticky world-writable mount root (a separate /tmp): wdfeed creates nothing there.
     set_mode(dir.path(), 0o1777);
     let e = Writable::new(Settings::default(), &root).err().unwrap();
     assert!(
@@ -283,24 +283,32 @@ fn the_probe_lives_only_where_no_other_user_can_write() {
         !dir.path().join(".wdfeed").exists(),
         "nothing created there"
     );
-    // In a root-only directory on it, the probe is fine; the way there counts too.
+    // A directory of root's made there beforehand cannot be moved or removed by others
+    // (sticky): the probe may live below it, in a directory wdfeed makes.
     std::fs::create_dir(dir.path().join("admin")).unwrap();
     set_mode(&dir.path().join("admin"), 0o755);
     let mut s = Settings::default();
     s.probe_paths
         .insert("/".into(), "/admin/wdfeed/probe".into());
-    let e = Writable::new(s.clone(), &root).err().unwrap();
-    assert!(e.contains("/ is writable by every user"), "{e}");
-    set_mode(dir.path(), 0o755);
-    let mut c = Writable::new(s, &root).unwrap();
+    let mut c = Writable::new(s.clone(), &root).unwrap();
     assert!(c.run(Duration::from_secs(1)).healthy);
+    // Without the sticky bit, others could rename `admin` away: refused.
+    set_mode(dir.path(), 0o777);
+    let v = c.run(Duration::from_secs(2));
+    assert!(
+        v.evidence
+            .contains("/ is writable by every user (mode 777)"),
+        "{v:?}"
+    );
+    set_mode(dir.path(), 0o755);
+    assert!(c.run(Duration::from_secs(3)).healthy);
     // A directory on the way that a group other than root's may write.
     let gid = nix::sys::stat::stat(&dir.path().join("admin"))
         .unwrap()
         .st_gid;
     if gid != 0 {
         set_mode(&dir.path().join("admin"), 0o775);
-        let v = c.run(Duration::from_secs(2));
+        let v = c.run(Duration::from_secs(4));
         assert!(v.evidence.contains("/admin is writable by group"), "{v:?}");
     }
 }
@@ -318,9 +326,7 @@ fn a_fifo_a_symlink_or_a_directory_at_the_probe_path_never_hangs_and_is_never_wr
     let v = c.run(Duration::from_secs(1));
     assert_eq!(
         v,
-        Verdict::unhealthy(
-            "probe /.wdfeed/probe: cannot open: is a FIFO (or a device): not written"
-        )
+        Verdict::unhealthy("probe /.wdfeed/probe: cannot open: is a FIFO: not opened")
     );
     std::fs::remove_file(&probe).unwrap();
     std::os::unix::fs::symlink(&target, &probe).unwrap();
