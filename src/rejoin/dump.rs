@@ -149,22 +149,25 @@ struct Kept {
 /// Keeps `dump`, found in boot `boot_id`, in the runtime directory (tmpfs); a failure only
 /// means a restart would not name it.
 pub fn keep(runtime_dir: &Path, boot_id: &str, dump: &SavedDump) -> std::io::Result<()> {
+    use crate::system::io::{write_atomically, Durability};
     let text = serde_json::to_vec(&Kept {
         boot: boot_id.into(),
         dump: dump.clone(),
     })
     .map_err(std::io::Error::other)?;
-    let tmp = runtime_dir.join(format!("{KEPT_NAME}.tmp"));
-    fs::write(&tmp, text)?;
-    fs::rename(tmp, runtime_dir.join(KEPT_NAME))
+    write_atomically(
+        &runtime_dir.join(KEPT_NAME),
+        &text,
+        0o600,
+        Durability::Unsynced,
+    )
 }
 
 /// What an earlier start of this boot found ([`keep`]); none of another boot.
 pub fn kept(runtime_dir: &Path, boot_id: &str) -> Option<SavedDump> {
-    let f = File::open(runtime_dir.join(KEPT_NAME)).ok()?;
-    let mut text = Vec::new();
-    f.take(64 * 1024).read_to_end(&mut text).ok()?;
-    let k: Kept = serde_json::from_slice(&text).ok()?;
+    use crate::system::io::{read_capped, Links};
+    let text = read_capped(&runtime_dir.join(KEPT_NAME), 64 * 1024, Links::Refuse).ok()?;
+    let k: Kept = serde_json::from_str(&text).ok()?;
     (k.boot == boot_id).then_some(k.dump)
 }
 
