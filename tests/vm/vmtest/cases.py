@@ -660,6 +660,25 @@ fence_on_stopped_heartbeat
         checks=("process",), drivers=("i6300esb",), fence_mode="crashdump",
         crashdump_timeout=12, dump="hang", append=CRASHKERNEL),
     Scenario(
+        "crashdump-timeout-refused",
+        "fence.mode crashdump with a crash kernel loaded and crashdump-timeout 3000s, over "
+        "i6300esb's maximum of 2046 s (the config is valid: the limit is the driver's): "
+        "wdfeed run must set it at arming, read the refusal, exit 3 naming the driver's "
+        "max_timeout with nothing armed; the VM then stays up for 3 reset times",
+        guest=CRASH_SETUP + """
+load_crash_kernel
+wdfeed run -c /etc/wdfeed/watchdog.yaml $WDFEED_ARGS > /run/refused.log 2>&1
+_rc=$?
+cat /run/refused.log
+[ "$_rc" = 3 ] || fail "wdfeed run exited rc=$_rc, not 3 (a device problem)"
+mark "fault none (wdfeed refused to start, rc=$_rc)"
+sleep $UP_FOR
+""",
+        expect="up", timing="stay-up", standin_ok=False,
+        checks=("process",), drivers=("i6300esb",), fence_mode="crashdump",
+        crashdump_timeout=3000, dump="hang", append=CRASHKERNEL,
+        log_must=("crashdump-refused",)),
+    Scenario(
         "pretimeout-panic",
         "ipmi_watchdog with a pretimeout and preop=preop_panic (timeout 30 s, pretimeout "
         "25 s) and a crash kernel loaded: wdfeed itself is SIGSTOPped (a wedged wdfeed: "
@@ -713,6 +732,8 @@ WDFEED_SAYS = {
     "rejoin-holding": r"holding READY=1 for the rejoin delay",
     "rejoin-restarted": r"restarted during the rejoin delay of this boot",
     "rejoin-cause": r"previous boot: .*|the kernel names no cause.*",
+    # fence.mode crashdump: a device that does not take crashdump-timeout at arming
+    "crashdump-refused": r"cannot set the crashdump-timeout of watchdog /dev/watchdog0: .*the driver refuses 50m \(sysfs says its max_timeout is 2046s\).*nothing was armed",
     # operator requests: the fence's kernel log line, a pause's end that fences, the hold
     "operator-fence-kmsg": r"wdfeed: FENCE check=operator evidence=vm test: demote of r0 failed \(wdfeed fence, uid 0, pid \d+\)",
     "pause-ended-fencing": r"maintenance pause ended: its time ran out, and a check still holds no valid lease",
