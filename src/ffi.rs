@@ -122,6 +122,23 @@ pub fn pidfd_open(pid: i32) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
+/// Whether the process a pidfd names has exited (a zombie or reaped), without waiting: the
+/// kernel makes a pidfd readable once the whole thread group is gone (poll(2) on a pidfd).
+pub fn pidfd_exited(pidfd: BorrowedFd<'_>) -> io::Result<bool> {
+    let mut p = libc::pollfd {
+        fd: pidfd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: `p` is one live pollfd on a descriptor open for the borrow; the count is 1 and
+    // a timeout of 0 never blocks.
+    let r = unsafe { libc::poll(&mut p, 1, 0) };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(p.revents & (libc::POLLIN | libc::POLLHUP) != 0)
+}
+
 /// pidfd_send_signal(2) with no siginfo.
 pub fn pidfd_send_signal(pidfd: BorrowedFd<'_>, signal: i32) -> io::Result<()> {
     // SAFETY: the descriptor is open for the borrow; a null siginfo is allowed and flags are 0.

@@ -125,3 +125,36 @@ fn a_name_nobody_has_is_absent() {
         Verdict::unhealthy(format!("no process named {name} of uid 0"))
     );
 }
+
+/// A followed process that exec's another program is no longer the one the check watches:
+/// the next run looks again, and finds none.
+#[test]
+fn a_process_that_execs_into_another_program_is_no_longer_it() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let (name, path) = victim_binary(dir.path(), "/bin/sh", "exe");
+    let mut victim = Victim(
+        Command::new(&path)
+            .args(["-c", "read x; exec sleep 60"])
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let pid = pid_of(&victim.0);
+    wait_for_state(pid, 'S');
+    let mut c = check(&format!("name: {name}"));
+    assert_eq!(
+        c.run(Duration::ZERO),
+        Verdict::healthy(format!("{name} pid {pid} running (S)"))
+    );
+    victim.0.stdin.take().unwrap().write_all(b"go\n").unwrap();
+    let until = Instant::now() + Duration::from_secs(5);
+    while process_table::stat(&Root::host(), pid).is_none_or(|s| s.comm != "sleep") {
+        assert!(Instant::now() < until, "pid {pid} never exec'd sleep");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(
+        c.run(Duration::ZERO),
+        Verdict::unhealthy(format!("no process named {name} of uid 0"))
+    );
+}

@@ -82,3 +82,45 @@ fn the_status_file_is_for_root_only_and_read_only_when_not_a_symlink() {
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("is a symbolic link"), "{}", stderr(&o));
 }
+
+fn status_json(fx: &FixtureRoot) -> serde_json::Value {
+    let o = run(&["status", "--json", "--status-file", &fx.status_arg()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+/// The status file is rewritten when the state changes, not at every interval: between
+/// changes it stands (and `wdfeed status` takes it for a running daemon's, saying how old
+/// it is) until its refresh period (ten intervals) is over.
+#[test]
+fn the_status_file_is_rewritten_on_a_change_not_every_interval() {
+    let fx = FixtureRoot::new();
+    let _d = status_of_running_daemon(&fx);
+    let first = status_json(&fx);
+    assert_eq!(first["refresh_s"], 10.0, "{first}");
+    std::thread::sleep(Duration::from_millis(2500));
+    let later = status_json(&fx);
+    assert_eq!(later["written_at_s"], first["written_at_s"], "{later}");
+    let o = run(&["status", "--status-file", &fx.status_arg()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains(" s ago; rewritten on any change)"),
+        "{}",
+        stdout(&o)
+    );
+
+    fx.write("proc/1/mountinfo", MOUNTINFO_RO);
+    let mut now = later;
+    for _ in 0..50 {
+        now = status_json(&fx);
+        if now["checks"][0]["healthy"] == false {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(now["checks"][0]["healthy"], false, "{now}");
+    assert!(
+        now["written_at_s"].as_f64() > first["written_at_s"].as_f64(),
+        "{now}"
+    );
+}

@@ -125,7 +125,7 @@ fn with_extra_sections(page: Vec<u8>, cmd: &clap::Command) -> Vec<u8> {
         ),
         (
             status_file.as_str(),
-            "The state of the running daemon, rewritten every interval, read by wdfeed status.",
+            "The state of the running daemon, rewritten when it changes and at least every ten intervals (a minute at most), read by wdfeed status.",
         ),
         (
             "/run/wdfeed/control",

@@ -213,7 +213,7 @@ fn a_conditional_writable_check_follows_a_real_tmpfs_and_never_holds_it() {
     );
 }
 
-/// The measurement as a new user would make it: a separate 1777 tmpfs, and uid
+/// As a new user would meet it: a separate 1777 tmpfs, and uid
 /// 65534 planting a FIFO, a symlink or a directory at the probe's place before the check.
 /// `wdfeed check` must never hang and never write through; the mount is refused with the
 /// reason (no other user may write where the probe goes), and a root-only directory on it

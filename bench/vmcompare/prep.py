@@ -104,11 +104,7 @@ class Context:
         if self.prebuilt:
             self.wdfeed = self.prebuilt
         else:
-            log("cargo build --release")
-            r = subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=REPO)
-            if r.returncode != 0:
-                raise SetupError("cargo build --release failed")
-            self.wdfeed = os.path.join(REPO, "target", "release", "wdfeed")
+            self.wdfeed = assets.build_release("wdfeed")
         self.wd516, self.wd_version, self.wd_conf = ensure_watchdog516()
         self.stress = ensure_stress_ng()
         # watchdog 5.16 goes to /usr/sbin (its Debian path), called by that path: /bin/watchdog
@@ -129,6 +125,10 @@ class Context:
         }
         with open(self.wd516, "rb") as f:
             guest_files["usr/sbin/watchdog"] = (f.read(), 0o755)
+        # watchdog 5.16 is linked against glibc; wdfeed is static and brings none
+        for lib in assets._ldd(self.wd516):
+            with open(os.path.realpath(lib), "rb") as f:
+                guest_files[lib.lstrip("/")] = (f.read(), 0o755)
         digest = assets.file_digest([shutil.which("busybox"), init_path, self.vmlinuz, self.wd516]
                                     + list(binaries.values()))
         extra = " ".join(sorted(suite.BASE_MODULE_SET)) + WRITABLE_TEST + debian_conf

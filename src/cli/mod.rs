@@ -91,7 +91,8 @@ enum Command {
         state_dir: PathBuf,
     },
     /// Fence this node now, through the running daemon's prepared fence (check=operator):
-    /// service links down, the kill list killed, the hardware resets the node. Root only.
+    /// `fence.isolate`'s links down, the kill list killed, the hardware resets the node (or
+    /// `mode: reboot` reboots it). Root only.
     Fence {
         /// Why (kept in the fence record, the kernel log and the metrics): one line of at
         /// most 200 bytes.

@@ -1,7 +1,6 @@
 //! `wdfeed status`: the running daemon's state, from the file its status thread keeps.
 
 use std::path::Path;
-use std::time::Duration;
 
 use crate::status;
 use crate::system::Root;
@@ -33,7 +32,11 @@ pub fn run(path: &Path, format: Format) -> Result<(), Failure> {
         let text = serde_json::to_string_pretty(&s).map_err(|e| Failure::runtime(e.to_string()))?;
         outln!("{text}");
     } else {
-        outln!("wdfeed pid {}: {}", s.pid, s.summary());
+        outln!(
+            "wdfeed pid {}: {} (as of {age:.1} s ago; rewritten on any change)",
+            s.pid,
+            s.summary()
+        );
         if let Some(r) = &s.rejoin {
             outln!(
                 "  rejoin delay {:.1} s: READY=1 in {:.1} s (`wdfeed rejoin-now` ends it); {}",
@@ -122,11 +125,12 @@ pub fn run(path: &Path, format: Format) -> Result<(), Failure> {
             );
         }
     }
-    // A file not rewritten for three intervals means the daemon is gone or stuck.
-    let stale = Duration::from_secs_f64(s.interval_s * 3.0).as_secs_f64();
+    // The daemon rewrites the file on any change and at least every refresh period: one
+    // older than that (and three intervals) is of a daemon that is gone or stuck.
+    let stale = s.fresh_for_s();
     if age > stale {
         return Err(Failure::runtime(format!(
-            "the status was written {age:.0} s ago (more than three intervals): wdfeed is stopped or stuck"
+            "the status was written {age:.0} s ago (more than its refresh period and three intervals, {stale:.0} s): wdfeed is stopped or stuck"
         )));
     }
     Ok(())

@@ -33,12 +33,15 @@ pub fn parse(text: &str, source: &str) -> Result<Config, ConfigError> {
         }]));
     }
     let (doc, repeated) = tree::read(text).map_err(fail)?;
-    let index = LocationIndex::build(text);
+    // Built (a second parse of the text) only when a problem needs a position: a good config,
+    // the daemon's start-up, never pays for it.
+    let index = std::cell::OnceCell::new();
+    let index = || index.get_or_init(|| LocationIndex::build(text));
     let mut problems: Vec<Problem> = repeated
         .iter()
         .map(|r| {
             let key = entries::join(&r.parent, &r.key);
-            let first = index
+            let first = index()
                 .find(&key)
                 .map_or(String::new(), |l| format!(" (first at line {})", l.line));
             Problem {
@@ -46,7 +49,7 @@ pub fn parse(text: &str, source: &str) -> Result<Config, ConfigError> {
                     "`{}` is written again in the same mapping{first}: keep one",
                     r.key
                 ),
-                location: index.find_repeated(&r.parent, &r.key, r.nth),
+                location: index().find_repeated(&r.parent, &r.key, r.nth),
                 key,
             }
         })
@@ -55,7 +58,7 @@ pub fn parse(text: &str, source: &str) -> Result<Config, ConfigError> {
     input_rules::nul_bytes(&doc, &mut nul);
     let raw = entries::raw_config(doc, &mut problems);
     for p in &mut problems {
-        p.location = p.location.or_else(|| read_location(&index, p));
+        p.location = p.location.or_else(|| read_location(index(), p));
     }
     let config = raw.map(|raw| {
         let mut by_rule = Vec::new();
@@ -72,7 +75,7 @@ pub fn parse(text: &str, source: &str) -> Result<Config, ConfigError> {
         Some(config) if problems.is_empty() => Ok(config),
         _ => {
             for p in &mut problems {
-                p.location = p.location.or_else(|| index.find(&p.key));
+                p.location = p.location.or_else(|| index().find(&p.key));
             }
             // In the order of the file; problems of the whole file last.
             problems.sort_by_key(|p| p.location.map_or((usize::MAX, 0), |l| (l.line, l.column)));

@@ -109,6 +109,7 @@ fn write_status(line: &str, every: Duration, opts: &Options) {
         pid: std::process::id(),
         start_time: status::liveness::own_start_time(),
         written_at_s: status::secs(BootClock.now()),
+        refresh_s: None,
         interval_s: status::secs(every),
         dry_run: false,
         state: "fenced-earlier".into(),

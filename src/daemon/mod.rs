@@ -147,8 +147,10 @@ pub fn run(opts: Options) -> Result<(), Failure> {
         return Ok(());
     }
 
-    // Everything the fence path needs is ready before the first pet.
-    kill.refresh();
+    // Everything the fence path needs is ready before the first pet. The kill list's first
+    // walk of /proc is its refresher's, at once after arming: the first pet waits only for
+    // what the first round of checks needs, and a fence before that walk still kills every
+    // named process through the last scan after it.
     let kernel_log = KernelLog::prepare(&opts.root, opts.dry_run);
     let (devices, bound) = arm::arm_and_state_bound(&config, &opts, &nowayout)?;
     let stay_armed: Vec<bool> = devices.iter().map(|d| d.stays_armed_on_close()).collect();
@@ -337,6 +339,11 @@ fn fence_if_unhealthy_at_stop(
         return;
     }
     if let Some((index, name, why)) = watch.unhealthy() {
+        if watch.operator.paused_at(watch.clock.now()) {
+            // The operator's pause holds for the exit too: no check fences while it runs.
+            tracing::warn!(check = %name, evidence = %why, "a check failed while stopping during a maintenance pause: not fenced (the pause); the devices are left as on-exit says");
+            return;
+        }
         tracing::warn!(check = %name, evidence = %why, "a check failed while stopping: fencing instead of disarming");
         if watch.latch.close() {
             fencer.fence(&FenceReason::Check { index }, watch.clock.now());
@@ -496,8 +503,11 @@ fn finish(
     let devices = feeder.into_devices();
     drop(runner);
     match exit {
-        Exit::DeviceLost { path, errno } => {
+        Exit::DeviceLost { index, errno } => {
             // The other devices stay armed: with a watchdog gone, a reset is the safe outcome.
+            let path = devices
+                .get(index)
+                .map_or_else(|| std::path::PathBuf::from("?"), |d| d.path().to_path_buf());
             Err(Failure::device(DeviceError::new(
                 &path,
                 "pet",

@@ -288,7 +288,23 @@ impl PauseBook {
     /// The control thread's round: ends a pause whose time ran out (the feeder stopped
     /// honouring it at its end already). The next end to look at, if a pause lasts.
     pub fn expire(&self, now: Duration) -> Option<Duration> {
-        let mut current = self.lock();
+        self.expire_held(self.lock(), now)
+    }
+
+    /// The same from the status thread, which never waits: the round is skipped while the
+    /// control thread holds the bookkeeping. So a pause ends (and revocation comes back)
+    /// even if the control thread is not running.
+    pub fn expire_if_free(&self, now: Duration) {
+        if let Ok(current) = self.current.try_lock() {
+            self.expire_held(current, now);
+        }
+    }
+
+    fn expire_held(
+        &self,
+        mut current: std::sync::MutexGuard<'_, Option<Pause>>,
+        now: Duration,
+    ) -> Option<Duration> {
         let p = current.as_ref()?;
         if self.operator.paused_at(now) {
             return Some(p.until);

@@ -180,6 +180,28 @@ fn expiry_ends_the_pause_and_brings_revocation_back() {
 }
 
 #[test]
+fn a_restored_pause_ends_from_the_status_thread_too() {
+    let r = rig();
+    r.book.start(S(100), S(60), 0, 42, "upgrade").unwrap();
+    // A restarted wdfeed takes the pause up; its control thread never runs (no socket):
+    // the status thread's round ends the pause and brings revocation back.
+    let again = rig_in(r.dir);
+    again.book.restore(S(120));
+    assert!(!again.leases.revoke(0), "held off during the pause");
+    again.book.expire_if_free(S(150));
+    assert!(!again.leases.revoke(0), "not over yet");
+    again.book.expire_if_free(S(160));
+    assert!(again.leases.revoke(0), "revocation back at the end");
+    // While the control thread holds the bookkeeping the status thread does not wait.
+    let r = rig();
+    r.book.start(S(100), S(10), 0, 42, "short").unwrap();
+    let held = r.book.lock_for_test();
+    r.book.expire_if_free(S(200));
+    drop(held);
+    assert!(!r.leases.revoke(0), "skipped this round, not waited");
+}
+
+#[test]
 fn a_new_pause_replaces_the_one_in_progress_and_keeps_its_start() {
     let r = rig();
     r.book.start(S(100), S(60), 0, 42, "first").unwrap();

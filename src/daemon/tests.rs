@@ -122,6 +122,20 @@ fn a_dry_run_stops_as_asked() {
 }
 
 #[test]
+fn a_lease_that_falls_due_during_a_stop_in_a_pause_does_not_fence() {
+    let r = rig(false);
+    r.operator.set_pause_until(S(3000));
+    r.leases.revoke(0);
+    let fence = Recording::default();
+    fence_if_unhealthy_at_stop(&r.watch(), &fence, &mut []);
+    assert!(
+        fence.0.lock().unwrap().is_empty(),
+        "the pause holds for the exit too"
+    );
+    assert!(!r.latch.is_closed());
+}
+
+#[test]
 fn a_lease_that_fell_due_during_the_stop_fences_instead_of_disarming() {
     let r = rig(false);
     let fence = Recording::default();
@@ -153,7 +167,7 @@ fn steady_with(r: &Rig, signals: &[Signal]) -> (Exit, bool) {
         tx.send(Event::Signal(*s)).unwrap();
     }
     tx.send(Event::FeederDone(Exit::DeviceLost {
-        path: "/dev/marker".into(),
+        index: 7,
         errno: nix::errno::Errno::ENODEV,
     }))
     .unwrap();

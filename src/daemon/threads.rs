@@ -47,9 +47,11 @@ pub(super) fn start_kill_list_refresher(
         return Ok(());
     }
     crate::system::threads::spawn("kill-list", move || {
-        // A scan reads every process; the fence scans afresh anyway, so a process
-        // started since the last refresh is still killed.
+        // A refresh reads the held processes, and walks /proc only when one is gone or an
+        // entry holds none; the fence scans afresh anyway, so a process started since the
+        // last walk is still killed.
         let every = every.max(KILL_LIST_REFRESH_MIN);
+        kill.refresh();
         while !stop.sleep(every) {
             kill.refresh();
         }

@@ -1,4 +1,4 @@
-//! The seed's stack: heartbeat (haresources, `crm off`) with DRBD. Three rules:
+//! heartbeat (haresources, `crm off`) with DRBD. Three rules:
 //! - heartbeat's `deadtime` (ha.cf) must be longer than B: the peer declares this node dead
 //!   after deadtime and takes the resources over, and a sick node is only reset within B;
 //! - `block-io` must not list a DRBD device: a frozen peer stalls a healthy Primary's drbd0

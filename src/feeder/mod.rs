@@ -18,7 +18,6 @@
 mod decide;
 mod lateness;
 
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,6 +30,7 @@ pub use lateness::Lateness;
 use crate::device::Armed;
 use crate::fence::{Fence, FenceReason, Latch, Operator};
 use crate::health::lease::LeaseTable;
+use crate::system::errno_slot::ErrnoSlot;
 use crate::system::notify::Notifier;
 use crate::time::{duration_to_nanos, Clock, Stopper};
 
@@ -40,9 +40,10 @@ pub enum Tick {
     Petted,
     Fenced(FenceReason),
     Latched,
-    /// A device answered ENODEV or ENXIO: it is gone, and the daemon must say so and stop.
+    /// Device `index` answered ENODEV or ENXIO: it is gone, and the daemon must say so and
+    /// stop. (An index, not the path: a tick allocates nothing.)
     DeviceLost {
-        path: PathBuf,
+        index: usize,
         errno: Errno,
     },
 }
@@ -60,8 +61,8 @@ pub struct FeederShared {
     pet_failures: Box<[AtomicU64]>,
     /// The errno of each device's last refused pet (0: none).
     last_errno: Box<[AtomicI32]>,
-    /// SCHED_FIFO for the feeder: -1 not tried yet, 0 granted, else the errno.
-    realtime: AtomicI32,
+    /// SCHED_FIFO for the feeder: granted, or why not.
+    realtime: ErrnoSlot,
     /// The feeder has petted at least once (for the "petting" log line).
     petting: AtomicBool,
 }
@@ -72,7 +73,6 @@ impl FeederShared {
             pets: (0..devices).map(|_| AtomicU64::new(0)).collect(),
             pet_failures: (0..devices).map(|_| AtomicU64::new(0)).collect(),
             last_errno: (0..devices).map(|_| AtomicI32::new(0)).collect(),
-            realtime: AtomicI32::new(-1),
             ..FeederShared::default()
         }
     }
@@ -113,16 +113,11 @@ impl FeederShared {
 
     /// What became of the feeder's realtime scheduling: `None` before the thread tried.
     pub fn realtime(&self) -> Option<Result<(), Errno>> {
-        match self.realtime.load(Ordering::Relaxed) {
-            -1 => None,
-            0 => Some(Ok(())),
-            e => Some(Err(Errno::from_raw(e))),
-        }
+        self.realtime.get()
     }
 
     pub fn set_realtime(&self, r: Result<(), Errno>) {
-        self.realtime
-            .store(r.err().map_or(0, |e| e as i32), Ordering::Relaxed);
+        self.realtime.set(r);
     }
 }
 
@@ -130,7 +125,7 @@ impl FeederShared {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Exit {
     Stopped,
-    DeviceLost { path: PathBuf, errno: Errno },
+    DeviceLost { index: usize, errno: Errno },
 }
 
 /// How the feeder paces itself.
@@ -238,10 +233,7 @@ impl Feeder {
                 }
                 Err(errno) => {
                     if matches!(errno, Errno::ENODEV | Errno::ENXIO) {
-                        return Tick::DeviceLost {
-                            path: d.path().to_path_buf(),
-                            errno,
-                        };
+                        return Tick::DeviceLost { index: i, errno };
                     }
                     all = false;
                     if let Some(n) = self.shared.pet_failures.get(i) {
@@ -268,8 +260,8 @@ impl Feeder {
         loop {
             let now = clock.now();
             self.shared.lateness.record(now.saturating_sub(next));
-            if let Tick::DeviceLost { path, errno } = self.tick(now) {
-                return Exit::DeviceLost { path, errno };
+            if let Tick::DeviceLost { index, errno } = self.tick(now) {
+                return Exit::DeviceLost { index, errno };
             }
             next += self.interval;
             let after = clock.now();

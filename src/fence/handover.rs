@@ -16,8 +16,10 @@ use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
+
+use crate::system::errno_slot::{errno_of, ErrnoSlot};
 
 /// The handover file and what it says now.
 pub struct HandoverFile {
@@ -26,19 +28,67 @@ pub struct HandoverFile {
     state: Mutex<Option<bool>>,
     /// `1` for good: set by the fence and by a disarming exit.
     sealed: AtomicBool,
-    /// The errno of the fence's own write (0: written; -1: not tried).
-    fence_errno: AtomicI32,
+    /// What the fence's own write did.
+    fenced: ErrnoSlot,
+}
+
+/// The longest path the handover file may have: std opens a shorter one from a buffer on
+/// the stack, so the fence's open allocates nothing.
+const MAX_PATH: usize = 255;
+
+/// Why `dir` cannot hold the handover file: not a directory, not root's, or writable by
+/// others (who could put a FIFO or a symlink where the fence writes).
+fn unsafe_directory(dir: &Path, meta: &std::fs::Metadata) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    if !meta.file_type().is_dir() {
+        return Some(format!("{} is not a directory", dir.display()));
+    }
+    if meta.uid() != crate::ffi::effective_uid() {
+        return Some(format!(
+            "{} is owned by uid {}, not by wdfeed's user",
+            dir.display(),
+            meta.uid()
+        ));
+    }
+    if meta.mode() & 0o022 != 0 {
+        return Some(format!(
+            "{} is writable by its group or by others (mode {:o})",
+            dir.display(),
+            meta.mode() & 0o7777
+        ));
+    }
+    None
 }
 
 impl HandoverFile {
     /// Creates (or opens) the file at start-up and makes it say `1`: no all-pass round yet.
+    /// The fence writes it, so it must never make the fence wait: it must sit on a tmpfs (a
+    /// write there never waits on a disk), in a directory of root's that no one else may
+    /// write (no FIFO or symlink can be planted in its place), under a short path (opening
+    /// it allocates nothing).
     pub fn prepare(path: &Path) -> io::Result<HandoverFile> {
+        if path.as_os_str().len() > MAX_PATH {
+            return Err(io::Error::other(format!(
+                "the path is over {MAX_PATH} bytes"
+            )));
+        }
+        let dir = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .ok_or_else(|| io::Error::other("the path names no directory"))?;
+        let meta = std::fs::symlink_metadata(dir)?;
+        if let Some(why) = unsafe_directory(dir, &meta) {
+            return Err(io::Error::other(why));
+        }
         let f = HandoverFile {
             path: path.to_path_buf(),
             state: Mutex::new(None),
             sealed: AtomicBool::new(false),
-            fence_errno: AtomicI32::new(-1),
+            fenced: ErrnoSlot::new(),
         };
+        // Judged before anything is created: a refused path is left as it was.
+        let d = std::fs::File::open(dir)?;
+        crate::fence::record::memory_backed(&d, dir).map_err(io::Error::other)?;
         f.write(true, true)?;
         if let Ok(mut s) = f.state.lock() {
             *s = Some(true);
@@ -56,13 +106,23 @@ impl HandoverFile {
         &self.path
     }
 
-    fn write(&self, fault: bool, create: bool) -> io::Result<()> {
+    /// Opens the file for writing without following a symlink or waiting on a FIFO, and
+    /// only if it is a regular file.
+    fn open(&self, create: bool) -> io::Result<File> {
         let file: File = OpenOptions::new()
             .write(true)
             .create(create)
             .mode(0o644)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
             .open(&self.path)?;
+        if !file.metadata()?.is_file() {
+            return Err(io::Error::other("not a regular file"));
+        }
+        Ok(file)
+    }
+
+    fn write(&self, fault: bool, create: bool) -> io::Result<()> {
+        let file = self.open(create)?;
         file.write_all_at(if fault { b"1\n" } else { b"0\n" }, 0)?;
         file.set_len(2)?;
         // Dropping the file closes it: keepalived re-reads on IN_CLOSE_WRITE.
@@ -72,7 +132,11 @@ impl HandoverFile {
     /// What the file says now, as two bytes.
     fn reads(&self) -> Option<[u8; 2]> {
         let mut buf = [0u8; 3];
-        let f = File::open(&self.path).ok()?;
+        let f = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+            .open(&self.path)
+            .ok()?;
         let n = f.read_at(&mut buf, 0).ok()?;
         (n == 2).then(|| [buf[0], buf[1]])
     }
@@ -115,20 +179,13 @@ impl HandoverFile {
     /// the outcome is read with [`Self::fence_outcome`].
     pub fn fence_write(&self) {
         self.sealed.store(true, Ordering::SeqCst);
-        let errno = match self.write(true, false) {
-            Ok(()) => 0,
-            Err(e) => e.raw_os_error().unwrap_or(libc::EIO),
-        };
-        self.fence_errno.store(errno, Ordering::SeqCst);
+        self.fenced
+            .set(self.write(true, false).map_err(|e| errno_of(&e)));
     }
 
     /// What the fence's own write did: `None` if not tried, else its result.
-    pub fn fence_outcome(&self) -> Option<io::Result<()>> {
-        match self.fence_errno.load(Ordering::SeqCst) {
-            -1 => None,
-            0 => Some(Ok(())),
-            e => Some(Err(io::Error::from_raw_os_error(e))),
-        }
+    pub fn fence_outcome(&self) -> Option<Result<(), nix::errno::Errno>> {
+        self.fenced.get()
     }
 }
 
@@ -136,9 +193,53 @@ impl HandoverFile {
 mod tests {
     use super::*;
 
+    /// A directory of root's on a tmpfs, as the handover file demands.
+    fn shm() -> tempfile::TempDir {
+        tempfile::Builder::new()
+            .prefix("wdfeed-handover-")
+            .tempdir_in("/dev/shm")
+            .unwrap()
+    }
+
+    #[test]
+    fn a_place_where_the_fence_could_wait_is_refused_and_left_as_it_was() {
+        // Not a tmpfs: a write there could wait on the disk that failed.
+        let disk = tempfile::tempdir_in(env!("CARGO_MANIFEST_DIR")).unwrap();
+        let p = disk.path().join("handover");
+        let e = HandoverFile::prepare(&p).err().expect("refused");
+        assert!(e.to_string().contains("not memory-backed"), "{e}");
+        assert!(!p.exists(), "nothing created");
+        // A directory others may write: a FIFO or a symlink could be put in its place.
+        let open = shm();
+        std::fs::set_permissions(
+            open.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o1777),
+        )
+        .unwrap();
+        let e = HandoverFile::prepare(&open.path().join("handover"))
+            .err()
+            .expect("refused");
+        assert!(
+            e.to_string().contains("writable by its group or by others"),
+            "{e}"
+        );
+        // A FIFO in its place never hangs it.
+        let dir = shm();
+        let fifo = dir.path().join("handover");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        assert!(HandoverFile::prepare(&fifo).is_err());
+        // A path too long to open without allocating.
+        let long = dir.path().join("h".repeat(250));
+        assert!(HandoverFile::prepare(&long)
+            .err()
+            .unwrap()
+            .to_string()
+            .contains("over 255 bytes"));
+    }
+
     #[test]
     fn says_1_at_start_0_when_healthy_1_on_fault_and_stays_1_once_sealed() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = shm();
         let p = dir.path().join("handover");
         let read = || std::fs::read_to_string(&p).unwrap();
         let h = HandoverFile::prepare(&p).unwrap();
@@ -164,7 +265,7 @@ mod tests {
 
     #[test]
     fn the_fence_writes_1_at_once_and_the_status_thread_never_undoes_it() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = shm();
         let p = dir.path().join("handover");
         let read = || std::fs::read_to_string(&p).unwrap();
         let h = HandoverFile::prepare(&p).unwrap();
@@ -184,7 +285,7 @@ mod tests {
 
     #[test]
     fn a_symlink_in_its_place_is_refused() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = shm();
         let target = dir.path().join("elsewhere");
         std::fs::write(&target, "keep").unwrap();
         let p = dir.path().join("handover");

@@ -11,25 +11,20 @@
 //! errno and logged after the kills; it never stops the rest of the fence.
 
 use std::os::fd::{AsFd, OwnedFd};
-use std::sync::atomic::{AtomicI32, Ordering};
 
 use crate::ffi::{self, IfName};
+use crate::system::errno_slot::ErrnoSlot;
 
 /// IFF_UP as `struct ifreq`'s short flags carry it (the flag is bit 0).
 const IFF_UP: libc::c_short = 1;
 const _: () = assert!(IFF_UP as libc::c_int == libc::IFF_UP);
 
-/// Not tried yet.
-const NOT_TRIED: i32 = -1;
-/// Taken down.
-const DOWN: i32 = 0;
-
 struct Link {
     name: String,
     ifname: IfName,
     index: i32,
-    /// [`NOT_TRIED`], [`DOWN`], or the errno of the failed call.
-    outcome: AtomicI32,
+    /// Taken down, or the errno of the failed call.
+    outcome: ErrnoSlot,
 }
 
 /// The prepared isolation step (empty when `fence.isolate` is).
@@ -65,7 +60,7 @@ impl Isolator {
                 name: name.clone(),
                 ifname,
                 index,
-                outcome: AtomicI32::new(NOT_TRIED),
+                outcome: ErrnoSlot::new(),
             });
         }
         Ok(Isolator {
@@ -81,14 +76,12 @@ impl Isolator {
             return;
         };
         for link in self.links.iter() {
-            let outcome = match ffi::interface_flags(sock.as_fd(), &link.ifname).and_then(|f| {
-                let down = f & !IFF_UP;
-                ffi::set_interface_flags(sock.as_fd(), &link.ifname, down)
-            }) {
-                Ok(()) => DOWN,
-                Err(e) => e as i32,
-            };
-            link.outcome.store(outcome, Ordering::SeqCst);
+            link.outcome.set(
+                ffi::interface_flags(sock.as_fd(), &link.ifname).and_then(|f| {
+                    let down = f & !IFF_UP;
+                    ffi::set_interface_flags(sock.as_fd(), &link.ifname, down)
+                }),
+            );
         }
     }
 
@@ -103,11 +96,12 @@ impl Isolator {
                         l.name, l.index
                     );
                 }
-                match l.outcome.load(Ordering::SeqCst) {
-                    NOT_TRIED => format!("isolate {}: not tried", l.name),
-                    DOWN => format!("isolated {} (ifindex {}): link down", l.name, l.index),
-                    errno => {
-                        let e = nix::errno::Errno::from_raw(errno);
+                match l.outcome.get() {
+                    None => format!("isolate {}: not tried", l.name),
+                    Some(Ok(())) => {
+                        format!("isolated {} (ifindex {}): link down", l.name, l.index)
+                    }
+                    Some(Err(e)) => {
                         format!(
                             "could not take {} (ifindex {}) down: {e} ({}); the fence goes on",
                             l.name,
@@ -141,7 +135,7 @@ mod tests {
     fn a_dry_run_touches_nothing_and_says_what_it_would_do() {
         let iso = Isolator::prepare(&["lo".into()]).unwrap();
         iso.isolate(true);
-        assert_eq!(iso.links[0].outcome.load(Ordering::SeqCst), NOT_TRIED);
+        assert_eq!(iso.links[0].outcome.get(), None);
         let lines = iso.report(true);
         assert_eq!(lines.len(), 1);
         assert!(

@@ -7,8 +7,17 @@
 //! per entry; more are logged and still found by the last scan after the fence (within the
 //! same cap).
 //!
+//! The refresher follows the processes it holds, as the `process` check does
+//! ([`process_follow`]): each refresh reads each held process through its own pidfd and kept
+//! `stat` and `status`, and walks `/proc` again only when one is gone or no longer has its
+//! name or owner (at once), or while an entry holds no process at all (at most every
+//! [`ABSENT_WALK_EVERY`]): so with the cluster up its cost does not grow with the process
+//! table, and a walk keeps nothing of the processes it passes. A same-named process started
+//! while the held ones live is held from the next walk on; until then the last scan after a
+//! fence finds and kills it.
+//!
 //! The held pidfds sit in atomic slots, a fixed number per entry. The refresher (a thread
-//! that is not the feeder) scans, then swaps each slot's pidfd for a fresh one; the fence,
+//! that is not the feeder) swaps each slot's pidfd for a fresh one after a walk; the fence,
 //! on the feeder, signals through each slot as it finds it. Neither waits on the other, and
 //! the fence allocates nothing. A pidfd swapped out is closed only if no fence has begun:
 //! the fence marks itself before it reads the slots and the refresher looks at that mark
@@ -17,15 +26,20 @@
 
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use crate::config::KillEntry;
 use crate::ffi::{self, PidfdSlot};
-use crate::system::process_scan::{self, ScanCache};
+use crate::system::process_follow::{self, Followed, Now};
 use crate::system::process_table;
 use crate::system::{users, Root};
 
 /// At most this many pidfds are held per entry of the kill list.
 pub const MAX_HELD_PER_NAME: usize = 64;
+
+/// While an entry holds no process (its program not started yet, or not run on this node),
+/// the refresher walks `/proc` for it at most this often.
+pub const ABSENT_WALK_EVERY: Duration = Duration::from_secs(30);
 
 /// One entry of the kill list: a process name and the real uid its processes must have.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -48,6 +62,17 @@ struct Slot {
     pid: AtomicI32,
 }
 
+/// What the refresher follows between refreshes.
+#[derive(Default)]
+struct Following {
+    /// Per target, the processes held (their pidfds are also in the slots).
+    held: Vec<Vec<Followed>>,
+    /// When the refresher last walked `/proc`.
+    last_walk: Option<Instant>,
+    /// Walks so far.
+    walks: u64,
+}
+
 /// The processes named in `fence.kill`, held as pidfds and refreshed while the node is
 /// healthy by a thread that is not the feeder.
 pub struct KillList {
@@ -57,8 +82,11 @@ pub struct KillList {
     slots: Box<[Slot]>,
     /// Set by the fence before it reads a slot; from then on nothing swapped out is closed.
     fencing: AtomicBool,
-    /// What the last refresh saw of each process; only the refresher uses it.
-    exe_cache: Mutex<ScanCache>,
+    /// The fence was a dry run's: nothing is killed after it either.
+    dry_fence: AtomicBool,
+    /// What the refresher follows; only the refresher and the start-up take this lock,
+    /// never the fence.
+    following: Mutex<Following>,
     /// Pidfds held per entry at most.
     cap: usize,
 }
@@ -81,7 +109,8 @@ impl KillList {
             root,
             slots,
             fencing: AtomicBool::new(false),
-            exe_cache: Mutex::new(ScanCache::new()),
+            dry_fence: AtomicBool::new(false),
+            following: Mutex::new(Following::default()),
             cap,
         }
     }
@@ -126,16 +155,47 @@ impl KillList {
             .count()
     }
 
-    /// Finds the named processes now and holds a pidfd on each (the refresher's job, and
-    /// the start-up's: never the feeder's).
+    /// Keeps a pidfd on each of the named processes (the refresher's job, and the
+    /// start-up's: never the feeder's). Reads the held processes; walks `/proc` only when
+    /// one is gone or changed, or while an entry holds none (see [`ABSENT_WALK_EVERY`]).
     pub fn refresh(&self) {
-        let found = match self.exe_cache.lock() {
-            Ok(mut cache) => self.scan(Some(&mut cache)),
-            Err(_) => self.scan(None),
+        if self.fencing.load(Ordering::SeqCst) {
+            // After the fence nothing is held any more: whatever of the list runs again (a
+            // service manager restarting what the fence killed) is killed at once, until
+            // the reset. A dry run's fence killed nothing, and this kills nothing either.
+            if !self.dry_fence.load(Ordering::SeqCst) {
+                for line in self.kill_walk(false, &[], "running again after the fence") {
+                    tracing::error!("{line}");
+                }
+            }
+            return;
+        }
+        let mut following = self.following.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        let mut lost = false;
+        for (t, held) in following.held.iter_mut().enumerate() {
+            let before = held.len();
+            held.retain(|f| self.still_held(&self.targets[t], f));
+            lost |= held.len() != before;
+        }
+        let absent =
+            following.held.len() != self.targets.len() || following.held.iter().any(Vec::is_empty);
+        let due = match following.last_walk {
+            None => true,
+            Some(_) if lost => true,
+            Some(at) => absent && now.duration_since(at) >= ABSENT_WALK_EVERY,
         };
+        if !due {
+            return;
+        }
+        following.last_walk = Some(now);
+        following.walks += 1;
+        let found = self.scan();
         let mut old = Vec::new();
-        for (t, fresh) in found.into_iter().enumerate() {
-            let mut fresh = fresh.into_iter();
+        for (t, held) in found.iter().enumerate() {
+            let mut fresh = held
+                .iter()
+                .filter_map(|f| Some((f.pid, f.pidfd()?.try_clone_to_owned().ok()?)));
             for slot in &self.slots[t * self.cap..(t + 1) * self.cap] {
                 old.extend(slot.pidfd.replace(fresh.next()));
             }
@@ -144,67 +204,69 @@ impl KillList {
             // A fence may be signalling through these numbers right now: never close them.
             std::mem::forget(old);
         }
+        following.held = found;
     }
 
-    /// The named processes of each entry's owner, per entry, each with a new pidfd. With
-    /// a cache, only processes the last refresh did not see are opened and readlinked.
-    fn scan(&self, cache: Option<&mut ScanCache>) -> Vec<Vec<(i32, std::os::fd::OwnedFd)>> {
+    /// Whether a held process is still one of `target`'s: alive, its name and owner.
+    fn still_held(&self, target: &Target, f: &Followed) -> bool {
+        match f.now(&self.root) {
+            Now::Here(d) => f.still(&self.root, &d, &target.name, target.uid),
+            Now::Gone => false,
+        }
+    }
+
+    /// Walks `/proc` once for every entry: the named processes of each entry's owner, per
+    /// entry, each followed (a pidfd and its kept files). Never this process, never init
+    /// (killing it panics the kernel instead of fencing), nothing under a root other than
+    /// this machine's `/`.
+    fn scan(&self) -> Vec<Vec<Followed>> {
+        let mut out: Vec<Vec<Followed>> = self.targets.iter().map(|_| Vec::new()).collect();
+        if !self.root.is_host() {
+            return out;
+        }
         let me = nix::unistd::getpid().as_raw();
-        let mut out = Vec::with_capacity(self.targets.len());
-        // With a cache, one walk of the process table for every name.
-        let mut cached = cache.map(|c| {
-            let names: Vec<&str> = self.targets.iter().map(|t| t.name.as_str()).collect();
-            process_scan::find_details_by_names(&self.root, &names, c).into_iter()
+        let mut over = vec![0usize; self.targets.len()];
+        let names: Vec<&str> = self.targets.iter().map(|t| t.name.as_str()).collect();
+        process_follow::each_named(&self.root, &names, &mut |t, d| {
+            let pid = d.stat.pid;
+            if pid == me || pid == 1 || matches!(d.stat.state, 'Z' | 'X' | 'x') {
+                return;
+            }
+            if process_table::real_uid(&self.root, pid) != Some(self.targets[t].uid) {
+                return;
+            }
+            if out[t].len() >= self.cap {
+                over[t] += 1;
+                return;
+            }
+            if let Some(f) = Followed::open(&self.root, &d) {
+                out[t].push(f);
+            }
         });
-        for Target { name, uid } in &self.targets {
-            let mut held = Vec::new();
-            let mut over = 0usize;
-            let found: Vec<i32> = match cached.as_mut() {
-                Some(c) => c
-                    .next()
-                    .unwrap_or_default()
-                    .iter()
-                    .map(|d| d.stat.pid)
-                    .collect(),
-                None => process_table::find_by_name(&self.root, name)
-                    .into_iter()
-                    .map(|p| p.pid)
-                    .collect(),
-            };
-            for pid in found {
-                // Never ourselves; never init (killing it panics the kernel instead of fencing).
-                if pid == me || pid == 1 || !self.root.is_host() {
-                    continue;
-                }
-                if process_table::real_uid(&self.root, pid) != Some(*uid) {
-                    continue;
-                }
-                if held.len() >= self.cap {
-                    over += 1;
-                    continue;
-                }
-                if let Ok(fd) = ffi::pidfd_open(pid) {
-                    held.push((pid, fd));
-                }
-            }
-            if over > 0 {
-                tracing::warn!(
-                    name = %name,
-                    uid,
-                    held = held.len(),
-                    not_held = over,
-                    "fence.kill: more processes of this name than wdfeed holds; the rest are not killed by the fence"
-                );
-            }
-            out.push(held);
+        for (t, &not_held) in over.iter().enumerate().filter(|(_, n)| **n > 0) {
+            let Target { name, uid } = &self.targets[t];
+            tracing::warn!(
+                name = %name,
+                uid,
+                held = out[t].len(),
+                not_held,
+                "fence.kill: more processes of this name than wdfeed holds; the rest are not killed by the fence"
+            );
         }
         out
+    }
+
+    /// Walks of `/proc` the refresher made so far.
+    #[cfg(test)]
+    fn walks(&self) -> u64 {
+        self.following.lock().map(|f| f.walks).unwrap_or(0)
     }
 
     /// The fence's step: SIGKILLs every held process (with `dry_run`, kills nothing and
     /// notes what it would kill). Lock-free and allocation-free; what happened is read
     /// later with [`Self::report`].
     pub fn kill_held(&self, dry_run: bool) {
+        self.dry_fence.store(dry_run, Ordering::SeqCst);
         self.fencing.store(true, Ordering::SeqCst);
         for slot in self.slots.iter() {
             let outcome = if dry_run {
@@ -251,22 +313,28 @@ impl KillList {
                 )),
             }
         }
-        for (t, found) in self.scan(None).into_iter().enumerate() {
+        lines.extend(self.kill_walk(dry_run, &seen, "started since the last refresh"));
+        lines
+    }
+
+    /// One walk, every process of the list it finds (but `spared`) SIGKILLed through a new
+    /// pidfd (with `dry_run`, named only); one line each, saying `why` it is killed.
+    fn kill_walk(&self, dry_run: bool, spared: &[i32], why: &str) -> Vec<String> {
+        let mut lines = Vec::new();
+        for (t, found) in self.scan().into_iter().enumerate() {
             let name = &self.targets[t].name;
-            for (pid, fd) in found {
-                if seen.contains(&pid) {
+            for f in found {
+                let pid = f.pid;
+                if spared.contains(&pid) {
                     continue;
                 }
-                seen.push(pid);
                 if dry_run {
                     lines.push(format!("would kill pid {pid} ({name})"));
                     continue;
                 }
-                use std::os::fd::AsFd;
-                match ffi::pidfd_send_signal(fd.as_fd(), libc::SIGKILL) {
-                    Ok(()) => lines.push(format!(
-                        "killed pid {pid} ({name}), started since the last refresh"
-                    )),
+                let Some(fd) = f.pidfd() else { continue };
+                match ffi::pidfd_send_signal(fd, libc::SIGKILL) {
+                    Ok(()) => lines.push(format!("killed pid {pid} ({name}), {why}")),
                     Err(e) if e.raw_os_error() == Some(libc::ESRCH) => {}
                     Err(e) => lines.push(format!("cannot kill pid {pid} ({name}): {e}")),
                 }
@@ -336,6 +404,37 @@ mod tests {
         let lines = list.kill_all(false);
         assert_eq!(lines.len(), 1, "{lines:?}");
         assert!(a.wait().is_ok());
+    }
+
+    #[test]
+    fn after_the_fence_the_refresher_kills_what_runs_again_and_holds_nothing() {
+        let (mut a, name, copy) = victim("again");
+        let list = KillList::new(mine(&name), Root::host());
+        list.refresh();
+        list.kill_all(false);
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(a.wait().unwrap().signal(), Some(libc::SIGKILL));
+        // A service manager starts it again after the fence: the next refresh kills it.
+        let mut again = copy.spawn(None);
+        list.refresh();
+        assert_eq!(again.wait().unwrap().signal(), Some(libc::SIGKILL));
+        assert_eq!(
+            list.held(),
+            1,
+            "the slot still names the first one; nothing new is held"
+        );
+    }
+
+    #[test]
+    fn after_a_dry_run_fence_the_refresher_kills_nothing() {
+        let (mut a, name, _d) = victim("dryagain");
+        let list = KillList::new(mine(&name), Root::host());
+        list.refresh();
+        list.kill_all(true);
+        list.refresh();
+        assert!(a.try_wait().unwrap().is_none());
+        a.kill().unwrap();
+        a.wait().unwrap();
     }
 
     #[test]
@@ -479,10 +578,86 @@ mod tests {
         let list = KillList::new(mine(&name), Root::host()).with_cap(2);
         list.refresh();
         assert_eq!(list.held(), 2);
-        assert_eq!(list.kill_all(false).len(), 2);
+        let held: Vec<String> = list.slots[..2]
+            .iter()
+            .map(|s| format!("killed pid {} ({name})", s.pidfd.pid().unwrap()))
+            .collect();
+        let lines = list.kill_all(false);
+        // The held first; the last scan may find the third, once the killed ones are gone.
+        assert_eq!(lines[..2], held[..], "{lines:?}");
+        assert!(lines.len() <= 3, "{lines:?}");
         for c in more.iter_mut().chain(std::iter::once(&mut a)) {
             let _ = c.kill();
             c.wait().unwrap();
         }
+    }
+
+    /// The refresher follows what it holds: a refresh with every held process alive walks
+    /// nothing; a held process that dies is replaced by a walk at the next refresh.
+    #[test]
+    fn a_refresh_walks_only_when_a_held_process_is_gone() {
+        let (mut a, name, copy) = victim("fol");
+        let list = KillList::new(mine(&name), Root::host());
+        list.refresh();
+        assert_eq!((list.walks(), list.held()), (1, 1));
+        for _ in 0..3 {
+            list.refresh();
+        }
+        assert_eq!(list.walks(), 1, "nothing changed: no walk");
+        a.kill().unwrap();
+        a.wait().unwrap();
+        let mut b = copy.spawn(None);
+        list.refresh();
+        assert_eq!((list.walks(), list.held()), (2, 1));
+        assert_eq!(
+            list.slots[0].pidfd.pid(),
+            Some(i32::try_from(b.id()).unwrap())
+        );
+        b.kill().unwrap();
+        b.wait().unwrap();
+    }
+
+    /// A held process that exec's another program is no longer held after the next refresh,
+    /// and an entry that holds nothing is walked for at most every ABSENT_WALK_EVERY.
+    #[test]
+    fn a_held_process_that_execs_another_program_is_let_go() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let name = format!("wdvx{}", std::process::id() % 100_000);
+        let sh = dir.path().join(&name);
+        std::fs::copy("/bin/sh", &sh).unwrap();
+        let mut child = std::process::Command::new(&sh)
+            .args(["-c", "read x; exec sleep 60"])
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let pid = i32::try_from(child.id()).unwrap();
+        let comm = || process_table::stat(&Root::host(), pid).map(|s| s.comm);
+        for _ in 0..500 {
+            if comm().as_deref() == Some(name.as_str()) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let list = KillList::new(mine(&name), Root::host());
+        list.refresh();
+        assert_eq!((list.walks(), list.held()), (1, 1));
+        child.stdin.take().unwrap().write_all(b"go\n").unwrap();
+        for _ in 0..500 {
+            if comm().as_deref() == Some("sleep") {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        list.refresh();
+        assert_eq!((list.walks(), list.held()), (2, 0));
+        list.refresh();
+        assert_eq!(list.walks(), 2, "absent: walked again only after a while");
+        assert!(
+            list.kill_all(false).is_empty(),
+            "the process is no longer one of the list"
+        );
+        child.kill().unwrap();
+        child.wait().unwrap();
     }
 }

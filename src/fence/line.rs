@@ -28,14 +28,21 @@ impl<const N: usize> Line<N> {
         std::str::from_utf8(self.as_bytes()).unwrap_or("")
     }
 
-    /// Makes the last byte a newline (replacing the last one if the line is full).
+    /// Ends the line with a newline; a full line gives up its last character for it.
     pub fn end_with_newline(&mut self) {
-        if self.len == N && N > 0 {
-            self.bytes[N - 1] = b'\n';
-        } else if N > 0 {
-            self.bytes[self.len] = b'\n';
-            self.len += 1;
+        if N == 0 {
+            return;
         }
+        if self.len == N {
+            // Step back over the whole last character, so no character is cut in two.
+            let mut end = N - 1;
+            while end > 0 && (self.bytes[end] & 0xC0) == 0x80 {
+                end -= 1;
+            }
+            self.len = end;
+        }
+        self.bytes[self.len] = b'\n';
+        self.len += 1;
     }
 }
 
@@ -74,5 +81,10 @@ mod tests {
         write!(full, "abcdef").unwrap();
         full.end_with_newline();
         assert_eq!(full.as_bytes(), b"ab\n");
+        // A full line ending in a two-byte character gives up the whole character.
+        let mut wide = Line::<5>::default();
+        write!(wide, "abcé").unwrap();
+        wide.end_with_newline();
+        assert_eq!(wide.as_str(), "abc\n");
     }
 }

@@ -38,7 +38,7 @@ pub mod operator;
 pub mod record;
 
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -55,6 +55,7 @@ pub use record::FenceRecord;
 use crate::config::FenceMode;
 use crate::device::Armed;
 use crate::health::runner::CheckHandle;
+use crate::system::errno_slot::{errno_of, ErrnoSlot};
 use crate::time::Stopper;
 
 /// Why the node is fenced.
@@ -105,27 +106,6 @@ pub struct FenceNote {
     pub evidence: Line<768>,
 }
 
-/// An errno slot: -1 not tried, 0 done, else the errno.
-struct Step(AtomicI32);
-
-impl Step {
-    const fn new() -> Self {
-        Step(AtomicI32::new(-1))
-    }
-
-    fn set(&self, r: Result<(), i32>) {
-        self.0.store(r.err().unwrap_or(0), Ordering::SeqCst);
-    }
-
-    fn get(&self) -> Option<Result<(), std::io::Error>> {
-        match self.0.load(Ordering::SeqCst) {
-            -1 => None,
-            0 => Some(Ok(())),
-            e => Some(Err(std::io::Error::from_raw_os_error(e))),
-        }
-    }
-}
-
 /// The real fence sequence.
 pub struct Fencer {
     plan: Plan,
@@ -146,8 +126,8 @@ pub struct Fencer {
     operator: Option<Arc<Operator>>,
     /// What fenced the node, set once by the fence.
     note: OnceLock<FenceNote>,
-    recorded: Step,
-    rebooted: Step,
+    recorded: ErrnoSlot,
+    rebooted: ErrnoSlot,
     /// The report was logged (once).
     reported: AtomicBool,
 }
@@ -173,8 +153,8 @@ impl Fencer {
             crashdump: None,
             operator: None,
             note: OnceLock::new(),
-            recorded: Step::new(),
-            rebooted: Step::new(),
+            recorded: ErrnoSlot::new(),
+            rebooted: ErrnoSlot::new(),
             reported: AtomicBool::new(false),
         }
     }
@@ -343,7 +323,7 @@ impl Fence for Fencer {
             if let Some(r) = &self.record {
                 self.recorded.set(
                     r.write_fenced(now, note.check.as_str(), note.evidence.as_str())
-                        .map_err(|e| e.raw_os_error().unwrap_or(libc::EIO)),
+                        .map_err(|e| errno_of(&e)),
                 );
             }
             let mut line = Line::<1280>::default();
@@ -366,7 +346,8 @@ impl Fence for Fencer {
         }
         let _ = self.note.set(note);
         if self.plan.mode == FenceMode::Reboot && !dry_run {
-            self.rebooted.set(Err((self.reboot)()));
+            self.rebooted
+                .set(Err(nix::errno::Errno::from_raw((self.reboot)())));
         }
         if let Some(w) = &self.wake {
             w.nudge();
@@ -470,14 +451,23 @@ mod tests {
         kmsg: &std::fs::File,
         checks: Vec<Arc<CheckHandle>>,
     ) -> (Fencer, Arc<HandoverFile>, Arc<KillList>) {
+        full_fence_killing(dir, kmsg, checks, "wdfeed-none-such")
+    }
+
+    /// The same, its kill list naming `victim` (of this process's user).
+    fn full_fence_killing(
+        dir: &std::path::Path,
+        kmsg: &std::fs::File,
+        checks: Vec<Arc<CheckHandle>>,
+        victim: &str,
+    ) -> (Fencer, Arc<HandoverFile>, Arc<KillList>) {
         let boot = "0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0";
         let (rec, _) = FenceRecord::open(dir, boot).unwrap();
         let handover = Arc::new(HandoverFile::prepare(&dir.join("handover")).unwrap());
-        let me = 0;
         let kill = Arc::new(KillList::new(
             vec![kill::Target {
-                name: "wdfeed-none-such".into(),
-                uid: me,
+                name: victim.into(),
+                uid: crate::ffi::effective_uid(),
             }],
             Root::host(),
         ));
@@ -497,6 +487,9 @@ mod tests {
 
     #[test]
     fn the_fence_allocates_nothing_and_waits_on_no_other_thread() {
+        // A process of the kill list, held by its pidfd: the signal through it is counted.
+        let victim = crate::system::victim::SleepCopy::new("wdvfence");
+        let mut child = victim.spawn(None);
         let dir = tempfile::Builder::new()
             .prefix("wdfeed-fence-")
             .tempdir_in("/dev/shm")
@@ -515,8 +508,12 @@ mod tests {
             schedule.deadline,
             0,
         ));
-        let (fencer, handover, _kill) =
-            full_fence(dir.path(), kmsg.as_file(), vec![Arc::clone(&handle)]);
+        let (fencer, handover, _kill) = full_fence_killing(
+            dir.path(),
+            kmsg.as_file(),
+            vec![Arc::clone(&handle)],
+            &victim.name,
+        );
         let fencer = Arc::new(fencer);
         // Every lock another thread could hold while the fence runs, held by parked threads:
         // the check's last run (its thread, the status thread), the handover file's state
@@ -553,6 +550,12 @@ mod tests {
             .recv_timeout(Duration::from_secs(20))
             .expect("the fence waited on a lock another thread holds");
         assert_eq!(allocations, 0, "the fence allocated");
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(
+            child.wait().unwrap().signal(),
+            Some(libc::SIGKILL),
+            "the held victim was killed through its pidfd"
+        );
         drop(park_tx);
         for p in parked {
             p.join().unwrap();

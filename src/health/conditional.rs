@@ -73,7 +73,7 @@ impl Check for Conditional {
         }
         let check = match &mut self.active {
             Some(c) => c,
-            None => match self.settings.build(&self.root) {
+            None => match self.settings.build_on_condition(&self.root) {
                 Ok(c) => self.active.insert(c),
                 Err(e) => {
                     let v = Verdict::unhealthy(format!("cannot prepare the check: {e}"));

@@ -247,16 +247,21 @@ impl Rejoin {
     /// Never waits: the write runs on a thread of its own, since the disk may be what failed.
     pub fn fenced(&self, bound: Duration, check: &str, evidence: &str) {
         let Some(dir) = &self.state_dir else { return };
-        if self.fenced.swap(true, Ordering::SeqCst) {
-            return;
-        }
-        let record = {
+        let (record, seq) = {
             let mut row = self.row.lock().unwrap_or_else(|e| e.into_inner());
+            if self.fenced.swap(true, Ordering::SeqCst) {
+                return;
+            }
             let what = format!("fenced: {check}: {evidence}");
             row.push(Ended::new(budget::now_unix(), &self.boot_id, &what));
-            self.record(RunState::Fenced, bound, &row)
+            // Numbered under the lock that `store` checks `fenced` under: no earlier
+            // decision can be written after this one.
+            (
+                self.record(RunState::Fenced, bound, &row),
+                state::next_seq(),
+            )
         };
-        state::store_detached(dir, &record);
+        state::store_detached(dir, &record, seq);
     }
 
     fn record(&self, state: RunState, bound: Duration, row: &[Ended]) -> StateRecord {
@@ -274,14 +279,15 @@ impl Rejoin {
         self.bound_ns
             .store(crate::time::duration_to_nanos(bound), Ordering::SeqCst);
         let Some(dir) = &self.state_dir else { return };
-        if self.fenced.load(Ordering::SeqCst) {
-            return;
-        }
-        let record = {
+        let (record, seq) = {
             let row = self.row.lock().unwrap_or_else(|e| e.into_inner());
-            self.record(state, bound, &row)
+            // `fenced` is set under this same lock: once it is, nothing else is written.
+            if self.fenced.load(Ordering::SeqCst) {
+                return;
+            }
+            (self.record(state, bound, &row), state::next_seq())
         };
-        state::store(dir, &record);
+        state::store(dir, &record, seq);
     }
 
     /// `wdfeed rejoin-now`: ends a delay or hold in progress at once (for a restart too);

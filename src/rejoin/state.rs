@@ -223,11 +223,11 @@ fn damaged(why: String) -> Previous {
 
 /// Writes `record` to `dir` atomically, waiting at most [`IO_TIMEOUT`]; says what happened
 /// in the log, and never fails the daemon.
-pub fn store(dir: &Path, record: &StateRecord) {
+pub fn store(dir: &Path, record: &StateRecord, seq: Seq) {
     let path = dir.join(FILE_NAME);
     let text = record.to_text();
     let d = dir.to_path_buf();
-    let seq = next_seq();
+    let Seq(seq) = seq;
     match bounded("state-write", move || write_in_order(&d, &text, seq)) {
         Some(Ok(true)) => {
             tracing::debug!(record = %path.display(), state = record.state.word(), "state record written")
@@ -251,9 +251,9 @@ pub fn store(dir: &Path, record: &StateRecord) {
 
 /// Writes `record` to `dir` on a thread of its own, without waiting for it: after a fence,
 /// from the status thread, on a node whose disk may hang. The thread logs what happened.
-pub fn store_detached(dir: &Path, record: &StateRecord) {
+pub fn store_detached(dir: &Path, record: &StateRecord, seq: Seq) {
     let (d, text, state) = (dir.to_path_buf(), record.to_text(), record.state.word());
-    let seq = next_seq();
+    let Seq(seq) = seq;
     let spawned = crate::system::threads::spawn("state-write", move || {
         match write_in_order(&d, &text, seq) {
             Ok(true) => {
@@ -275,8 +275,13 @@ static ASKED: AtomicU64 = AtomicU64::new(1);
 /// Per state directory, the number of the last write done; one writer at a time.
 static WRITTEN: Mutex<Vec<(PathBuf, u64)>> = Mutex::new(Vec::new());
 
-fn next_seq() -> u64 {
-    ASKED.fetch_add(1, Ordering::SeqCst)
+/// A write's place in the order writes were asked in (taken by the caller while it holds
+/// whatever decides what the record says, so the order of the numbers is the order of the
+/// decisions).
+pub struct Seq(u64);
+
+pub fn next_seq() -> Seq {
+    Seq(ASKED.fetch_add(1, Ordering::SeqCst))
 }
 
 /// Writes `text` unless a write asked for later was done already (false then): the writer

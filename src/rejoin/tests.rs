@@ -220,14 +220,14 @@ fn the_record_reads_back_and_refuses_a_non_regular_file() {
         ],
         dumps: None,
     };
-    state::store(dir.path(), &rec);
+    state::store(dir.path(), &rec, state::next_seq());
     assert_eq!(state::read(dir.path()), Previous::Record(rec.clone()));
     // With fence.mode crashdump, where the dumps go, beside the row of fences.
     let rec = StateRecord {
         dumps: Some("/var/crash".into()),
         ..rec
     };
-    state::store(dir.path(), &rec);
+    state::store(dir.path(), &rec, state::next_seq());
     assert_eq!(state::read(dir.path()), Previous::Record(rec));
     assert!(!dir.path().join("state.tmp").exists());
     fs::remove_file(dir.path().join(state::FILE_NAME)).unwrap();
@@ -487,7 +487,7 @@ fn a_dry_run_holds_as_a_real_run_would_and_writes_nothing() {
             .collect(),
         dumps: None,
     };
-    state::store(state_dir.path(), &rec);
+    state::store(state_dir.path(), &rec, state::next_seq());
     let run = tempfile::tempdir().unwrap();
     let r = start_with(state_dir.path(), run.path(), BOOT_2, t0 + 10, false, true);
     assert!(matches!(r.shared.held(), Some((hold::HoldBy::Budget, _))));

@@ -1,6 +1,7 @@
 //! The daemon's state for operators: `wdfeed status` reads a JSON file that a status thread
-//! (never the feeder) rewrites every interval under /run, and the same summary goes to
-//! systemd as STATUS=.
+//! (never the feeder) rewrites under /run when the state changes, and at least every
+//! `refresh_s` (ten intervals, at most a minute) otherwise; the same summary goes to systemd
+//! as STATUS=.
 //!
 //! The file's format and its reading and writing are here; [`report`] gathers the state
 //! from the daemon's parts without ever waiting on the feeder, the fence or a check; and
@@ -37,6 +38,12 @@ pub struct Status {
     pub start_time: Option<u64>,
     /// CLOCK_BOOTTIME when this was written, in seconds.
     pub written_at_s: f64,
+    /// The daemon rewrites the file at once when its state changes (see
+    /// [`Status::changed_from`]) and at least this often otherwise: a file older than this
+    /// (and three intervals) is of a daemon that is stopped or stuck. Its figures are those
+    /// of `written_at_s`. Absent: every interval (older daemons).
+    #[serde(default)]
+    pub refresh_s: Option<f64>,
     pub interval_s: f64,
     pub dry_run: bool,
     /// `armed` (or `dry-run`), or `fenced`.
@@ -224,6 +231,59 @@ pub struct LatenessBucket {
 }
 
 impl Status {
+    /// How long after `written_at_s` a reader may still take the file for a running
+    /// daemon's: the refresh period, plus three intervals of slack.
+    pub fn fresh_for_s(&self) -> f64 {
+        self.refresh_s.unwrap_or(self.interval_s) + 3.0 * self.interval_s
+    }
+
+    /// Whether `self` says something `before` did not, so the file must be rewritten now:
+    /// the state, the fence, the rejoin wait, a device's failures, whether the feeder pets
+    /// on time, a check's verdict, failures in a row, lease validity or (when failing) its
+    /// evidence, the textfile's warnings. Ages, counters and the lateness figures move at
+    /// every round and wait for the refresh: between writes they are as of `written_at_s`.
+    pub fn changed_from(&self, before: &Status) -> bool {
+        let pets_on_time = |s: &Status| s.last_pet_age_s.map(|a| a <= 2.0 * s.interval_s);
+        let device = |d: &DeviceStatus| {
+            (
+                d.path.clone(),
+                d.identity.clone(),
+                d.pet_failures_total,
+                d.last_pet_error.clone(),
+                d.stays_armed_on_close,
+            )
+        };
+        let check = |c: &CheckStatus| {
+            (
+                c.name.clone(),
+                c.healthy,
+                c.consecutive_failures,
+                c.lease_left_s.map(|l| l >= 0.0),
+                (c.healthy != Some(true)).then(|| c.evidence.clone()),
+            )
+        };
+        let textfile = |s: &Status| {
+            s.textfile
+                .as_ref()
+                .map(|t| (t.warning.clone(), t.skipped_rounds))
+        };
+        self.state != before.state
+            || self.fence != before.fence
+            || self.rejoin.as_ref().map(|r| &r.cause) != before.rejoin.as_ref().map(|r| &r.cause)
+            || pets_on_time(self) != pets_on_time(before)
+            || !self
+                .devices
+                .iter()
+                .map(device)
+                .eq(before.devices.iter().map(device))
+            || !self
+                .checks
+                .iter()
+                .map(check)
+                .eq(before.checks.iter().map(check))
+            || textfile(self) != textfile(before)
+    }
+
     /// One line for systemd's STATUS= and the logs.
     pub fn summary(&self) -> String {
         if let Some(f) = &self.fence {
@@ -301,6 +361,7 @@ mod tests {
             pid: 42,
             start_time: Some(7),
             written_at_s: 100.0,
+            refresh_s: Some(50.0),
             interval_s: 5.0,
             dry_run: false,
             state: "armed".into(),
@@ -349,6 +410,34 @@ mod tests {
         let p = dir.path().join("run/wdfeed/status.json");
         write(&p, &sample()).unwrap();
         assert_eq!(read(&p).unwrap(), sample());
+    }
+
+    #[test]
+    fn only_a_change_of_state_makes_the_file_due_before_its_refresh() {
+        let before = sample();
+        let mut s = sample();
+        s.written_at_s += 7.0;
+        s.last_pet_age_s = Some(0.4);
+        s.lateness.max_us = 9000;
+        s.checks[0].lease_left_s = Some(3.0);
+        s.checks[0].evidence = Some("another healthy sample".into());
+        assert!(
+            !s.changed_from(&before),
+            "ages, figures and a healthy evidence wait"
+        );
+        for change in [
+            |s: &mut Status| s.state = "fenced".into(),
+            |s: &mut Status| s.last_pet_age_s = Some(11.0),
+            |s: &mut Status| s.checks[0].healthy = Some(false),
+            |s: &mut Status| s.checks[1].evidence = Some("vda: stuck".into()),
+            |s: &mut Status| s.checks[1].consecutive_failures = 1,
+            |s: &mut Status| s.checks[1].lease_left_s = Some(-0.5),
+        ] {
+            let mut s = sample();
+            change(&mut s);
+            assert!(s.changed_from(&before), "{s:?}");
+        }
+        assert_eq!(before.fresh_for_s(), 65.0);
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! The status thread: every interval (and when a check or the fence rings it), the handover
 //! file, the log lines of what the feeder and the fence did, the state to the status file
-//! and, when its summary changed, to systemd as STATUS=. Off the pet path: a stuck /run or
-//! a blocked log stalls only this thread.
+//! and the metrics textfile when it changed (or its refresh period passed: see
+//! [`super::Status::changed_from`]) and, when its summary changed, to systemd as STATUS=. Off
+//! the pet path: a stuck /run or a blocked log stalls only this thread.
 
 use std::sync::mpsc::{self, Receiver};
 use std::sync::Arc;
@@ -38,6 +39,8 @@ fn publish(reporter: &Reporter, stop: &Stopper) {
     let mut warned = false;
     let mut last_summary = String::new();
     let mut logged = Logged::default();
+    let mut written: Option<super::Status> = None;
+    let refresh = reporter.refresh().as_secs_f64();
     loop {
         reporter.hand_over();
         reporter.log_news(&mut logged);
@@ -47,13 +50,20 @@ fn publish(reporter: &Reporter, stop: &Stopper) {
             reporter.notifier.send(&format!("STATUS={summary}"));
             last_summary = summary;
         }
-        if let Some(t) = &reporter.textfile {
-            t.offer(&s);
-        }
-        if let Err(e) = write(&reporter.path, &s) {
-            if !warned {
-                warned = true;
-                tracing::warn!(file = %reporter.path.display(), error = %e, "cannot write the status file; `wdfeed status` will not see this daemon (use --status-file)");
+        let due = written
+            .as_ref()
+            .is_none_or(|w| s.changed_from(w) || s.written_at_s - w.written_at_s >= refresh);
+        if due {
+            if let Some(t) = &reporter.textfile {
+                t.offer(&s);
+            }
+            match write(&reporter.path, &s) {
+                Ok(()) => written = Some(s),
+                Err(e) if !warned => {
+                    warned = true;
+                    tracing::warn!(file = %reporter.path.display(), error = %e, "cannot write the status file; `wdfeed status` will not see this daemon (use --status-file)");
+                }
+                Err(_) => {}
             }
         }
         if stop.sleep(reporter.interval) {

@@ -58,6 +58,9 @@ impl Reporter {
     /// Logs what the feeder and the fence published since the last round: the feeder logs
     /// nothing itself (a log that blocks must never delay a pet or a fence).
     pub fn log_news(&self, logged: &mut Logged) {
+        if let Some(p) = &self.pause {
+            p.expire_if_free(self.clock.now());
+        }
         let f = &self.feeder;
         if !logged.realtime {
             if let Some(r) = f.realtime() {
@@ -127,6 +130,14 @@ impl Reporter {
         }
     }
 
+    /// How often the status file and the textfile are rewritten when nothing changed: ten
+    /// intervals, at most a minute (at least one interval).
+    pub fn refresh(&self) -> Duration {
+        (self.interval * 10)
+            .min(Duration::from_secs(60))
+            .max(self.interval)
+    }
+
     fn feeder_fenced(&self) -> bool {
         self.latch.is_closed()
     }
@@ -161,6 +172,7 @@ impl Reporter {
             pid: std::process::id(),
             start_time: super::liveness::own_start_time(),
             written_at_s: secs(now),
+            refresh_s: Some(secs(self.refresh())),
             interval_s: secs(self.interval),
             dry_run: self.dry_run,
             state: state.into(),

@@ -1,6 +1,7 @@
 //! The node_exporter textfile-collector file (`metrics.textfile`): a thread of its own
 //! rewrites it atomically (a hidden temporary file in the same directory, renamed over it)
-//! from the snapshot the status thread offers every interval. A hung disk there holds only
+//! from the snapshot the status thread offers when the state changed (or its refresh period
+//! passed). A hung disk there holds only
 //! this thread: the status thread never waits on it, and skips a round (and says so) while
 //! the previous write has not finished. Nothing here fails a check or fences.
 

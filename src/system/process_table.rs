@@ -112,10 +112,14 @@ pub fn find_by_name(root: &Root, name: &str) -> Vec<ProcStat> {
 /// comm) or the basename of its executable. Scans run every few seconds over every
 /// process, so the readlink of `exe` is skipped for kernel threads, which have none.
 pub fn name_matches(root: &Root, stat: &ProcStat, name: &str) -> bool {
-    let short = name.get(..15).unwrap_or(name);
-    stat.comm == name
-        || (name.len() > 15 && stat.comm == short)
+    comm_matches(stat, name)
         || (!stat.kernel_thread && exe_name(root, stat.pid).as_deref() == Some(name))
+}
+
+/// True when `name` is the process's comm, or its first 15 bytes (the kernel cuts comm).
+pub fn comm_matches(stat: &ProcStat, name: &str) -> bool {
+    let short = name.get(..15).unwrap_or(name);
+    stat.comm == name || (name.len() > 15 && stat.comm == short)
 }
 
 /// `/proc/<pid>/stat` with the fields the `process` check needs beyond [`ProcStat`].

@@ -143,13 +143,13 @@ impl KeptFile {
     }
 }
 
-fn is_procfs(file: &File) -> bool {
+pub(crate) fn is_procfs(file: &File) -> bool {
     use nix::sys::statfs::{fstatfs, PROC_SUPER_MAGIC};
     fstatfs(file).is_ok_and(|fs| fs.filesystem_type() == PROC_SUPER_MAGIC)
 }
 
 /// Reads `file` from offset 0 to its end with pread, at most `limit + 1` bytes.
-fn pread_all(file: &File, limit: u64) -> io::Result<String> {
+pub(crate) fn pread_all(file: &File, limit: u64) -> io::Result<String> {
     use std::os::unix::fs::FileExt;
     let cap = usize::try_from(limit.saturating_add(1)).unwrap_or(usize::MAX);
     let mut bytes = vec![0u8; usize::try_from(FIRST_READ).unwrap_or(8192).min(cap)];

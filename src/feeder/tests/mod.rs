@@ -139,7 +139,7 @@ fn a_device_that_vanishes_is_reported() {
     assert_eq!(
         r.feeder.tick(S(10)),
         Tick::DeviceLost {
-            path: PathBuf::from("/dev/watchdog0"),
+            index: 0,
             errno: Errno::ENODEV
         }
     );

@@ -135,20 +135,23 @@ impl FenceRecord {
     /// (a newline in the evidence only cuts the reason short when read back). Allocates
     /// nothing.
     pub fn write_fenced(&self, now: Duration, check: &str, evidence: &str) -> io::Result<()> {
-        let mut buf = [b'\n'; SIZE];
+        use std::fmt::Write as _;
         let epoch = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0);
-        let mut c = Cursor::new(&mut buf[..]);
-        // A reason that does not fit is cut where the buffer ends; the header always fits.
+        // A reason that does not fit is cut on a character boundary (the record stays UTF-8
+        // text); the header always fits. The rest of the record is newlines.
+        let mut line = crate::fence::Line::<SIZE>::default();
         let _ = write!(
-            c,
+            line,
             "{MAGIC}\nboot {}\nstate fenced\nat {:.3} {epoch}\nreason {check}: {evidence}",
             self.boot_id,
             now.as_secs_f64(),
         );
-        buf[SIZE - 1] = b'\n';
+        line.end_with_newline();
+        let mut buf = [b'\n'; SIZE];
+        buf[..line.as_bytes().len()].copy_from_slice(line.as_bytes());
         self.file.write_all_at(&buf[..], 0)
     }
 }
@@ -158,21 +161,26 @@ fn libc_o_cloexec() -> i32 {
     nix::fcntl::OFlag::O_CLOEXEC.bits()
 }
 
-fn check_memory_backed(file: &File, path: &Path) -> Result<(), String> {
-    let fs = statfs::fstatfs(file).map_err(|e| {
-        format!(
-            "cannot statfs the fence record {}: {}",
-            path.display(),
-            e.desc()
-        )
-    })?;
+/// Whether `file` (at `path`, for the message) lives on tmpfs or ramfs: what the fence
+/// writes must never wait on a disk.
+pub(crate) fn memory_backed(file: &File, path: &Path) -> Result<(), String> {
+    let fs = statfs::fstatfs(file)
+        .map_err(|e| format!("cannot statfs {}: {}", path.display(), e.desc()))?;
     let kind = fs.filesystem_type();
     if kind == TMPFS_MAGIC || kind == RAMFS_MAGIC {
         return Ok(());
     }
     Err(format!(
-        "the fence record {} is on a filesystem that is not memory-backed (statfs type {:#x}, not tmpfs or ramfs): a record there could outlive the boot, or block the fence on a disk; put the runtime directory on a tmpfs (/run is one on systemd hosts) with --runtime-dir or WDFEED_RUNTIME_DIR",
+        "{} is on a filesystem that is not memory-backed (statfs type {:#x}, not tmpfs or ramfs)",
         path.display(),
         kind.0
     ))
+}
+
+fn check_memory_backed(file: &File, path: &Path) -> Result<(), String> {
+    memory_backed(file, path).map_err(|e| {
+        format!(
+            "the fence record: {e}: a record there could outlive the boot, or block the fence on a disk; put the runtime directory on a tmpfs (/run is one on systemd hosts) with --runtime-dir or WDFEED_RUNTIME_DIR"
+        )
+    })
 }

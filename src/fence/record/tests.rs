@@ -54,6 +54,24 @@ fn a_fence_in_this_boot_is_found_by_the_next_start() {
 }
 
 #[test]
+fn a_long_reason_in_any_script_is_cut_on_a_character_boundary_and_reads_back() {
+    let dir = shm();
+    let (r, _) = FenceRecord::open(dir.path(), BOOT).unwrap();
+    let evidence = "é".repeat(300);
+    r.write_fenced(Duration::from_secs(9), "writable /srvx", &evidence)
+        .unwrap();
+    drop(r);
+    let (_r, found) = FenceRecord::open(dir.path(), BOOT).unwrap();
+    match &found {
+        Found::FencedThisBoot { reason, .. } => {
+            assert!(reason.starts_with("writable /srvx: éé"), "{reason}");
+            assert!(reason.len() < evidence.len(), "cut to the record's size");
+        }
+        other => panic!("expected fenced with its reason, got {other:?}"),
+    }
+}
+
+#[test]
 fn a_record_of_another_boot_is_ignored_and_overwritten_as_clean() {
     let dir = shm();
     let (r, _) = FenceRecord::open(dir.path(), OTHER).unwrap();

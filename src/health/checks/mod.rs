@@ -59,6 +59,14 @@ pub trait CheckKind: DeserializeOwned + Clone + Debug + PartialEq {
     /// start-up (probe files), so that a run later needs no new file.
     fn build(&self, root: &Root) -> Result<Box<dyn Check>, String>;
 
+    /// Prepares the check when its `when:` condition turns true after start-up: it starts
+    /// on what is there now, and what the node's record held before that moment is not held
+    /// against it (an ext4 error that another node recorded on a filesystem this one just
+    /// took over). By default the same as [`CheckKind::build`].
+    fn build_on_condition(&self, root: &Root) -> Result<Box<dyn Check>, String> {
+        self.build(root)
+    }
+
     /// Consecutive failures tolerated before the lease is withheld, when the config says none.
     fn default_tolerance(&self) -> u32 {
         0
@@ -186,6 +194,7 @@ trait DynKind {
     fn label(&self) -> String;
     fn problems(&self) -> Vec<KeyProblem>;
     fn build(&self, root: &Root) -> Result<Box<dyn Check>, String>;
+    fn build_on_condition(&self, root: &Root) -> Result<Box<dyn Check>, String>;
     fn default_tolerance(&self) -> u32;
     fn time_to_see(&self) -> Duration;
     fn own_time_limit(&self) -> Option<(&'static str, Duration)>;
@@ -204,6 +213,9 @@ impl<K: CheckKind> DynKind for K {
     }
     fn build(&self, root: &Root) -> Result<Box<dyn Check>, String> {
         CheckKind::build(self, root)
+    }
+    fn build_on_condition(&self, root: &Root) -> Result<Box<dyn Check>, String> {
+        CheckKind::build_on_condition(self, root)
     }
     fn default_tolerance(&self) -> u32 {
         CheckKind::default_tolerance(self)
@@ -253,6 +265,11 @@ impl CheckSettings {
     /// Fills in the defaults that depend on the check's schedule.
     pub fn settle_defaults(&mut self, schedule: &crate::health::Schedule) {
         self.kind_settings_mut().settle_defaults(schedule)
+    }
+
+    /// Prepares the check when its `when:` condition turns true after start-up.
+    pub fn build_on_condition(&self, root: &Root) -> Result<Box<dyn Check>, String> {
+        self.kind_settings().build_on_condition(root)
     }
 
     /// Prepares the check to run on the node seen through `root`.

@@ -14,6 +14,21 @@
 //! By name, only the top of each tree of same-named processes is judged: a daemon's worker
 //! that exits and waits a moment to be reaped is a zombie too, and must not fence the node.
 //!
+//! By name, a run costs the same however many processes the node has: the run that finds the
+//! process walks `/proc` once, and later runs follow the processes it found
+//! ([`process_follow`]: a pidfd and the process's own `stat` and `status`, kept open). A new
+//! walk happens only when a followed process is gone (its pidfd says it exited and it was
+//! reaped), or when it may no longer be the one the check must see: its name, owner or
+//! executable no longer match (it exec'd another program, or changed user), or its parent
+//! changed (the tree it topped changed shape). This cannot hide a dead heartbeat: the
+//! process judged is the one followed, and whatever happens to it (exit, zombie, stopped, D
+//! state, exec, another owner) shows at the next run through descriptors that are its own,
+//! which no other user can open, fake or reuse; once it is gone, the walk that follows sees
+//! every process of the name anew, and no user other than the owner can put a process there
+//! that counts. A same-named process the owner starts while the followed one lives is not
+//! looked at until then: it can only add a process to judge, never stand in for the one
+//! that is followed.
+//!
 //! What it cannot see: a process that runs but does no work (that is what `fresh-file` is
 //! for), a stale pidfile whose pid was reused by another process, and D state shorter than a
 //! run's interval (it is sampled, not traced).
@@ -26,7 +41,7 @@ use serde::Deserialize;
 
 use super::{CheckKind, KeyProblem};
 use crate::health::{Check, Verdict};
-use crate::system::process_scan::{self, ScanCache};
+use crate::system::process_follow::{self, Followed, Now};
 use crate::system::process_table::{self, ProcDetail};
 use crate::system::{sysfile, users, Root};
 use crate::units::HumanDuration;
@@ -142,8 +157,9 @@ impl CheckKind for Settings {
     }
 }
 
-/// At most this many ignored pids are named in the evidence.
-const IGNORED_SHOWN: usize = 3;
+/// At most this many processes of one name are followed (the tops of their trees); more are
+/// named in the evidence and left out.
+pub const MAX_FOLLOWED: usize = 64;
 
 pub struct Process {
     root: Root,
@@ -155,8 +171,8 @@ pub struct Process {
     /// After a run: how much longer the process seen in D state may stay there (`None`: none
     /// is). Before the first run: `max-uninterruptible`.
     undecided: Option<Duration>,
-    /// What the last scan saw of each process (open `stat`, executable name).
-    scan_cache: ScanCache,
+    /// The processes the last walk found, followed until one is gone or no longer matches.
+    followed: Vec<Followed>,
 }
 
 impl Process {
@@ -178,7 +194,7 @@ impl Process {
             undecided: Some(settings.max_uninterruptible.get()),
             settings,
             in_d_since: HashMap::new(),
-            scan_cache: ScanCache::new(),
+            followed: Vec::new(),
         })
     }
 
@@ -222,40 +238,89 @@ impl Process {
             let warning = pidfile_warning(&self.root, pidfile, self.uid);
             return Ok((vec![d], warning));
         }
-        let name = self.settings.name.as_deref().unwrap_or_default();
-        let mut all = Vec::new();
-        let mut ignored = Vec::new();
-        for d in process_scan::find_details_by_name(&self.root, name, &mut self.scan_cache) {
-            match self.foreign(d.stat.pid) {
-                None => all.push(d),
-                Some(why) => ignored.push(format!("pid {} {why}", d.stat.pid)),
-            }
+        if let Some(now) = self.follow() {
+            return Ok((now, None));
         }
-        let note = (!ignored.is_empty()).then(|| {
-            let more = ignored.len().saturating_sub(IGNORED_SHOWN);
-            let mut shown = ignored[..ignored.len().min(IGNORED_SHOWN)].join(", ");
+        self.followed.clear();
+        let name = self.settings.name.clone().unwrap_or_default();
+        let walk = process_follow::walk(
+            &self.root,
+            &name,
+            &mut |pid| self.foreign(pid).map_or(Ok(()), Err),
+            MAX_FOLLOWED,
+        );
+        let mut notes = Vec::new();
+        if walk.refused > 0 {
+            let more = walk.refused - walk.refused_shown.len();
+            let mut shown = walk.refused_shown.join(", ");
             if more > 0 {
                 shown.push_str(&format!(", {more} more"));
             }
-            format!(
+            notes.push(format!(
                 "ignored {} same-named process(es) not of {}: {shown}",
-                ignored.len(),
+                walk.refused,
                 self.owner()
-            )
-        });
-        if all.is_empty() {
+            ));
+        }
+        if walk.beyond_cap > 0 {
+            notes.push(format!(
+                "{} more process(es) named {name} not followed (at most {MAX_FOLLOWED})",
+                walk.beyond_cap
+            ));
+        }
+        let note = (!notes.is_empty()).then(|| notes.join("; "));
+        let mut found = Vec::with_capacity(walk.tops.len());
+        for d in walk.tops {
+            // Gone between the walk and now: as if the walk had not seen it.
+            if let Some(f) = Followed::open(&self.root, &d) {
+                self.followed.push(f);
+                found.push(d);
+            }
+        }
+        if found.is_empty() {
             let mut e = format!("no process named {name} of {}", self.owner());
             if let Some(n) = note {
                 e.push_str(&format!(" ({n})"));
             }
             return Err(e);
         }
-        let tops = all
-            .iter()
-            .filter(|d| !all.iter().any(|p| p.stat.pid == d.ppid))
-            .cloned()
-            .collect();
-        Ok((tops, note))
+        Ok((found, note))
+    }
+
+    /// The followed processes as they are now, or `None` when a walk must look again: one is
+    /// gone, no longer matches the name, owner or executable, or has another parent.
+    fn follow(&self) -> Option<Vec<ProcDetail>> {
+        if self.followed.is_empty() {
+            return None;
+        }
+        let mut now = Vec::with_capacity(self.followed.len());
+        for f in &self.followed {
+            let Now::Here(d) = f.now(&self.root) else {
+                return None;
+            };
+            if d.ppid != f.ppid {
+                return None;
+            }
+            // A zombie keeps its name and owner; it has no executable left to read, and is
+            // judged as what it is.
+            if !matches!(d.stat.state, 'Z' | 'X' | 'x') && !self.still_matches(f, &d) {
+                return None;
+            }
+            now.push(d);
+        }
+        Some(now)
+    }
+
+    /// Whether a followed process still has the check's name, owner and executable.
+    fn still_matches(&self, f: &Followed, d: &ProcDetail) -> bool {
+        let name = self.settings.name.as_deref().unwrap_or_default();
+        if !f.still(&self.root, d, name, self.uid) {
+            return false;
+        }
+        match self.settings.exe.as_deref() {
+            None => true,
+            Some(want) => f.exe_path(&self.root).as_deref() == Some(want),
+        }
     }
 }
 

@@ -147,7 +147,19 @@ impl CheckKind for Settings {
     }
 
     fn build(&self, root: &Root) -> Result<Box<dyn Check>, String> {
-        Ok(Box::new(Writable::new(self.clone(), root)?))
+        Ok(Box::new(Writable::new(
+            self.clone(),
+            root,
+            ErrorsSince::Boot,
+        )?))
+    }
+
+    fn build_on_condition(&self, root: &Root) -> Result<Box<dyn Check>, String> {
+        Ok(Box::new(Writable::new(
+            self.clone(),
+            root,
+            ErrorsSince::FirstSight,
+        )?))
     }
 }
 
@@ -209,6 +221,9 @@ pub struct Writable {
     root: Root,
     watched: Vec<Watched>,
     ext4_errors: bool,
+    /// Which ext4 errors count against a filesystem: those of this boot, or only those
+    /// recorded after this check first saw it mounted.
+    errors_since: ErrorsSince,
     /// When the node booted (epoch seconds), to tell this boot's ext4 errors from old ones;
     /// read again while it cannot be read.
     boot_time: Result<u64, String>,
@@ -220,7 +235,7 @@ impl Writable {
     /// Finds each mount in the init namespace and writes its probe once: a mount point that
     /// is not mounted, or a probe that cannot live where it is asked to, stops start-up with
     /// the reason, before anything is armed.
-    pub fn new(settings: Settings, root: &Root) -> Result<Self, String> {
+    pub fn new(settings: Settings, root: &Root, errors_since: ErrorsSince) -> Result<Self, String> {
         let table = mountinfo::read_init(root).map_err(|e| e.to_string())?;
         let mut watched = Vec::new();
         for mount in &settings.mounts {
@@ -248,6 +263,7 @@ impl Writable {
             root: root.clone(),
             watched,
             ext4_errors: settings.ext4_errors,
+            errors_since,
             boot_time: ext4::boot_time(root).map_err(|e| e.to_string()),
             mountinfo: mountinfo::kept_init(root),
         })
@@ -304,7 +320,7 @@ impl Writable {
                 mount_id: entry.mount_id,
                 devno,
                 ext4: if self.ext4_errors {
-                    Ext4Watch::find(&self.root, entry)
+                    Ext4Watch::find(&self.root, entry, self.errors_since)
                 } else {
                     None
                 },
@@ -325,6 +341,7 @@ impl Writable {
 mod probe;
 
 mod ext4_watch;
+pub use ext4_watch::ErrorsSince;
 use ext4_watch::Ext4Watch;
 
 #[cfg(test)]

@@ -374,12 +374,7 @@ def main(argv):
             if args.wdfeed:
                 ctx.wdfeed = os.path.abspath(args.wdfeed)
             else:
-                pcmk_assets.assets.log("cargo build --release --locked")
-                r = subprocess.run(["cargo", "build", "--release", "--locked", "--quiet"],
-                                   cwd=pcmk_assets.assets.REPO)
-                if r.returncode != 0:
-                    raise vm.SetupError("cargo build --release --locked failed")
-                ctx.wdfeed = os.path.join(pcmk_assets.assets.REPO, "target", "release", "wdfeed")
+                ctx.wdfeed = vm.build_release("wdfeed")
             prepare(ctx)
         except (vm.SetupError, subprocess.CalledProcessError) as e:
             print(f"pacemaker: set-up failed: {e}", flush=True)

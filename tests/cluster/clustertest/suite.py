@@ -91,11 +91,7 @@ def prepare(ctx):
     if ctx.prebuilt:
         ctx.wdfeed = ctx.prebuilt
     else:
-        assets.log("cargo build --release --locked")
-        r = subprocess.run(["cargo", "build", "--release", "--locked", "--quiet"], cwd=assets.REPO)
-        if r.returncode != 0:
-            raise vm.SetupError("cargo build --release --locked failed")
-        ctx.wdfeed = os.path.join(assets.REPO, "target", "release", "wdfeed")
+        ctx.wdfeed = vm.build_release("wdfeed")
     ctx.initramfs = assets.build_initramfs(ctx.vmlinuz, ctx.moddir, ctx.wdfeed, root)
     ctx.mods = vm.Modules(ctx.moddir)
     for softdog in (False, True):

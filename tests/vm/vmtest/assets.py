@@ -244,6 +244,24 @@ class Cpio:
         return bytes(self.buf)
 
 
+def build_release(name="wdfeed"):
+    """`cargo build --release --locked` of this tree; returns the path of binary `name` as
+    cargo reports it (the repository's .cargo/config.toml sets a build target, so release
+    binaries are under target/<host tuple>/release/, not target/release/)."""
+    import json
+    log("cargo build --release --locked")
+    r = subprocess.run(["cargo", "build", "--release", "--locked", "--message-format=json-render-diagnostics"],
+                       cwd=REPO, stdout=subprocess.PIPE, text=True)
+    if r.returncode != 0:
+        raise SetupError("cargo build --release --locked failed")
+    for line in r.stdout.splitlines():
+        msg = json.loads(line)
+        if msg.get("reason") == "compiler-artifact" and msg.get("executable") \
+                and msg["target"]["name"] == name:
+            return msg["executable"]
+    raise SetupError(f"cargo build --release built no binary {name}")
+
+
 def _ldd(binary):
     out = subprocess.run(["ldd", binary], capture_output=True, text=True)
     if out.returncode != 0:

@@ -72,11 +72,7 @@ def prepare(ctx):
         ctx.wdfeed = ctx.prebuilt
         binaries["wdfeed"] = ctx.wdfeed
     elif ctx.petter == "wdfeed":
-        assets.log("cargo build --release")
-        r = subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=assets.REPO)
-        if r.returncode != 0:
-            raise assets.SetupError("cargo build --release failed")
-        ctx.wdfeed = os.path.join(assets.REPO, "target", "release", "wdfeed")
+        ctx.wdfeed = assets.build_release("wdfeed")
         binaries["wdfeed"] = ctx.wdfeed
     guest_dir = os.path.join(assets.VMDIR, "guest")
     init_path = os.path.join(guest_dir, "init")

@@ -215,8 +215,9 @@ def case_archive(ctx, scen, path):
     mods.sort(key=lambda m: m != "crc32c_generic")
     cpio.file("case.modules", "".join(f"{m} {params.get(m, '')}\n" for m in mods))
     cpio.copy("case-root/usr/sbin/wdfeed", ctx.wdfeed, 0o755)
-    cpio.copy("case-root/lib/systemd/system/wdfeed.service",
-              os.path.join(assets.REPO, "systemd", "wdfeed.service"), 0o644)
+    for unit in ("wdfeed.service", "wdfeed-fence@.service"):
+        cpio.copy(f"case-root/lib/systemd/system/{unit}",
+                  os.path.join(assets.REPO, "systemd", unit), 0o644)
     cpio.file("case-root/etc/wdfeed/watchdog.yaml", scen.config, 0o600)
     cpio.file("case-root/usr/local/lib/vmtest/case.sh", scen.case, 0o644)
     for p, text, mode in scen.files:

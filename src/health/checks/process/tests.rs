@@ -340,3 +340,93 @@ fn live_stopped_process_of_nobody_does_not_fence() {
     assert!(!theirs_v.healthy, "{theirs_v:?}");
     assert!(theirs_v.evidence.contains("stopped (T)"), "{theirs_v:?}");
 }
+
+/// Rewrites one fixture process in place (same start time as `node_owned` gives).
+fn set_proc(root: &Root, pid: i32, comm: &str, state: char, ppid: i32, uid: u32) {
+    let (_d, other) = node_owned(&[(pid, comm, state, ppid, uid)]);
+    for f in ["stat", "status"] {
+        std::fs::copy(
+            other.proc(format!("{pid}/{f}")),
+            root.proc(format!("{pid}/{f}")),
+        )
+        .unwrap();
+    }
+}
+
+/// After the run that found it, the check follows its process: a same-named process that
+/// appears later is not looked at while the followed one lives and matches, and is seen by
+/// the walk that follows the followed one's end.
+#[test]
+fn the_found_process_is_followed_until_it_is_gone() {
+    let (_d, root) = node(&[(812, "heartbeat", 'S', 1)]);
+    let mut c = by_name(&root, "heartbeat");
+    assert_eq!(
+        c.run(S(0)),
+        Verdict::healthy("heartbeat pid 812 running (S)")
+    );
+    // Another top of the same name and owner, stopped: no walk, so not judged.
+    let (_d2, more) = node(&[(813, "heartbeat", 'T', 1)]);
+    copy_proc(&more, &root, 813);
+    assert_eq!(
+        c.run(S(1)),
+        Verdict::healthy("heartbeat pid 812 running (S)")
+    );
+    // The followed one stops: seen through its own stat.
+    set_proc(&root, 812, "heartbeat", 'T', 1, 0);
+    assert_eq!(
+        c.run(S(2)),
+        Verdict::unhealthy("heartbeat pid 812 stopped (T)")
+    );
+    // It is gone: the walk sees what is there now.
+    std::fs::remove_dir_all(root.proc("812")).unwrap();
+    assert_eq!(
+        c.run(S(3)),
+        Verdict::unhealthy("heartbeat pid 813 stopped (T)")
+    );
+}
+
+fn copy_proc(from: &Root, to: &Root, pid: i32) {
+    std::fs::create_dir_all(to.proc(pid.to_string())).unwrap();
+    for f in ["stat", "status"] {
+        std::fs::copy(
+            from.proc(format!("{pid}/{f}")),
+            to.proc(format!("{pid}/{f}")),
+        )
+        .unwrap();
+    }
+}
+
+/// A followed process that exec's another program, changes owner or gets another parent is
+/// no longer taken for granted: the run walks again and judges what it finds.
+#[test]
+fn a_followed_process_that_changes_is_looked_for_again() {
+    let (_d, root) = node(&[(812, "heartbeat", 'S', 1), (900, "sh", 'S', 1)]);
+    let mut c = by_name(&root, "heartbeat");
+    assert!(c.run(S(0)).healthy);
+    // exec: another comm, same pid and start time
+    set_proc(&root, 812, "bash", 'S', 1, 0);
+    assert_eq!(
+        c.run(S(1)),
+        Verdict::unhealthy("no process named heartbeat of uid 0")
+    );
+    set_proc(&root, 812, "heartbeat", 'S', 1, 0);
+    assert!(c.run(S(2)).healthy);
+    // setuid to another user
+    set_proc(&root, 812, "heartbeat", 'S', 1, 1000);
+    assert_eq!(
+        c.run(S(3)),
+        Verdict::unhealthy(
+            "no process named heartbeat of uid 0 (ignored 1 same-named process(es) not of uid 0: pid 812 uid 1000)"
+        )
+    );
+    // back to root, then its parent becomes another heartbeat: now a worker of 900's tree,
+    // and 900 is judged.
+    set_proc(&root, 812, "heartbeat", 'S', 1, 0);
+    assert!(c.run(S(4)).healthy);
+    set_proc(&root, 900, "heartbeat", 'T', 1, 0);
+    set_proc(&root, 812, "heartbeat", 'S', 900, 0);
+    assert_eq!(
+        c.run(S(5)),
+        Verdict::unhealthy("heartbeat pid 900 stopped (T)")
+    );
+}

@@ -103,7 +103,12 @@ fn open_under(dir: &Path) -> Vec<PathBuf> {
 #[test]
 fn healthy_node_probes_and_reports_each_signal() {
     let dir = node("rw,relatime");
-    let mut c = Writable::new(Settings::default(), &Root::at(dir.path())).unwrap();
+    let mut c = Writable::new(
+        Settings::default(),
+        &Root::at(dir.path()),
+        ErrorsSince::Boot,
+    )
+    .unwrap();
     let v = c.run(Duration::from_secs(7));
     assert!(v.healthy, "{v:?}");
     assert_eq!(
@@ -134,7 +139,7 @@ fn healthy_node_probes_and_reports_each_signal() {
 fn a_rising_error_count_fails_and_an_old_one_does_not() {
     let dir = node("rw,relatime");
     let root = Root::at(dir.path());
-    let mut c = Writable::new(Settings::default(), &root).unwrap();
+    let mut c = Writable::new(Settings::default(), &root, ErrorsSince::Boot).unwrap();
     assert!(c.run(Duration::from_secs(1)).healthy);
     std::fs::write(root.sys("fs/ext4/vda1/errors_count"), "3\n").unwrap();
     let v = c.run(Duration::from_secs(2));
@@ -149,10 +154,49 @@ fn an_error_during_this_boot_fails_even_if_it_came_before_start_up() {
     let dir = node("rw,relatime");
     let root = Root::at(dir.path());
     std::fs::write(root.sys("fs/ext4/vda1/last_error_time"), "1795551300\n").unwrap();
-    let mut c = Writable::new(Settings::default(), &root).unwrap();
+    let mut c = Writable::new(Settings::default(), &root, ErrorsSince::Boot).unwrap();
     let v = c.run(Duration::from_secs(1));
     assert!(!v.healthy);
     assert!(v.evidence.contains("ext4 error during this boot"), "{v:?}");
+}
+
+/// The survivor of a failover mounts the filesystem the failed node used: DRBD replicated
+/// the superblock, and with it the ext4 error the failed node recorded after this node
+/// booted. A check whose `when:` just turned true must not fence the survivor for it; a new
+/// error after it began watching still fails.
+#[test]
+fn a_failover_filesystem_carrying_the_other_nodes_error_is_watched_from_first_sight() {
+    let dir = node("rw,relatime");
+    let root = Root::at(dir.path());
+    // Recorded by the other node during this node's boot (after btime 1795551161).
+    std::fs::write(root.sys("fs/ext4/vda1/last_error_time"), "1795551300\n").unwrap();
+    let s = Settings::default();
+    let mut at_start = Writable::new(s.clone(), &root, ErrorsSince::Boot).unwrap();
+    assert!(
+        !at_start.run(Duration::from_secs(1)).healthy,
+        "watched since boot: this boot's error counts"
+    );
+    let mut c = CheckKind::build_on_condition(&s, &root).unwrap();
+    let v = c.run(Duration::from_secs(1));
+    assert!(v.healthy, "{v:?}");
+    // A new error while this node has it: the count and the time both move.
+    std::fs::write(root.sys("fs/ext4/vda1/errors_count"), "3\n").unwrap();
+    let v = c.run(Duration::from_secs(2));
+    assert!(
+        !v.healthy && v.evidence.contains("errors_count 3, was 2"),
+        "{v:?}"
+    );
+    // The time alone moving (the count already high, or reset by a fsck elsewhere) fails too.
+    let mut c = CheckKind::build_on_condition(&s, &root).unwrap();
+    assert!(c.run(Duration::from_secs(3)).healthy);
+    std::fs::write(root.sys("fs/ext4/vda1/last_error_time"), "1795551400\n").unwrap();
+    let v = c.run(Duration::from_secs(4));
+    assert!(
+        !v.healthy
+            && v.evidence
+                .contains("ext4 error since wdfeed began watching it"),
+        "{v:?}"
+    );
 }
 
 #[test]
@@ -162,14 +206,14 @@ fn read_only_mount_or_superblock_fails() {
         probe: false,
         ..Settings::default()
     };
-    let v = Writable::new(s.clone(), &Root::at(dir.path()))
+    let v = Writable::new(s.clone(), &Root::at(dir.path()), ErrorsSince::Boot)
         .unwrap()
         .run(Duration::ZERO);
     assert_eq!(v, Verdict::unhealthy("/ read-only in /proc/1/mountinfo"));
 
     let dir = node("rw,relatime");
     let root = Root::at(dir.path());
-    let mut c = Writable::new(s, &root).unwrap();
+    let mut c = Writable::new(s, &root, ErrorsSince::Boot).unwrap();
     std::fs::write(
         root.proc("1/mountinfo"),
         "27 1 254:1 / / rw,relatime - ext4 /dev/vda1 ro,errors=remount-ro\n",
@@ -186,7 +230,7 @@ fn read_only_mount_or_superblock_fails() {
 fn a_mount_mounted_again_is_watched_again_and_a_vanished_one_fails() {
     let dir = node("rw");
     let root = Root::at(dir.path());
-    let mut c = Writable::new(Settings::default(), &root).unwrap();
+    let mut c = Writable::new(Settings::default(), &root, ErrorsSince::Boot).unwrap();
     assert!(c.run(Duration::from_secs(1)).healthy);
     // Unmounted and mounted again (a new mount id) with more errors recorded meanwhile: the
     // new mount is watched from its own baseline, and its probe written again.
@@ -224,7 +268,7 @@ fn a_mount_mounted_again_is_watched_again_and_a_vanished_one_fails() {
 fn a_probe_never_writes_to_a_filesystem_other_than_the_one_mounted_there_now() {
     let dir = node("rw");
     let root = Root::at(dir.path());
-    let mut c = Writable::new(Settings::default(), &root).unwrap();
+    let mut c = Writable::new(Settings::default(), &root, ErrorsSince::Boot).unwrap();
     // mountinfo names another device at / (the old one was unmounted meanwhile).
     std::fs::write(
         root.proc("1/mountinfo"),
@@ -248,19 +292,19 @@ fn start_up_refuses_unmounted_mounts_and_unsafe_probes() {
         mounts: vec!["/srv".into()],
         ..Settings::default()
     };
-    let e = Writable::new(s, &root).err().unwrap();
+    let e = Writable::new(s, &root, ErrorsSince::Boot).err().unwrap();
     assert!(e.contains("/srv is not mounted"), "{e}");
     assert!(e.contains("`when: {mounted: /srv}`"), "{e}");
 
     std::os::unix::fs::symlink("/etc/passwd", dir.path().join("link")).unwrap();
     let mut s = Settings::default();
     s.probe_paths.insert("/".into(), "/link".into());
-    let e = Writable::new(s, &root).err().unwrap();
+    let e = Writable::new(s, &root, ErrorsSince::Boot).err().unwrap();
     assert_eq!(e, "probe /link: cannot open: is a symlink: not followed");
 
     let mut s = Settings::default();
     s.probe_paths.insert("/".into(), "/missing/dir/.p".into());
-    let e = Writable::new(s, &root).err().unwrap();
+    let e = Writable::new(s, &root, ErrorsSince::Boot).err().unwrap();
     assert!(e.contains("/missing: does not exist"), "{e}");
 }
 
@@ -273,7 +317,9 @@ fn the_probe_lives_only_where_no_other_user_can_write() {
         |p: &Path, m: u32| std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap();
     // A sticky world-writable mount root (a separate /tmp): wdfeed creates nothing there.
     set_mode(dir.path(), 0o1777);
-    let e = Writable::new(Settings::default(), &root).err().unwrap();
+    let e = Writable::new(Settings::default(), &root, ErrorsSince::Boot)
+        .err()
+        .unwrap();
     assert!(
         e.starts_with("probe /.wdfeed/probe: / is writable by every user (mode 1777)"),
         "{e}"
@@ -290,7 +336,7 @@ fn the_probe_lives_only_where_no_other_user_can_write() {
     let mut s = Settings::default();
     s.probe_paths
         .insert("/".into(), "/admin/wdfeed/probe".into());
-    let mut c = Writable::new(s.clone(), &root).unwrap();
+    let mut c = Writable::new(s.clone(), &root, ErrorsSince::Boot).unwrap();
     assert!(c.run(Duration::from_secs(1)).healthy);
     // Without the sticky bit, others could rename `admin` away: refused.
     set_mode(dir.path(), 0o777);
@@ -317,7 +363,7 @@ fn the_probe_lives_only_where_no_other_user_can_write() {
 fn a_fifo_a_symlink_or_a_directory_at_the_probe_path_never_hangs_and_is_never_written_through() {
     let dir = node("rw");
     let root = Root::at(dir.path());
-    let mut c = Writable::new(Settings::default(), &root).unwrap();
+    let mut c = Writable::new(Settings::default(), &root, ErrorsSince::Boot).unwrap();
     let probe = dir.path().join(".wdfeed/probe");
     std::fs::remove_file(&probe).unwrap();
     let target = dir.path().join("victim");
@@ -378,7 +424,7 @@ fn probe_on_another_filesystem_is_refused() {
 fn an_unreadable_or_garbled_ext4_error_record_fails() {
     let dir = node("rw,relatime");
     let root = Root::at(dir.path());
-    let mut c = Writable::new(Settings::default(), &root).unwrap();
+    let mut c = Writable::new(Settings::default(), &root, ErrorsSince::Boot).unwrap();
     assert!(c.run(Duration::from_secs(1)).healthy);
     std::fs::write(root.sys("fs/ext4/vda1/errors_count"), "lots\n").unwrap();
     assert_eq!(
@@ -404,7 +450,7 @@ fn an_error_record_unreadable_at_start_up_fails_until_it_can_be_read() {
     let dir = node("rw,relatime");
     let root = Root::at(dir.path());
     std::fs::write(root.sys("fs/ext4/vda1/errors_count"), "\n").unwrap();
-    let mut c = Writable::new(Settings::default(), &root).unwrap();
+    let mut c = Writable::new(Settings::default(), &root, ErrorsSince::Boot).unwrap();
     let v = c.run(Duration::from_secs(1));
     assert!(!v.healthy, "{v:?}");
     assert!(v.evidence.contains("errors_count"), "{v:?}");
@@ -419,7 +465,7 @@ fn an_ext4_mount_without_an_error_record_fails() {
     let dir = node("rw,relatime");
     let root = Root::at(dir.path());
     std::fs::remove_dir_all(root.sys("fs/ext4/vda1")).unwrap();
-    let mut c = Writable::new(Settings::default(), &root).unwrap();
+    let mut c = Writable::new(Settings::default(), &root, ErrorsSince::Boot).unwrap();
     let v = c.run(Duration::from_secs(1));
     assert!(!v.healthy, "{v:?}");
     assert!(
@@ -438,7 +484,7 @@ fn an_unreadable_or_garbled_boot_time_fails() {
             None => std::fs::remove_file(root.proc("stat")).unwrap(),
             Some(s) => std::fs::write(root.proc("stat"), s).unwrap(),
         }
-        let mut c = Writable::new(Settings::default(), &root).unwrap();
+        let mut c = Writable::new(Settings::default(), &root, ErrorsSince::Boot).unwrap();
         let v = c.run(Duration::from_secs(1));
         assert!(!v.healthy, "{stat:?}: {v:?}");
         assert!(
