@@ -15,8 +15,11 @@
 //!    once and crashes the kernel into the loaded crash kernel ([`crashdump`],
 //!    [`Fence::with_devices`]).
 //!
-//! None of these allocates, takes a lock, syncs, execs, creates a file or waits on another
-//! thread: the texts are formatted into buffers on the stack, the evidence comes from each
+//! None of these allocates, takes a lock of this process, syncs, execs, creates a file or
+//! waits on another thread (the kernel takes its own locks: taking a link down takes the
+//! RTNL lock, which a wedged network stack may hold; then the kill waits behind it, but the
+//! latch is closed and the record written first, so the watchdog still resets the node
+//! within the bound): the texts are formatted into buffers on the stack, the evidence comes from each
 //! check's lock-free run note, the kill list's pidfds sit in atomic slots. Then the status
 //! thread is woken (a futex, no lock), and it does what may allocate or block, off the
 //! feeder: it kills the named processes that appeared since the last refresh, and writes
