@@ -163,3 +163,39 @@ fn run_arms_nothing_in_a_dump_kernel() {
         "{text}"
     );
 }
+
+#[test]
+fn info_prints_the_crashdump_term_with_the_drivers_reset_time() {
+    let fx = FixtureRoot::new();
+    for (attr, v) in [
+        ("identity", "iTCO_wdt"),
+        ("state", "active"),
+        ("timeout", "10"),
+        ("bootstatus", "0"),
+        ("nowayout", "0"),
+        ("options", "0x8180"),
+    ] {
+        fx.write(
+            &format!("sys/class/watchdog/watchdog0/{attr}"),
+            &format!("{v}\n"),
+        );
+    }
+    let cfg = fx.write("w.yaml", &crashdump_config());
+    let o = run(&[
+        "--root",
+        &fx.root_arg(),
+        "info",
+        "-c",
+        cfg.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = stdout(&o);
+    // detection (every 1s + deadline 2s) + interval 1s + iTCO's two expiries of the
+    // crashdump timeout in 0.6 s ticks (floor(40 / 0.6) x 0.6 = 39.6 s, twice: 79.2 s)
+    assert!(out.contains("fence bound: 83.2 s"), "{out}");
+    assert!(
+        out.contains("/dev/watchdog0 resets a dump kernel that hangs 79.2s after that pet"),
+        "{out}"
+    );
+    assert!(out.contains("fencing-watchdog-timeout=84s"), "{out}");
+}
