@@ -199,3 +199,26 @@ fn info_prints_the_crashdump_term_with_the_drivers_reset_time() {
     );
     assert!(out.contains("fencing-watchdog-timeout=84s"), "{out}");
 }
+
+#[test]
+fn the_doctor_holds_heartbeats_deadtime_to_the_bound_with_the_dump() {
+    let n = util::doctor::Node::new();
+    n.write(
+        "watchdog.yaml",
+        &util::doctor::CONFIG.replace(
+            "fence:\n",
+            "fence:\n  mode: crashdump\n  crashdump-timeout: 40s\n",
+        ),
+    );
+    // heartbeat's default deadtime of 30 s was enough for B = 13 s in `mode: watchdog`;
+    // with the dump, B = detection 3 s + interval 1 s + i6300esb's crashdump timeout 40 s.
+    n.write("etc/ha.d/ha.cf", "keepalive 1\n");
+    let out = stdout(&n.doctor());
+    assert!(
+        out.contains(
+            "warn  heartbeat: deadtime 30s (heartbeat's default) is not longer than wdfeed's \
+             fence bound 44.0 s"
+        ),
+        "{out}"
+    );
+}
