@@ -4,7 +4,6 @@ use std::sync::mpsc;
 use std::sync::Mutex;
 
 use super::*;
-use crate::health::{LastRun, Schedule, Verdict};
 use crate::rejoin::Rejoin;
 use crate::time::FakeClock;
 
@@ -28,19 +27,8 @@ fn rig(dry_run: bool) -> Rig {
     )
     .unwrap();
     let dir = std::env::temp_dir();
-    let schedule = Schedule {
-        every: S(1),
-        deadline: S(2),
-        tolerance: 0,
-    };
-    let handle = Arc::new(CheckHandle::new("process heartbeat".into(), schedule));
-    handle.record(LastRun::judge(
-        Verdict::unhealthy("heartbeat pid 7 stopped (T)"),
-        S(99),
-        S(99),
-        schedule.deadline,
-        0,
-    ));
+    let handle =
+        CheckHandle::failed_for_test("process heartbeat", "heartbeat pid 7 stopped (T)", S(99));
     let leases = LeaseTable::new(1);
     leases.renew(0, S(1000));
     leases.allow_revocation();

@@ -498,19 +498,11 @@ mod tests {
             .tempdir_in("/dev/shm")
             .unwrap();
         let kmsg = tempfile::NamedTempFile::new().unwrap();
-        let schedule = Schedule {
-            every: Duration::from_secs(1),
-            deadline: Duration::from_secs(2),
-            tolerance: 0,
-        };
-        let handle = Arc::new(CheckHandle::new("writable /".into(), schedule));
-        handle.record(LastRun::judge(
-            Verdict::unhealthy("/ read-only in /proc/1/mountinfo"),
+        let handle = CheckHandle::failed_for_test(
+            "writable /",
+            "/ read-only in /proc/1/mountinfo",
             Duration::from_secs(90),
-            Duration::from_secs(90),
-            schedule.deadline,
-            0,
-        ));
+        );
         let (fencer, handover, _kill) = full_fence_killing(
             dir.path(),
             kmsg.as_file(),
@@ -668,19 +660,11 @@ mod tests {
 
     #[test]
     fn a_check_fence_right_after_a_pause_says_the_pause_ended() {
-        let schedule = Schedule {
-            every: Duration::from_secs(1),
-            deadline: Duration::from_secs(2),
-            tolerance: 0,
-        };
-        let handle = Arc::new(CheckHandle::new("process heartbeat".into(), schedule));
-        handle.record(LastRun::judge(
-            Verdict::unhealthy("heartbeat pid 7 stopped (T)"),
+        let handle = CheckHandle::failed_for_test(
+            "process heartbeat",
+            "heartbeat pid 7 stopped (T)",
             Duration::from_secs(90),
-            Duration::from_secs(90),
-            schedule.deadline,
-            0,
-        ));
+        );
         let op = Arc::new(Operator::default());
         op.set_pause_until(Duration::from_secs(99));
         let fencer = Fencer::new(
