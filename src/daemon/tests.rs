@@ -67,11 +67,14 @@ impl Rig {
 }
 
 #[derive(Default)]
-struct Recording(Mutex<Vec<FenceReason>>);
+struct Recording(Mutex<Vec<FenceReason>>, Mutex<usize>);
 
 impl Fence for Recording {
     fn fence(&self, reason: &FenceReason, _now: Duration) {
         self.0.lock().unwrap().push(reason.clone());
+    }
+    fn with_devices(&self, _devices: &mut [Box<dyn crate::device::Armed>]) {
+        *self.1.lock().unwrap() += 1;
     }
 }
 
@@ -112,7 +115,7 @@ fn a_lease_that_falls_due_during_a_stop_in_a_pause_does_not_fence() {
     r.operator.set_pause_until(S(3000));
     r.leases.revoke(0);
     let fence = Recording::default();
-    fence_if_unhealthy_at_stop(&r.watch(), &fence);
+    fence_if_unhealthy_at_stop(&r.watch(), &fence, &mut []);
     assert!(
         fence.0.lock().unwrap().is_empty(),
         "the pause holds for the exit too"
@@ -124,15 +127,20 @@ fn a_lease_that_falls_due_during_a_stop_in_a_pause_does_not_fence() {
 fn a_lease_that_fell_due_during_the_stop_fences_instead_of_disarming() {
     let r = rig(false);
     let fence = Recording::default();
-    fence_if_unhealthy_at_stop(&r.watch(), &fence);
+    fence_if_unhealthy_at_stop(&r.watch(), &fence, &mut []);
     assert!(fence.0.lock().unwrap().is_empty(), "healthy: no fence");
     assert!(!r.latch.is_closed());
     r.leases.revoke(0);
-    fence_if_unhealthy_at_stop(&r.watch(), &fence);
-    fence_if_unhealthy_at_stop(&r.watch(), &fence);
+    fence_if_unhealthy_at_stop(&r.watch(), &fence, &mut []);
+    fence_if_unhealthy_at_stop(&r.watch(), &fence, &mut []);
     assert_eq!(
         *fence.0.lock().unwrap(),
         vec![FenceReason::Check { index: 0 }]
+    );
+    assert_eq!(
+        *fence.1.lock().unwrap(),
+        1,
+        "the devices' step (crashdump) follows the fence, once"
     );
     assert!(
         r.latch.is_closed(),
