@@ -4,7 +4,7 @@
   evenly apart so the bridge asks for the address len(OBSERVER_ADDRS) times a second. Each
   runs on a pty (line-buffered) and every reply is kept with its MAC. A round (one arping's
   replies to one request) with two MACs is a moment when both nodes answered.
-- in the guests: guest/init's reporter prints `CL: vip=0|1` on the serial console when the
+- in the guests: guest/lib.sh's reporter prints `CL: vip=0|1` on the serial console when the
   answer changes and at least every 0.5 s: 1 when the node has the address on an interface
   that is UP. A report holds until the next one, but never longer than HOLD_S (a frozen or
   rebooting node claims nothing).

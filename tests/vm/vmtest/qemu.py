@@ -17,10 +17,12 @@ import time
 
 class Guest:
     def __init__(self, workdir, machine_args, kernel, initrds, append, mem_mb=384,
-                 disk=None, nbd_image=None, trace=(), extra_disks=()):
+                 disk=None, nbd_image=None, trace=(), disks=None, extra_disks=()):
+        """`disk` (a raw file) or `nbd_image` (the same, served by qemu-nbd so that the host
+        can stall or kill its server) is the guest's one disk; `disks` [(path, nbd)] gives
+        several, vda first; `extra_disks` (raw files) follow the one disk (vdb, vdc, ...)."""
         self.workdir = workdir
         self.qmp_path = os.path.join(workdir, "qmp.sock")
-        self.nbd_path = os.path.join(workdir, "nbd.sock")
         self.lines = []          # (host time, text)
         self.events = []         # (host time, QMP event dict)
         self.pets = []           # host times of watchdog reloads, where QEMU traces them
@@ -28,7 +30,6 @@ class Guest:
         self.cond = threading.Condition()
         self.exited_at = None
         self.t_start = None
-        self.nbd = None
         self.proc = None
         self._stopped = set()    # processes we SIGSTOPped and must SIGCONT before killing
         self._threads = []
@@ -44,32 +45,55 @@ class Guest:
                      "-kernel", kernel, "-initrd", initrd, "-append", append] + machine_args
         for t in trace:
             self.argv += ["-trace", t]
-        if nbd_image:
-            self.nbd_argv = ["qemu-nbd", "-f", "raw", "-t", "-k", self.nbd_path, nbd_image]
-            self.argv += ["-drive", f"file=nbd:unix:{self.nbd_path},if=none,id=d0,format=raw,cache=none",
-                          "-device", "virtio-blk-pci,drive=d0"]
-        elif disk:
-            self.nbd_argv = None
-            self.argv += ["-drive", f"file={disk},if=none,id=d0,format=raw,cache=unsafe",
-                          "-device", "virtio-blk-pci,drive=d0"]
-        else:
-            self.nbd_argv = None
-        # more virtio disks after the first (vdb, vdc, ...), in order
-        for i, extra in enumerate(extra_disks, start=1):
-            self.argv += ["-drive", f"file={extra},if=none,id=x{i},format=raw,cache=unsafe",
-                          "-device", f"virtio-blk-pci,drive=x{i}"]
+        if disks is None:
+            disks = [(nbd_image, True)] if nbd_image else [(disk, False)] if disk else []
+            disks += [(extra, False) for extra in extra_disks]
+        self.disks = list(disks)
+        self.nbds = {}           # disk index -> the qemu-nbd serving it (ours)
+        self.nbd_paths = {}
+        for i, (path, nbd) in enumerate(self.disks):
+            if nbd:
+                sock = os.path.join(workdir, "nbd.sock" if i == 0 else f"nbd{i}.sock")
+                self.nbd_paths[i] = sock
+                self.argv += ["-drive", f"file=nbd:unix:{sock},if=none,id=d{i},format=raw,cache=none"]
+            else:
+                self.argv += ["-drive", f"file={path},if=none,id=d{i},format=raw,cache=unsafe"]
+            self.argv += ["-device", f"virtio-blk-pci,drive=d{i}"]
+
+    @property
+    def nbd(self):
+        """The qemu-nbd of the first disk served that way (the one-disk suites' `nbd`)."""
+        return self.nbds[min(self.nbds)] if self.nbds else None
+
+    def start_nbd(self, i):
+        """Starts (or starts again, after a kill) the qemu-nbd of disk i on its socket."""
+        sock = self.nbd_paths[i]
+        if os.path.exists(sock):
+            os.unlink(sock)
+        err = open(os.path.join(self.workdir, f"qemu-nbd{i}.err"), "a")
+        p = subprocess.Popen(["qemu-nbd", "-f", "raw", "-t", "-k", sock, self.disks[i][0]],
+                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err)
+        self.nbds[i] = p
+        deadline = time.monotonic() + 10
+        while not os.path.exists(sock):
+            if p.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"qemu-nbd did not start: {self._read(f'qemu-nbd{i}.err')}")
+            time.sleep(0.05)
+        return time.monotonic()
+
+    def kill_nbd(self, i):
+        """SIGKILL of disk i's qemu-nbd: the guest's next I/O on it fails."""
+        p = self.nbds[i]
+        if p.poll() is None:
+            p.kill()
+        p.wait()
+        self._stopped.discard(p.pid)
+        return time.monotonic()
 
     # ------------------------------------------------------------------ life cycle
     def start(self):
-        if self.nbd_argv:
-            self.nbd = subprocess.Popen(self.nbd_argv, stdin=subprocess.DEVNULL,
-                                        stdout=subprocess.DEVNULL,
-                                        stderr=open(os.path.join(self.workdir, "qemu-nbd.err"), "w"))
-            deadline = time.monotonic() + 10
-            while not os.path.exists(self.nbd_path):
-                if self.nbd.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"qemu-nbd did not start: {self._read('qemu-nbd.err')}")
-                time.sleep(0.05)
+        for i in self.nbd_paths:
+            self.start_nbd(i)
         self.t_start = time.monotonic()
         self.proc = subprocess.Popen(self.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE)
@@ -158,10 +182,10 @@ class Guest:
 
     def stop(self):
         """Ends the VM and qemu-nbd (both ours). A stopped process is continued first."""
-        for p in (self.nbd, self.proc):
+        for p in list(self.nbds.values()) + [self.proc]:
             if p is not None and p.poll() is None and p.pid in self._stopped:
                 os.kill(p.pid, signal.SIGCONT)
-        for p in (self.proc, self.nbd):
+        for p in [self.proc] + list(self.nbds.values()):
             if p is not None and p.poll() is None:
                 p.terminate()
                 try:
@@ -175,14 +199,22 @@ class Guest:
             self._log.close()
 
     # ------------------------------------------------------------------ faults from the host
+    def _process(self, which):
+        """"qemu", "nbd" (the first served disk) or "nbd<i>" (disk i's server)."""
+        if which == "qemu":
+            return self.proc
+        if which == "nbd":
+            return self.nbd
+        return self.nbds[int(which[3:])]
+
     def sigstop(self, which):
-        p = self.nbd if which == "nbd" else self.proc
+        p = self._process(which)
         self._stopped.add(p.pid)
         os.kill(p.pid, signal.SIGSTOP)
         return time.monotonic()
 
     def sigcont(self, which):
-        p = self.nbd if which == "nbd" else self.proc
+        p = self._process(which)
         os.kill(p.pid, signal.SIGCONT)
         self._stopped.discard(p.pid)
         return time.monotonic()
@@ -245,9 +277,12 @@ class Guest:
                     return None
                 self.cond.wait(left)
 
-    def tail(self, n=40):
+    def tail(self, n=40, skip=None):
+        """The last n lines, leaving out those matching `skip` (a regex)."""
+        rx = re.compile(skip) if skip else None
         with self.cond:
-            return [f"{t - self.t_start:9.3f} {text}" for t, text in self.lines[-n:]]
+            kept = [(t, text) for t, text in self.lines if not (rx and rx.search(text))]
+            return [f"{t - self.t_start:9.3f} {text}" for t, text in kept[-n:]]
 
 
 def classify(ev):
