@@ -177,7 +177,7 @@ _wdfeed() {
             return 0
             ;;
         wdfeed__subcmd__fence)
-            opts="-h -V --reason --runtime-dir --root --allow-unsafe-config --log-level --help --version"
+            opts="-h -V --reason --cut-reason --runtime-dir --root --allow-unsafe-config --log-level --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

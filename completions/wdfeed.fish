@@ -55,6 +55,7 @@ complete -c wdfeed -n "__fish_wdfeed_using_subcommand fence" -l reason -d 'Why (
 complete -c wdfeed -n "__fish_wdfeed_using_subcommand fence" -l runtime-dir -d 'The daemon\'s runtime directory (as given to `run`)' -r -F
 complete -c wdfeed -n "__fish_wdfeed_using_subcommand fence" -l root -d 'Read every /proc, /sys and /dev path under DIR (a fixture tree, or the host\'s root mounted in a container, e.g. /host)' -r -F
 complete -c wdfeed -n "__fish_wdfeed_using_subcommand fence" -l log-level -d 'error, warn, info, debug or trace' -r
+complete -c wdfeed -n "__fish_wdfeed_using_subcommand fence" -l cut-reason -d 'Cut a reason over 200 bytes to its first 200 (on a character boundary) instead of refusing it: for a template whose reason holds a name of unknown length (a unit name may have 255 bytes), where a refused request would be a missed fence'
 complete -c wdfeed -n "__fish_wdfeed_using_subcommand fence" -l allow-unsafe-config -d 'Accept a config that users other than its owner and root can write, or replace in its directory (a warning instead of a refusal). For test rigs only: those users can make wdfeed fence this node'
 complete -c wdfeed -n "__fish_wdfeed_using_subcommand fence" -s h -l help -d 'Print help'
 complete -c wdfeed -n "__fish_wdfeed_using_subcommand fence" -s V -l version -d 'Print version'

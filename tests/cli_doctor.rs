@@ -450,6 +450,10 @@ fn a_drbd_device_in_block_io_and_a_drbd_mount_without_when_are_warnings() {
         "{out}"
     );
     assert!(
+        out.contains("(10.5s to 42s by DRBD 8.4's defaults), and a stuck-after of 5s"),
+        "{out}"
+    );
+    assert!(
         out.contains("fix: remove drbd0 from block-io's devices"),
         "{out}"
     );

@@ -127,6 +127,36 @@ fn fence_on_demand_as_root_goes_through_the_fence_with_check_operator() {
 }
 
 #[test]
+fn a_long_reason_is_refused_unless_the_caller_asks_to_cut_it() {
+    let fx = FixtureRoot::new();
+    let cfg = fx.write("w.yaml", &fast_config(""));
+    let mut d = serving(&fx, &cfg);
+    // What the shipped OnFailure= template sends for a unit whose name has 255 bytes.
+    let unit = format!("{}.service", "x".repeat(247));
+    let reason = format!("OnFailure of {unit}");
+    let (o, _) = ask(&fx, &["fence", "--reason", &reason]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("over 200"), "{}", stderr(&o));
+    assert!(
+        !d.transcript().contains("would fence"),
+        "{}",
+        d.transcript()
+    );
+    let (o, _) = ask(&fx, &["fence", "--cut-reason", "--reason", &reason]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("sending its first 200"),
+        "{}",
+        stderr(&o)
+    );
+    let line = d
+        .wait_for("would fence", Duration::from_secs(10))
+        .unwrap_or_else(|| panic!("{}", d.transcript()));
+    assert!(line.contains(&reason[..200]), "{line}");
+    assert!(!line.contains(&reason[..201]), "{line}");
+}
+
+#[test]
 fn fence_from_uid_65534_is_refused_and_changes_nothing() {
     let fx = FixtureRoot::new();
     let cfg = fx.write("w.yaml", &fast_config(""));

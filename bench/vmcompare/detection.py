@@ -1,4 +1,4 @@
-"""Item 2: detection of the VM suite's faults. watchdog 5.16 runs the suite's own scenario
+"""Detection of the VM suite's faults. watchdog 5.16 runs the suite's own scenario
 steps (its start_petter replaces wdfeed's) in its nearest configuration, watched long enough
 for its default 60 s retry-timeout to play out; wdfeed's side is the suite itself, run on the
 same driver."""

@@ -1,4 +1,4 @@
-"""Item 1: false fences under load. The suite's healthy node (fakehb and fakerm running, ext4
+"""False fences under load. The suite's healthy node (fakehb and fakerm running, ext4
 data disk on /mnt/data) pets a 5 s watchdog every 1 s while stress-ng loads the guest; each
 daemon is watched for the target time, rebooting a new guest after every reset."""
 

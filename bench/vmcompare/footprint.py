@@ -1,4 +1,4 @@
-"""Item 3: footprint inside an idle guest on iTCO_wdt (q35), whose timer reloads QEMU traces
+"""Footprint inside an idle guest on iTCO_wdt (q35), whose timer reloads QEMU traces
 on the host (tco_timer_reload): exec -> first pet as QEMU sees it, then after the idle time
 VmRSS, VmLck, threads and CPU time from /proc."""
 
@@ -19,7 +19,7 @@ SAMPLE1_S = 20
 VARIANTS = [
     ("wdfeed", "wdfeed, the suite's config (writable+probe, block-io, process; timeout 6s, interval 1s)"),
     ("wd516-debian", "watchdog 5.16, Debian's /etc/watchdog.conf + watchdog-device"),
-    ("wd516-nearest", "watchdog 5.16, item 1's nearest equivalent (pidfile, test-binary; timeout 6s)"),
+    ("wd516-nearest", "watchdog 5.16, nearest equivalent of wdfeed's config (pidfile, test-binary; timeout 6s)"),
 ]
 
 

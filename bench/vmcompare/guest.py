@@ -57,7 +57,7 @@ proc_sample() {
 }
 """
 
-# Item 1: the healthy node under stress-ng for WATCH_S seconds, then a clean stop.
+# False fences: the healthy node under stress-ng for WATCH_S seconds, then a clean stop.
 FALSE_FENCE = r"""
 start_petter
 settle
@@ -84,7 +84,7 @@ sleep 2
 mark "stress-ng: $(grep -c . /run/stress.log) log lines; $(grep -i -m1 -e 'successful run' -e 'unsuccessful' -e 'failed' /run/stress.log)"
 """
 
-# Item 2, stuck-io-blockio's stand-in check: a file under /mnt/data that a loop rewrites with
+# Detection, stuck-io-blockio's stand-in check: a file under /mnt/data that a loop rewrites with
 # fsync every second (a bare touch would go on updating the in-memory mtime while the disk is
 # stuck). Started before the daemon, so the file exists when it starts.
 TOUCH_LOOP = r"""
@@ -93,7 +93,7 @@ dd if=/dev/zero of=/mnt/data/wd516-touch bs=4k count=1 conv=fsync 2>/dev/null
 mark "touch loop pid=$!"
 """
 
-# Item 3: serial round trips, then the daemon alone on an idle guest, sampled.
+# Footprint: serial round trips, then the daemon alone on an idle guest, sampled.
 FOOTPRINT = r"""
 stty -echo 2>/dev/null
 mark "rtt-ready"

@@ -98,6 +98,11 @@ enum Command {
         /// most 200 bytes.
         #[arg(long, value_name = "TEXT")]
         reason: String,
+        /// Cut a reason over 200 bytes to its first 200 (on a character boundary) instead of
+        /// refusing it: for a template whose reason holds a name of unknown length (a unit
+        /// name may have 255 bytes), where a refused request would be a missed fence.
+        #[arg(long)]
+        cut_reason: bool,
         /// The daemon's runtime directory (as given to `run`).
         #[arg(long, value_name = "DIR", env = "WDFEED_RUNTIME_DIR", default_value = crate::fence::record::DEFAULT_RUNTIME_DIR)]
         runtime_dir: PathBuf,
@@ -214,8 +219,9 @@ pub fn main() -> ExitCode {
         } => run::run(root, config, dry_run, status_file, runtime_dir, state_dir),
         Command::Fence {
             reason,
+            cut_reason,
             runtime_dir,
-        } => operator::fence(&runtime_dir, &reason),
+        } => operator::fence(&runtime_dir, &reason, cut_reason),
         Command::Pause {
             length,
             reason,

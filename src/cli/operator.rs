@@ -21,12 +21,17 @@ use std::time::Duration;
 
 use crate::daemon::control::unsafe_dir;
 use crate::daemon::control::wire::{self, Answer, Ask, Request};
-use crate::fence::operator::check_reason;
+use crate::fence::operator::{check_reason, REASON_CAP};
 use crate::time::{BootClock, Clock};
 use crate::units::parse_duration;
 use crate::Failure;
 
-pub fn fence(runtime_dir: &Path, reason: &str) -> Result<(), Failure> {
+pub fn fence(runtime_dir: &Path, reason: &str, cut_reason: bool) -> Result<(), Failure> {
+    let reason = if cut_reason {
+        cut_to_cap(reason)
+    } else {
+        reason
+    };
     check_reason(reason).map_err(|e| Failure::usage(format!("--reason: {e}")))?;
     ask(
         runtime_dir,
@@ -46,6 +51,19 @@ pub fn pause(runtime_dir: &Path, length: &str, reason: &str) -> Result<(), Failu
             reason: reason.into(),
         },
     )
+}
+
+/// `reason` cut to [`REASON_CAP`] bytes on a character boundary, saying so on stderr.
+fn cut_to_cap(reason: &str) -> &str {
+    let cut = crate::health::run_note::cut(reason, REASON_CAP);
+    if cut.len() < reason.len() {
+        eprintln!(
+            "wdfeed fence: the reason is {} bytes; sending its first {} (--cut-reason)",
+            reason.len(),
+            cut.len()
+        );
+    }
+    cut
 }
 
 pub fn resume(runtime_dir: &Path) -> Result<(), Failure> {

@@ -45,6 +45,16 @@ pub fn run(path: &Path, format: Format) -> Result<(), Failure> {
                 r.cause
             );
         }
+        if let Some(p) = &s.previous_boot {
+            let cause = p
+                .cause
+                .strip_prefix("the previous boot ")
+                .unwrap_or(&p.cause);
+            outln!(
+                "  previous boot: {}",
+                cause.strip_prefix("was ").unwrap_or(cause)
+            );
+        }
         if let Some(h) = &s.hold {
             outln!(
                 "  READY=1 held ({}) until `wdfeed rejoin-now`: {}",

@@ -7,6 +7,8 @@
 //!     max-uninterruptible or max-age; 0 for the others), in whole periods of `every`
 //!     + (every + deadline) × (tolerance + 1)
 //!   + the time the device really takes to reset after its last pet
+//!     (`mode: crashdump`: one interval + the reset time of the crashdump timeout, see
+//!     [`super::crashdump`])
 //! ```
 //!
 //! The second term is driver-specific. Measured in QEMU on Linux 6.1: iTCO_wdt resets only
@@ -19,6 +21,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::config::crashdump::CrashdumpBound;
 use crate::config::Config;
 use crate::units::format_duration;
 
@@ -56,9 +59,11 @@ pub struct Bound {
     #[serde(serialize_with = "secs")]
     pub reset: Duration,
     pub devices: Vec<DeviceReset>,
+    /// `mode: crashdump`: what the dump adds.
+    pub crashdump: Option<CrashdumpBound>,
 }
 
-fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+pub(super) fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_f64((d.as_secs_f64() * 1000.0).round() / 1000.0)
 }
 
@@ -127,12 +132,23 @@ pub fn compute(
         .map(|d| d.reset_after)
         .max()
         .unwrap_or(Duration::ZERO);
+    let crashdump = config.fence.crashdump.as_ref().map(|c| {
+        let seen: Vec<_> = devices
+            .iter()
+            .map(|d| (d.path.clone(), d.identity.clone()))
+            .collect();
+        CrashdumpBound::compute(c, config.interval, &seen)
+    });
+    let after_detection = crashdump
+        .as_ref()
+        .map_or(reset, |c| reset.max(c.after_detection()));
     Bound {
-        total: detection + reset,
+        total: detection + after_detection,
         detection,
         slowest_check,
         reset,
         devices,
+        crashdump,
     }
 }
 
@@ -170,6 +186,9 @@ impl fmt::Display for Bound {
                     ", measured"
                 }
             )?;
+        }
+        if let Some(c) = &self.crashdump {
+            writeln!(f, "  {}", c.line())?;
         }
         write!(
             f,

@@ -6,6 +6,7 @@
 pub(crate) mod advice;
 pub(crate) mod bound;
 mod check_keys;
+pub(crate) mod crashdump;
 mod depth;
 mod entries;
 mod input_rules;
@@ -78,6 +79,8 @@ pub struct FenceConfig {
     pub isolate: Vec<String>,
     /// The file the status thread keeps at 0 (healthy) or 1 (handing over, fenced).
     pub handover_file: Option<PathBuf>,
+    /// `mode: crashdump` only: its timeout and where dumps go.
+    pub crashdump: Option<crashdump::CrashdumpConfig>,
 }
 
 #[derive(Clone, Debug, PartialEq)]

@@ -68,6 +68,10 @@ pub struct RawFence {
     #[serde(default)]
     pub isolate: Vec<String>,
     pub handover_file: Option<PathBuf>,
+    /// `mode: crashdump`: the device timeout while the dump kernel saves the dump.
+    pub crashdump_timeout: Option<HumanDuration>,
+    /// `mode: crashdump`: where the dump kernel saves dumps (kdump-tools' KDUMP_COREDIR).
+    pub crashdump_dir: Option<PathBuf>,
 }
 
 /// The keys every check has, whatever its kind.
@@ -104,4 +108,7 @@ pub enum FenceMode {
     Watchdog,
     /// reboot(2) at once, without sync.
     Reboot,
+    /// A longer device timeout, one pet, then a kernel crash into the loaded crash kernel,
+    /// which saves a dump; the hardware resets a dump kernel that takes too long.
+    Crashdump,
 }

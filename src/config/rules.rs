@@ -28,7 +28,8 @@ pub fn build(raw: RawConfig, problems: &mut Vec<Problem>) -> Config {
         .min()
         .unwrap_or(DEFAULT_TIMEOUT);
     let interval = interval(raw.interval, min_timeout, problems);
-    let fence = fence(raw.fence, interval, min_timeout, problems);
+    let timeouts: Vec<Duration> = devices.iter().map(|d| d.timeout).collect();
+    let fence = fence(raw.fence, interval, min_timeout, &timeouts, problems);
     let checks = checks(raw.checks, interval, min_timeout, problems);
     let metrics_textfile = metrics_textfile(raw.metrics.textfile, problems);
     Config {
@@ -229,8 +230,17 @@ fn fence(
     raw: RawFence,
     interval: Duration,
     min_timeout: Duration,
+    device_timeouts: &[Duration],
     problems: &mut Vec<Problem>,
 ) -> FenceConfig {
+    let mode = raw.mode.unwrap_or(FenceMode::Watchdog);
+    let crashdump = super::crashdump::rules(
+        mode,
+        raw.crashdump_timeout,
+        raw.crashdump_dir,
+        device_timeouts,
+        problems,
+    );
     let mut problem = |key: String, message: String| push(problems, key, message);
     let stall_threshold = or_default(raw.stall_threshold, min_timeout);
     if stall_threshold < interval * 2 {
@@ -280,11 +290,12 @@ fn fence(
     }
 
     FenceConfig {
-        mode: raw.mode.unwrap_or(FenceMode::Watchdog),
+        mode,
         kill: raw.kill,
         stall_threshold,
         isolate: raw.isolate,
         handover_file: raw.handover_file,
+        crashdump,
     }
 }
 

@@ -9,7 +9,7 @@ use crate::config::bound::{self, Bound};
 use crate::config::{Config, OnExit};
 use crate::device::flags::describe_bootstatus;
 use crate::device::io::KernelIo;
-use crate::device::{open, sysfs, takeover, Armed, Request, Watchdog};
+use crate::device::{open, sysfs, takeover, Armed, DeviceError, Request, Watchdog};
 use crate::system::Root;
 use crate::time::deadline;
 use crate::Failure;
@@ -69,6 +69,18 @@ pub(super) fn arm_and_state_bound(
         &identities,
         (!opts.dry_run).then_some(granted.as_slice()),
     );
+    if bound
+        .crashdump
+        .as_ref()
+        .is_some_and(|c| c.reset_by.is_none())
+    {
+        for d in devices {
+            let _ = d.disarm();
+        }
+        return Err(Failure::runtime(
+            "fence.mode crashdump: every device is softdog, a timer of the kernel that the crash ends: nothing would reset a dump kernel that hangs, and no bound could be stated. Add a hardware watchdog (iTCO_wdt, ipmi_watchdog, i6300esb in QEMU) or use `mode: watchdog`; nothing was armed".into(),
+        ));
+    }
     for line in bound.to_string().lines().skip(1) {
         tracing::info!("{}", line.trim());
     }
@@ -100,7 +112,8 @@ fn arm(config: &Config, opts: &Options, nowayout: &[bool]) -> Result<Armament, F
             min_timeout: config.interval * 3,
         };
         let programmed = open::open_device(&opts.root, &d.path)
-            .and_then(|file| Watchdog::program(&d.path, KernelIo::new(file), &want));
+            .and_then(|file| Watchdog::program(&d.path, KernelIo::new(file), &want))
+            .and_then(|dog| crashdump_timeout_taken(dog, config, opts));
         match programmed {
             Ok(mut dog) => {
                 // nowayout: no close ever stops it (sysfs tells; GETSUPPORT does not).
@@ -134,6 +147,26 @@ fn arm(config: &Config, opts: &Options, nowayout: &[bool]) -> Result<Armament, F
         }
     }
     Ok((devices, identities, granted))
+}
+
+/// `mode: crashdump`: the device takes the crashdump timeout and gives its own back (the
+/// fence's retime is known to work); a device that does not is disarmed and named.
+fn crashdump_timeout_taken(
+    mut dog: Watchdog<KernelIo>,
+    config: &Config,
+    opts: &Options,
+) -> Result<Watchdog<KernelIo>, DeviceError> {
+    let Some(c) = &config.fence.crashdump else {
+        return Ok(dog);
+    };
+    let max = sysfs::find(&opts.root, dog.path()).and_then(|w| w.max_timeout);
+    match crate::fence::crashdump::try_timeout(&mut dog, c.timeout, max) {
+        Ok(()) => Ok(dog),
+        Err(e) => {
+            let _ = dog.disarm();
+            Err(e)
+        }
+    }
 }
 
 /// The exit sequence: after a fence, never disarm; otherwise as `on-exit` says. True if

@@ -125,6 +125,7 @@ fn write_status(line: &str, every: Duration, opts: &Options) {
         version: env!("CARGO_PKG_VERSION").into(),
         textfile: None,
         rejoin: None,
+        previous_boot: None,
         hold: None,
         pause: None,
         budget: None,

@@ -104,9 +104,16 @@ fn resolve_kill_list(config: &Config, root: &Root) -> Result<Arc<KillList>, Fail
 
 /// Runs the daemon until SIGTERM/SIGINT, or until a device is lost.
 pub fn run(opts: Options) -> Result<(), Failure> {
+    if crate::fence::crashdump::in_dump_kernel(&opts.root) {
+        return Err(Failure::runtime(
+            "this is a dump kernel (/proc/vmcore exists): wdfeed arms nothing here, so that the hardware watchdog a crashdump fence left running resets a dump that hangs; the unit's ConditionPathExists=!/proc/vmcore keeps it from starting here".into(),
+        ));
+    }
     let config = load(&opts)?;
     // Every interface to isolate must exist before anything starts: nothing is armed.
     let isolator = Isolator::prepare(&config.fence.isolate).map_err(Failure::runtime)?;
+    // A crash kernel must be loaded, and sysrq open, before anything starts.
+    let crash = prepare_crashdump(&config, &opts)?;
     let handover = prepare_handover(&config, opts.dry_run)?;
     hardening::lock_memory();
     hardening::raise_fd_limit();
@@ -185,6 +192,7 @@ pub fn run(opts: Options) -> Result<(), Failure> {
             .with_isolation(isolator)
             .with_record(record.map(|(rec, _)| rec))
             .with_handover(handover.clone())
+            .with_crashdump(crash)
             .with_wake(Arc::clone(&stoppers.status))
             .with_operator(Arc::clone(&operator)),
     );
@@ -270,11 +278,11 @@ pub fn run(opts: Options) -> Result<(), Failure> {
         c.remove();
     }
     status_thread.wait_stopped(Duration::from_secs(1));
-    let feeder = join_feeder(feeder_thread)?;
+    let mut feeder = join_feeder(feeder_thread)?;
     // A stop is obeyed only while every lease is valid; one that fell due in between fences
     // here rather than disarm a node that is not healthy.
     if matches!(exit, Exit::Stopped) {
-        fence_if_unhealthy_at_stop(&watch, fencer.as_ref());
+        fence_if_unhealthy_at_stop(&watch, fencer.as_ref(), feeder.devices_mut());
     }
     fencer.report();
     // A disarming exit hands the service over for good; keep-armed leaves the file as it is.
@@ -322,7 +330,11 @@ impl Watch<'_> {
 
 /// At a stop obeyed while healthy: if a lease fell due since, fence now (the feeder has
 /// stopped), so the exit leaves every device armed and records the fence.
-fn fence_if_unhealthy_at_stop(watch: &Watch, fencer: &dyn Fence) {
+fn fence_if_unhealthy_at_stop(
+    watch: &Watch,
+    fencer: &dyn Fence,
+    devices: &mut [Box<dyn crate::device::Armed>],
+) {
     if watch.latch.is_closed() {
         return;
     }
@@ -335,8 +347,34 @@ fn fence_if_unhealthy_at_stop(watch: &Watch, fencer: &dyn Fence) {
         tracing::warn!(check = %name, evidence = %why, "a check failed while stopping: fencing instead of disarming");
         if watch.latch.close() {
             fencer.fence(&FenceReason::Check { index }, watch.clock.now());
+            fencer.with_devices(devices);
         }
     }
+}
+
+/// `mode: crashdump`: a loaded crash kernel, and the files the crash step uses, opened now;
+/// none in the other modes.
+fn prepare_crashdump(
+    config: &Config,
+    opts: &Options,
+) -> Result<Option<crate::fence::Crashdump>, Failure> {
+    let Some(c) = &config.fence.crashdump else {
+        return Ok(None);
+    };
+    let prepared = crate::fence::crashdump::Sysrq::prepare(&opts.root, opts.dry_run)
+        .map_err(|e| Failure::runtime(format!("{e}; nothing was armed")))?;
+    tracing::info!(
+        timeout_s = c.timeout.as_secs(),
+        dumps = %c.dir.display(),
+        "crashdump: a crash kernel is loaded; a fence sets every device's timeout to the crashdump-timeout, pets once and crashes into it"
+    );
+    let paths = config.devices.iter().map(|d| d.path.clone()).collect();
+    Ok(Some(crate::fence::Crashdump::new(
+        c.timeout,
+        prepared,
+        paths,
+        opts.dry_run,
+    )))
 }
 
 /// Creates `fence.handover-file` saying `1` (no all-pass round yet); none in a dry run,

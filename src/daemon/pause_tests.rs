@@ -3,7 +3,6 @@
 //! while it lasts.
 
 use super::*;
-use crate::health::{LastRun, Schedule, Verdict};
 
 const S: fn(u64) -> Duration = Duration::from_secs;
 const BOOT: &str = "0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0";
@@ -28,19 +27,8 @@ fn rig_in(dir: tempfile::TempDir) -> Rig {
     let leases = Arc::new(LeaseTable::new(1));
     leases.renew(0, S(130));
     leases.allow_revocation();
-    let schedule = Schedule {
-        every: S(1),
-        deadline: S(2),
-        tolerance: 0,
-    };
-    let handle = Arc::new(CheckHandle::new("process heartbeat".into(), schedule));
-    handle.record(LastRun::judge(
-        Verdict::unhealthy("heartbeat pid 7 stopped (T)"),
-        S(99),
-        S(99),
-        schedule.deadline,
-        0,
-    ));
+    let handle =
+        CheckHandle::failed_for_test("process heartbeat", "heartbeat pid 7 stopped (T)", S(99));
     let book = PauseBook::new(
         Arc::clone(&operator),
         Arc::clone(&leases),

@@ -55,6 +55,7 @@ pub(super) fn start_rejoin(
             dry_run: opts.dry_run,
         },
     )
+    .recording_dumps(config.fence.crashdump.as_ref().map(|c| c.dir.clone()))
 }
 
 /// Sends READY=1 once the delay is over, and says how long it still waits meanwhile.

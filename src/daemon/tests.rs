@@ -4,7 +4,6 @@ use std::sync::mpsc;
 use std::sync::Mutex;
 
 use super::*;
-use crate::health::{LastRun, Schedule, Verdict};
 use crate::rejoin::Rejoin;
 use crate::time::FakeClock;
 
@@ -28,19 +27,8 @@ fn rig(dry_run: bool) -> Rig {
     )
     .unwrap();
     let dir = std::env::temp_dir();
-    let schedule = Schedule {
-        every: S(1),
-        deadline: S(2),
-        tolerance: 0,
-    };
-    let handle = Arc::new(CheckHandle::new("process heartbeat".into(), schedule));
-    handle.record(LastRun::judge(
-        Verdict::unhealthy("heartbeat pid 7 stopped (T)"),
-        S(99),
-        S(99),
-        schedule.deadline,
-        0,
-    ));
+    let handle =
+        CheckHandle::failed_for_test("process heartbeat", "heartbeat pid 7 stopped (T)", S(99));
     let leases = LeaseTable::new(1);
     leases.renew(0, S(1000));
     leases.allow_revocation();
@@ -79,11 +67,14 @@ impl Rig {
 }
 
 #[derive(Default)]
-struct Recording(Mutex<Vec<FenceReason>>);
+struct Recording(Mutex<Vec<FenceReason>>, Mutex<usize>);
 
 impl Fence for Recording {
     fn fence(&self, reason: &FenceReason, _now: Duration) {
         self.0.lock().unwrap().push(reason.clone());
+    }
+    fn with_devices(&self, _devices: &mut [Box<dyn crate::device::Armed>]) {
+        *self.1.lock().unwrap() += 1;
     }
 }
 
@@ -124,7 +115,7 @@ fn a_lease_that_falls_due_during_a_stop_in_a_pause_does_not_fence() {
     r.operator.set_pause_until(S(3000));
     r.leases.revoke(0);
     let fence = Recording::default();
-    fence_if_unhealthy_at_stop(&r.watch(), &fence);
+    fence_if_unhealthy_at_stop(&r.watch(), &fence, &mut []);
     assert!(
         fence.0.lock().unwrap().is_empty(),
         "the pause holds for the exit too"
@@ -136,15 +127,20 @@ fn a_lease_that_falls_due_during_a_stop_in_a_pause_does_not_fence() {
 fn a_lease_that_fell_due_during_the_stop_fences_instead_of_disarming() {
     let r = rig(false);
     let fence = Recording::default();
-    fence_if_unhealthy_at_stop(&r.watch(), &fence);
+    fence_if_unhealthy_at_stop(&r.watch(), &fence, &mut []);
     assert!(fence.0.lock().unwrap().is_empty(), "healthy: no fence");
     assert!(!r.latch.is_closed());
     r.leases.revoke(0);
-    fence_if_unhealthy_at_stop(&r.watch(), &fence);
-    fence_if_unhealthy_at_stop(&r.watch(), &fence);
+    fence_if_unhealthy_at_stop(&r.watch(), &fence, &mut []);
+    fence_if_unhealthy_at_stop(&r.watch(), &fence, &mut []);
     assert_eq!(
         *fence.0.lock().unwrap(),
         vec![FenceReason::Check { index: 0 }]
+    );
+    assert_eq!(
+        *fence.1.lock().unwrap(),
+        1,
+        "the devices' step (crashdump) follows the fence, once"
     );
     assert!(
         r.latch.is_closed(),

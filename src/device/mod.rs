@@ -16,6 +16,7 @@ pub mod takeover;
 pub mod watchdog;
 
 use std::path::Path;
+use std::time::Duration;
 
 use nix::errno::Errno;
 
@@ -30,6 +31,11 @@ pub trait Armed: Send {
     /// Whether closing it without the magic `V` (any exit, a SIGKILL) leaves it counting
     /// down; if not, a fenced wdfeed must never exit.
     fn stays_armed_on_close(&self) -> bool;
+    /// The timeout it was armed with (read back at arming).
+    fn timeout(&self) -> Duration;
+    /// Sets another timeout and reads back what the driver runs with; allocates nothing.
+    /// The watchdog core pings a device whose timeout it changed.
+    fn retime(&mut self, timeout: Duration) -> Result<Duration, Errno>;
 }
 
 impl<I: io::WatchdogIo> Armed for Watchdog<I> {
@@ -44,5 +50,11 @@ impl<I: io::WatchdogIo> Armed for Watchdog<I> {
     }
     fn stays_armed_on_close(&self) -> bool {
         self.stays_armed_on_close
+    }
+    fn timeout(&self) -> Duration {
+        self.timeout
+    }
+    fn retime(&mut self, timeout: Duration) -> Result<Duration, Errno> {
+        Watchdog::retime(self, timeout)
     }
 }

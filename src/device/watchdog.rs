@@ -153,6 +153,23 @@ impl<I: WatchdogIo> Watchdog<I> {
         self.io.write(b"\0")
     }
 
+    /// Sets the timeout to `timeout` (clamped as at arming) and reads back what the driver
+    /// runs with (GETTIMEOUT, else the value SETTIMEOUT wrote back); the armed timeout in
+    /// [`Watchdog::timeout`] stays as it was. Allocates nothing: the fence's crash step
+    /// calls it.
+    pub fn retime(&mut self, timeout: Duration) -> Result<Duration, Errno> {
+        let asked = i32::try_from(timeout.as_secs())
+            .unwrap_or(i32::MAX)
+            .min(MAX_TIMEOUT_SECS);
+        let written_back = self.io.set_timeout(asked)?;
+        let granted = self.io.get_timeout().unwrap_or(written_back);
+        u64::try_from(granted)
+            .ok()
+            .filter(|&g| g > 0)
+            .map(Duration::from_secs)
+            .ok_or(Errno::EINVAL)
+    }
+
     /// Writes the magic `V` and closes: the watchdog stops, unless the driver was built or
     /// loaded with nowayout (then it fires anyway).
     pub fn disarm(mut self) -> Result<(), DeviceError> {

@@ -15,7 +15,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::{printable, read_file, Level, Report, Wdfeed};
-use crate::health::checks::{block_io, CheckSettings};
+use crate::config::notes;
+use crate::health::checks::CheckSettings;
 use crate::system::mountinfo;
 use crate::units::format_duration;
 
@@ -85,35 +86,31 @@ fn check_debugfs(wd: &Wdfeed, report: &mut Report) {
 }
 
 fn check_block_io(wd: &Wdfeed, report: &mut Report) {
-    for (i, c) in wd.config.checks.iter().enumerate() {
-        let CheckSettings::BlockIo(b) = &c.settings else {
-            continue;
-        };
-        for dev in b.devices.iter().flatten() {
-            let name = block_io::kernel_name(dev);
-            if !block_io::is_drbd(name) {
-                continue;
-            }
-            if !report.engines.contains(&"drbd") {
-                report.engines.push("drbd");
-            }
-            report.add(
-                Level::Warn,
-                "drbd",
-                format!(
-                    "checks[{i}] ({}) lists {name}, a DRBD device: when the peer freezes, the \
-                     healthy Primary's {name} shows I/O that never completes until DRBD gives \
-                     up on the peer (10.5 s to 42 s by DRBD 8.4's defaults), and a stuck-after \
-                     of {} fences this node for the peer's fault",
-                    c.name,
-                    format_duration(b.stuck_after.get())
-                ),
-                Some(format!(
-                    "remove {name} from block-io's devices (its default list leaves DRBD out) \
-                     and watch DRBD with `kind: drbd`"
-                )),
-            );
+    let (frozen, ko) = notes::drbd_gives_up_after();
+    for d in notes::drbd_in_block_io(wd.config) {
+        if !report.engines.contains(&"drbd") {
+            report.engines.push("drbd");
         }
+        let name = d.device;
+        report.add(
+            Level::Warn,
+            "drbd",
+            format!(
+                "checks[{}] ({}) lists {name}, a DRBD device: when the peer freezes, the \
+                 healthy Primary's {name} shows I/O that never completes until DRBD gives \
+                 up on the peer ({} to {} by DRBD 8.4's defaults), and a stuck-after \
+                 of {} fences this node for the peer's fault",
+                d.index,
+                d.check,
+                format_duration(frozen),
+                format_duration(ko),
+                format_duration(d.stuck_after)
+            ),
+            Some(format!(
+                "remove {name} from block-io's devices (its default list leaves DRBD out) \
+                 and watch DRBD with `kind: drbd`"
+            )),
+        );
     }
 }
 

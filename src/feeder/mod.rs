@@ -208,6 +208,7 @@ impl Feeder {
                 // Close first: from here on nothing pets, whatever the fence sequence does.
                 if self.latch.close() {
                     self.fence.fence(&reason, now);
+                    self.fence.with_devices(&mut self.devices);
                 }
                 Tick::Fenced(reason)
             }
@@ -276,6 +277,11 @@ impl Feeder {
 
     pub fn is_fenced(&self) -> bool {
         self.latch.is_closed()
+    }
+
+    /// The devices, for a fence after the feeder stopped.
+    pub fn devices_mut(&mut self) -> &mut [Box<dyn Armed>] {
+        &mut self.devices
     }
 
     /// Hands the devices back for the exit sequence.

@@ -10,20 +10,27 @@
 //!    reused PID is hit: the HA peer sees a clean death at once.
 //! 5. The handover file says `1` (`fence.handover-file`), in this same round.
 //! 6. `mode: watchdog`: nothing more; the feeder has stopped petting and the hardware resets
-//!    the node. `mode: reboot`: reboot(2) at once, without sync.
+//!    the node. `mode: reboot`: reboot(2) at once, without sync. `mode: crashdump`: the
+//!    feeder, which owns the devices, then sets every device to the crashdump timeout, pets
+//!    once and crashes the kernel into the loaded crash kernel ([`crashdump`],
+//!    [`Fence::with_devices`]).
 //!
-//! None of these allocates, takes a lock, syncs, execs, creates a file or waits on another
-//! thread: the texts are formatted into buffers on the stack, the evidence comes from each
+//! None of these allocates, takes a lock of this process, syncs, execs, creates a file or
+//! waits on another thread (the kernel takes its own locks: taking a link down takes the
+//! RTNL lock, which a wedged network stack may hold; then the kill waits behind it, but the
+//! latch is closed and the record written first, so the watchdog still resets the node
+//! within the bound): the texts are formatted into buffers on the stack, the evidence comes from each
 //! check's lock-free run note, the kill list's pidfds sit in atomic slots. Then the status
 //! thread is woken (a futex, no lock), and it does what may allocate or block, off the
 //! feeder: it kills the named processes that appeared since the last refresh, and writes
 //! the log lines ([`Fencer::report`]).
 //!
-//! The parts: the [`Latch`] the feeder closes first ([`latch`]), the kernel log the line
+//! The parts: the crash step ([`crashdump`]), the [`Latch`] the feeder closes first ([`latch`]), the kernel log the line
 //! goes to ([`kernel_log`]), the isolation step ([`isolate`]), the kill list ([`kill`]),
 //! the handover file the status thread keeps and the fence seals ([`handover`]), text
 //! without allocation ([`line`]), and the sequence itself ([`Fencer`]).
 
+pub mod crashdump;
 mod handover;
 mod isolate;
 mod kernel_log;
@@ -38,6 +45,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+pub use crashdump::Crashdump;
 pub use handover::HandoverFile;
 pub use isolate::Isolator;
 pub use kernel_log::KernelLog;
@@ -48,6 +56,7 @@ pub use operator::Operator;
 pub use record::FenceRecord;
 
 use crate::config::FenceMode;
+use crate::device::Armed;
 use crate::health::runner::CheckHandle;
 use crate::system::errno_slot::{errno_of, ErrnoSlot};
 use crate::time::Stopper;
@@ -66,6 +75,9 @@ pub enum FenceReason {
 /// What the feeder calls once, when it closes the latch.
 pub trait Fence: Send + Sync {
     fn fence(&self, reason: &FenceReason, now: Duration);
+    /// The fence's step that needs the devices, right after [`Fence::fence`], on the thread
+    /// that owns them (the feeder): `mode: crashdump` retimes, pets once and crashes.
+    fn with_devices(&self, _devices: &mut [Box<dyn Armed>]) {}
 }
 
 /// Reboots the node at once; returns only if the kernel refused (its errno).
@@ -111,6 +123,8 @@ pub struct Fencer {
     handover: Option<Arc<HandoverFile>>,
     /// The status thread's sleep, rung once the fence has acted.
     wake: Option<Arc<Stopper>>,
+    /// `mode: crashdump`: the crash step (none in the other modes).
+    crashdump: Option<Crashdump>,
     /// What operators asked: the reason of `wdfeed fence`, the end of a pause.
     operator: Option<Arc<Operator>>,
     /// What fenced the node, set once by the fence.
@@ -139,6 +153,7 @@ impl Fencer {
             record: None,
             handover: None,
             wake: None,
+            crashdump: None,
             operator: None,
             note: OnceLock::new(),
             recorded: ErrnoSlot::new(),
@@ -169,6 +184,21 @@ impl Fencer {
     pub fn with_wake(mut self, wake: Arc<Stopper>) -> Self {
         self.wake = Some(wake);
         self
+    }
+
+    /// The same fence, crashing into the crash kernel after the rest (`mode: crashdump`).
+    pub fn with_crashdump(mut self, crashdump: Option<Crashdump>) -> Self {
+        self.crashdump = crashdump;
+        self
+    }
+
+    /// The status thread, every round: news of the crash kernel, and what the crash step
+    /// did once it ran (`mode: crashdump`).
+    pub fn watch(&self) {
+        if let Some(c) = &self.crashdump {
+            let _ = c.watch();
+            c.log_outcome_once();
+        }
     }
 
     /// The same fence, naming an operator's reason (`wdfeed fence`) and a pause that just
@@ -239,6 +269,7 @@ impl Fencer {
         match self.plan.mode {
             FenceMode::Watchdog => "watchdog",
             FenceMode::Reboot => "reboot",
+            FenceMode::Crashdump => "crashdump",
         }
     }
 
@@ -270,6 +301,9 @@ impl Fencer {
         }
         if let Some(Some(Err(e))) = self.handover.as_ref().map(|h| h.fence_outcome()) {
             tracing::error!(error = %e, "the fence could not make the handover file say 1; the status thread tries again");
+        }
+        if let Some(c) = &self.crashdump {
+            c.log_outcome_once();
         }
         if self.plan.mode == FenceMode::Reboot {
             match (dry_run, self.rebooted.get()) {
@@ -320,6 +354,16 @@ impl Fence for Fencer {
         }
         if let Some(w) = &self.wake {
             w.nudge();
+        }
+    }
+
+    fn with_devices(&self, devices: &mut [Box<dyn Armed>]) {
+        if let Some(c) = &self.crashdump {
+            c.run(devices, &self.kernel_log);
+            // The status thread logs what the step did (it was woken before the step ran).
+            if let Some(w) = &self.wake {
+                w.nudge();
+            }
         }
     }
 }
@@ -454,19 +498,11 @@ mod tests {
             .tempdir_in("/dev/shm")
             .unwrap();
         let kmsg = tempfile::NamedTempFile::new().unwrap();
-        let schedule = Schedule {
-            every: Duration::from_secs(1),
-            deadline: Duration::from_secs(2),
-            tolerance: 0,
-        };
-        let handle = Arc::new(CheckHandle::new("writable /".into(), schedule));
-        handle.record(LastRun::judge(
-            Verdict::unhealthy("/ read-only in /proc/1/mountinfo"),
+        let handle = CheckHandle::failed_for_test(
+            "writable /",
+            "/ read-only in /proc/1/mountinfo",
             Duration::from_secs(90),
-            Duration::from_secs(90),
-            schedule.deadline,
-            0,
-        ));
+        );
         let (fencer, handover, _kill) = full_fence_killing(
             dir.path(),
             kmsg.as_file(),
@@ -624,19 +660,11 @@ mod tests {
 
     #[test]
     fn a_check_fence_right_after_a_pause_says_the_pause_ended() {
-        let schedule = Schedule {
-            every: Duration::from_secs(1),
-            deadline: Duration::from_secs(2),
-            tolerance: 0,
-        };
-        let handle = Arc::new(CheckHandle::new("process heartbeat".into(), schedule));
-        handle.record(LastRun::judge(
-            Verdict::unhealthy("heartbeat pid 7 stopped (T)"),
+        let handle = CheckHandle::failed_for_test(
+            "process heartbeat",
+            "heartbeat pid 7 stopped (T)",
             Duration::from_secs(90),
-            Duration::from_secs(90),
-            schedule.deadline,
-            0,
-        ));
+        );
         let op = Arc::new(Operator::default());
         op.set_pause_until(Duration::from_secs(99));
         let fencer = Fencer::new(

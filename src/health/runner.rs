@@ -50,6 +50,26 @@ impl CheckHandle {
         }
     }
 
+    /// Tests: a check named `name` (every 1 s, deadline 2 s, no tolerance) whose last run,
+    /// at `at`, failed with `evidence`.
+    #[cfg(test)]
+    pub fn failed_for_test(name: &str, evidence: &str, at: std::time::Duration) -> Arc<Self> {
+        let schedule = Schedule {
+            every: std::time::Duration::from_secs(1),
+            deadline: std::time::Duration::from_secs(2),
+            tolerance: 0,
+        };
+        let handle = Arc::new(CheckHandle::new(name.into(), schedule));
+        handle.record(LastRun::judge(
+            crate::health::Verdict::unhealthy(evidence),
+            at,
+            at,
+            schedule.deadline,
+            0,
+        ));
+        handle
+    }
+
     /// Holds the last run's lock, as the check's or the status thread's would (tests: the
     /// fence must not wait for it).
     #[cfg(test)]

@@ -193,6 +193,7 @@ mod tests {
             bound: Duration::from_secs(9),
             rejoin_delay: Duration::from_secs(9),
             ended,
+            dumps: None,
         })
     }
 

@@ -10,9 +10,11 @@
 //! The parts: [`state`] (the persistent record of what the last wdfeed was doing),
 //! [`pending`] (the delay in progress, on tmpfs, so a restart neither restarts nor skips
 //! it), [`plan`] (the decision, pure), [`evidence`] (what the kernel says of the reset),
-//! [`budget`] (the boots that ended armed in a row), [`hold`] (the holds an operator ends).
+//! [`budget`] (the boots that ended armed in a row), [`hold`] (the holds an operator ends),
+//! [`dump`] (the crash dump a boot fenced in `mode: crashdump` left).
 
 pub mod budget;
+pub mod dump;
 pub mod evidence;
 pub mod hold;
 pub mod pending;
@@ -45,6 +47,8 @@ pub struct RejoinShared {
     pub budget: Option<Budget>,
     /// The boots that ended armed in a row at start-up, oldest first.
     pub row: Vec<Ended>,
+    /// The dump the previous boot's crash kernel saved (`fence.mode: crashdump`).
+    pub previous_dump: Option<dump::SavedDump>,
 }
 
 impl RejoinShared {
@@ -83,6 +87,8 @@ pub struct Rejoin {
     read_only: bool,
     /// The bound of the last record written, in nanoseconds (a release writes it again).
     bound_ns: AtomicU64,
+    /// `fence.mode: crashdump`: where dumps go, recorded for the next boot.
+    dumps: Option<PathBuf>,
     pub shared: Arc<RejoinShared>,
 }
 
@@ -119,8 +125,15 @@ impl Rejoin {
             fenced: AtomicBool::new(false),
             read_only: true,
             bound_ns: AtomicU64::new(0),
+            dumps: None,
             shared: Arc::default(),
         }
+    }
+
+    /// The same, recording `dir` in the state record as where this config's dumps go.
+    pub fn recording_dumps(mut self, dir: Option<PathBuf>) -> Self {
+        self.dumps = dir;
+        self
     }
 
     /// Start-up: reads the state record, any delay and hold of this boot, decides, logs why,
@@ -163,6 +176,7 @@ impl Rejoin {
             s.causes.first().map(String::as_str),
         );
         let hold = decide_hold(&s, &runtime_dir, &previous, &row);
+        let previous_dump = previous_dump(&previous, &state_dir, &runtime_dir, &s);
         let mut wait = d.wait;
         if s.dry_run {
             if let Some(p) = wait.take() {
@@ -187,6 +201,7 @@ impl Rejoin {
                 hold,
                 budget: Some(s.budget),
                 row: row.clone(),
+                previous_dump,
             }),
             state_dir: (!s.dry_run).then_some(state_dir),
             runtime_dir,
@@ -196,6 +211,7 @@ impl Rejoin {
             fenced: AtomicBool::new(false),
             read_only: s.dry_run,
             bound_ns: AtomicU64::new(0),
+            dumps: None,
         };
         if s.dry_run {
             return rejoin;
@@ -255,6 +271,7 @@ impl Rejoin {
             bound,
             rejoin_delay: self.configured.unwrap_or(bound),
             ended: row.to_vec(),
+            dumps: self.dumps.clone(),
         }
     }
 
@@ -356,3 +373,35 @@ fn decide_hold(
 
 #[cfg(test)]
 mod tests;
+
+/// The dump the previous boot left (`fence.mode: crashdump`), named in the log; kept on tmpfs
+/// (not in a dry run) so that a restart in this boot names it again.
+fn previous_dump(
+    previous: &Previous,
+    state_dir: &std::path::Path,
+    runtime_dir: &std::path::Path,
+    s: &StartUp,
+) -> Option<dump::SavedDump> {
+    match dump::of_previous_boot(previous, state_dir, s.boot_id) {
+        Some(Ok(found)) => {
+            tracing::warn!("{}", found.describe());
+            if !s.dry_run {
+                if let Err(e) = dump::keep(runtime_dir, s.boot_id, &found) {
+                    tracing::warn!(dir = %runtime_dir.display(), "cannot keep the previous boot's dump in the runtime directory: {e}; a restart would not name it");
+                }
+            }
+            Some(found)
+        }
+        Some(Err(line)) => {
+            tracing::warn!("{line}");
+            None
+        }
+        // Restarted in this boot: what the first start found.
+        None => dump::kept(runtime_dir, s.boot_id).inspect(|found| {
+            tracing::warn!(
+                "{} (found at the first start in this boot)",
+                found.describe()
+            )
+        }),
+    }
+}

@@ -180,6 +180,7 @@ mod tests {
             bound: Duration::from_secs(14),
             rejoin_delay: Duration::from_secs(14),
             ended: vec![],
+            dumps: None,
         })
     }
 

@@ -15,6 +15,7 @@
 //! bound <seconds>
 //! rejoin-delay <seconds>
 //! ended <seconds since the epoch> <boot id> <what>     (0 or more: the fence budget's)
+//! dumps <directory>          (fence.mode crashdump: where the dump kernel saves)
 //! ```
 //!
 //! `fenced` is written after a fence, off the fence path and without waiting for it (a
@@ -99,6 +100,8 @@ pub struct StateRecord {
     pub rejoin_delay: Duration,
     /// The boots that ended armed in a row, oldest first (the fence budget's).
     pub ended: Vec<Ended>,
+    /// `fence.mode: crashdump`: where that config's dumps go, for the next boot to look.
+    pub dumps: Option<PathBuf>,
 }
 
 impl StateRecord {
@@ -113,6 +116,9 @@ impl StateRecord {
         for e in &self.ended {
             text.push_str(&e.to_line());
             text.push('\n');
+        }
+        if let Some(d) = &self.dumps {
+            text.push_str(&format!("dumps {}\n", d.display()));
         }
         text
     }
@@ -150,9 +156,13 @@ impl StateRecord {
         let bound = secs(field("bound")?, "bound")?;
         let rejoin_delay = secs(field("rejoin-delay")?, "rejoin-delay")?;
         let mut ended = Vec::new();
+        let mut dumps = None;
         for line in lines {
             if line.starts_with("ended ") {
                 ended.push(Ended::from_line(line)?);
+            } else if let Some(d) = line.strip_prefix("dumps ") {
+                // Absent from records of configs without crashdump (and of older versions).
+                dumps = Some(PathBuf::from(d)).filter(|p| p.is_absolute());
             }
         }
         Ok(StateRecord {
@@ -161,6 +171,7 @@ impl StateRecord {
             bound,
             rejoin_delay,
             ended,
+            dumps,
         })
     }
 }
@@ -305,7 +316,10 @@ fn write_now(dir: &Path, text: &str) -> io::Result<()> {
 
 /// Runs `job` under [`IO_TIMEOUT`]; `None` if it did not finish (the thread is left to
 /// finish or hang on its own).
-fn bounded<T: Send + 'static>(name: &str, job: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+pub(super) fn bounded<T: Send + 'static>(
+    name: &str,
+    job: impl FnOnce() -> T + Send + 'static,
+) -> Option<T> {
     match crate::time::deadline::within(name, IO_TIMEOUT, job) {
         Ok(t) => Some(t),
         Err(crate::time::deadline::Overrun::NoThread(e)) => {

@@ -142,6 +142,7 @@ fn damaged_truncated_and_foreign_records_are_the_safe_case() {
         bound: secs(12),
         rejoin_delay: secs(12),
         ended: vec![],
+        dumps: None,
     }
     .to_text();
     let path = state_dir.path().join(state::FILE_NAME);
@@ -217,6 +218,14 @@ fn the_record_reads_back_and_refuses_a_non_regular_file() {
             budget::Ended::new(1_781_814_000, BOOT_2, "fenced: process heartbeat: gone"),
             budget::Ended::new(1_781_814_600, BOOT_1, "ended armed, no clean stop"),
         ],
+        dumps: None,
+    };
+    state::store(dir.path(), &rec, state::next_seq());
+    assert_eq!(state::read(dir.path()), Previous::Record(rec.clone()));
+    // With fence.mode crashdump, where the dumps go, beside the row of fences.
+    let rec = StateRecord {
+        dumps: Some("/var/crash".into()),
+        ..rec
     };
     state::store(dir.path(), &rec, state::next_seq());
     assert_eq!(state::read(dir.path()), Previous::Record(rec));
@@ -476,6 +485,7 @@ fn a_dry_run_holds_as_a_real_run_would_and_writes_nothing() {
                 )
             })
             .collect(),
+        dumps: None,
     };
     state::store(state_dir.path(), &rec, state::next_seq());
     let run = tempfile::tempdir().unwrap();
@@ -489,5 +499,50 @@ fn a_dry_run_holds_as_a_real_run_would_and_writes_nothing() {
         fs::read_dir(run.path()).unwrap().count(),
         0,
         "nothing on tmpfs"
+    );
+}
+
+#[test]
+fn a_boot_after_a_crashdump_fence_names_the_dump_its_crash_kernel_saved() {
+    let state_dir = tempfile::tempdir().unwrap();
+    let crash = tempfile::tempdir().unwrap();
+    let (run_1, run_2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    // boot 1 (fence.mode crashdump): armed, and the record says where dumps go.
+    start(state_dir.path(), run_1.path(), BOOT_1, None, 5)
+        .recording_dumps(Some(crash.path().to_path_buf()))
+        .armed(B);
+    assert_eq!(
+        recorded(state_dir.path()).dumps.as_deref(),
+        Some(crash.path())
+    );
+    // The dump kernel saves, as kdump-tools lays it out.
+    let d = crash.path().join("202512072031");
+    fs::create_dir(&d).unwrap();
+    fs::write(d.join("dump.202512072031"), vec![0u8; 1 << 20]).unwrap();
+    fs::write(
+        d.join("dmesg.202512072031"),
+        "[   14.250001] wdfeed: FENCE check=process fakehb evidence=stopped bound=45.0s mode=crashdump\n",
+    )
+    .unwrap();
+    // boot 2: named, whatever the config of boot 2 says.
+    let r = start(state_dir.path(), run_2.path(), BOOT_2, None, 5);
+    let dump = r.shared.previous_dump.as_ref().expect("the dump is named");
+    assert_eq!(dump.path, d.join("dump.202512072031"));
+    assert_eq!(dump.fence.as_ref().unwrap().mode, "crashdump");
+    assert!(dump
+        .describe()
+        .starts_with("the previous boot was fenced (crashdump) at 14.3 s after it started"));
+    // A restart in boot 2 reads a record of boot 2, and what the first start kept on tmpfs.
+    let again = start(state_dir.path(), run_2.path(), BOOT_2, None, 6);
+    assert_eq!(again.shared.previous_dump.as_ref(), Some(dump));
+    // A third boot (a clean one) names nothing, kept file or not.
+    let run_3 = tempfile::tempdir().unwrap();
+    let boot_3 = "33333333-4f50-6172-8394-a5b6c7d8e9f0";
+    let third = start(state_dir.path(), run_3.path(), boot_3, None, 5);
+    assert_eq!(third.shared.previous_dump, None);
+    assert_eq!(
+        dump::kept(run_2.path(), boot_3),
+        None,
+        "kept for boot 2 only"
     );
 }

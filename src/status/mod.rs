@@ -72,6 +72,28 @@ pub struct Status {
     /// The fence budget, and the boots that ended armed in a row when wdfeed started.
     #[serde(default)]
     pub budget: Option<BudgetStatus>,
+    /// The crash dump the previous boot left (`fence.mode: crashdump`), found at start-up.
+    #[serde(default)]
+    pub previous_boot: Option<PreviousBootStatus>,
+}
+
+/// The previous boot's crash dump, and the fence that caused it when the dump's kernel log
+/// names one.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PreviousBootStatus {
+    /// "the previous boot was fenced (crashdump) at ...; a dump was saved at ...".
+    pub cause: String,
+    pub dump: PathBuf,
+    pub dump_bytes: u64,
+    /// False for a dump the dump kernel never finished (kdump-tools' `dump-incomplete`).
+    #[serde(default = "complete")]
+    pub complete: bool,
+    /// The mode of the wdfeed fence that crashed it (`crashdump`); none for a crash of its own.
+    pub fenced: Option<String>,
+}
+
+fn complete() -> bool {
+    true
 }
 
 /// READY=1 held until an operator says `wdfeed rejoin-now`.
@@ -375,6 +397,7 @@ mod tests {
             version: "0.0.0".into(),
             textfile: None,
             rejoin: None,
+            previous_boot: None,
             hold: None,
             pause: None,
             budget: None,

@@ -132,6 +132,24 @@ pub fn render(s: &Status) -> String {
     );
     operator::render(&mut out, s);
 
+    out.family(
+        "wdfeed_previous_boot_dump_bytes",
+        "gauge",
+        "Size of the crash dump the previous boot left, found at start-up in fence.crashdump-dir; absent when none. The fenced label is the mode of the wdfeed fence that crashed it (its FENCE line in the dump's kernel log), or none; complete is 0 for a dump the dump kernel never finished.",
+    );
+    if let Some(p) = &s.previous_boot {
+        let path = p.dump.display().to_string();
+        out.sample(
+            "wdfeed_previous_boot_dump_bytes",
+            &[
+                ("path", &path),
+                ("fenced", p.fenced.as_deref().unwrap_or("none")),
+                ("complete", if p.complete { "1" } else { "0" }),
+            ],
+            p.dump_bytes as f64,
+        );
+    }
+
     for (name, kind, help, value) in CHECK_FAMILIES {
         out.family(name, kind, help);
         for c in &s.checks {

@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::textfile::Textfile;
 use super::{
     secs, BudgetStatus, CheckStatus, DeviceStatus, EndedBoot, FenceStatus, HoldStatus,
-    LatenessBucket, LatenessStatus, RejoinStatus, Status,
+    LatenessBucket, LatenessStatus, PreviousBootStatus, RejoinStatus, Status,
 };
 use crate::config::bound::Bound;
 use crate::feeder::FeederShared;
@@ -106,6 +106,7 @@ impl Reporter {
             logged.notify_dropped = dropped;
         }
         self.fencer.report();
+        self.fencer.watch();
         if !logged.fence_recorded {
             if let Some((check, evidence)) = self.fencer.fenced_by() {
                 logged.fence_recorded = true;
@@ -196,6 +197,13 @@ impl Reporter {
             version: env!("CARGO_PKG_VERSION").into(),
             textfile: self.textfile.as_ref().map(|t| t.status()),
             rejoin,
+            previous_boot: shared.previous_dump.as_ref().map(|d| PreviousBootStatus {
+                cause: d.describe(),
+                dump: d.path.clone(),
+                dump_bytes: d.bytes,
+                complete: d.complete,
+                fenced: d.fence.as_ref().map(|f| f.mode.clone()),
+            }),
             hold,
             pause: self.pause.as_ref().and_then(|p| p.status(now)),
             budget: shared.budget.map(|b| BudgetStatus {

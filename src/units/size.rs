@@ -74,7 +74,7 @@ pub fn format_size(bytes: u64) -> String {
     ];
     for (name, unit) in UNITS {
         if bytes >= unit {
-            if bytes % unit == 0 {
+            if bytes.is_multiple_of(unit) {
                 return format!("{}{name}", bytes / unit);
             }
             return format!("{:.1}{name}", bytes as f64 / unit as f64);

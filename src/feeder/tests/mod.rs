@@ -344,6 +344,7 @@ fn a_run_that_fails_with_its_tolerance_used_up_fences_at_the_next_tick_not_at_ex
 }
 
 mod clock;
+mod crashdump;
 
 #[test]
 fn a_tick_allocates_nothing_and_a_manager_that_stops_reading_never_holds_it_up() {

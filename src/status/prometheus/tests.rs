@@ -120,6 +120,31 @@ fn a_healthy_node_says_fenced_0_without_a_reason() {
 }
 
 #[test]
+fn the_previous_boots_dump_is_a_gauge_of_its_size_named_by_path_and_fence() {
+    let mut s = fixture();
+    assert!(!render(&s).contains("\nwdfeed_previous_boot_dump_bytes{"));
+    s.previous_boot = Some(with_previous_dump());
+    let text = render(&s);
+    assert_eq!(
+        value(
+            &text,
+            "wdfeed_previous_boot_dump_bytes{path=\"/var/crash/202512072031/dump.202512072031\",fenced=\"crashdump\",complete=\"1\"}"
+        ),
+        43_253_760.0
+    );
+}
+
+fn with_previous_dump() -> crate::status::PreviousBootStatus {
+    crate::status::PreviousBootStatus {
+        cause: "the previous boot was fenced (crashdump) at 14.3 s after it started (check=process fakehb evidence=stopped); a dump was saved at /var/crash/202512072031/dump.202512072031 (41.2 MiB, written 2025-12-07 20:31:05 UTC)".into(),
+        dump: "/var/crash/202512072031/dump.202512072031".into(),
+        dump_bytes: 43_253_760,
+        complete: true,
+        fenced: Some("crashdump".into()),
+    }
+}
+
+#[test]
 fn label_values_are_escaped() {
     let mut s = fixture();
     s.checks[0].name = "odd \"name\" \\ with\nnewline".into();
@@ -165,6 +190,7 @@ fn promtool_accepts_the_output() {
     let mut odd = fixture();
     odd.checks[0].name = "odd \"name\" \\ with\nnewline".into();
     odd.fence = None;
+    odd.previous_boot = Some(with_previous_dump());
     for s in [fixture(), odd] {
         let mut child = Command::new("promtool")
             .args(["check", "metrics"])

@@ -107,12 +107,21 @@ class Scenario:
                                    # must then wait for the rejoin delay ("rejoin-delay",
                                    # also across a restart: "rejoin-delay-restart") or
                                    # come at once ("no-delay"), or be held until
-                                   # `wdfeed rejoin-now` ("budget-hold")
+                                   # `wdfeed rejoin-now` ("budget-hold"), or it must name
+                                   # the dump boot 1 saved ("dump-named")
     boots: int = 2                 # with second_boot: how many boots in all; the ones
                                    # between the first and the last fence again as the first
     pause: int = 0                 # a maintenance pause of this many seconds before the fault
                                    # (PAUSE_S in case.env): the VM must stay up for it and be
                                    # reset within the bound after it ("pause" timing)
+    fence_mode: str = "watchdog"   # the config's fence.mode
+    crashdump_timeout: int = 0     # fence.crashdump-timeout (mode crashdump)
+    dump: str = ""                 # a crash kernel is loaded (Debian's kexec-tools) whose
+                                   # dump kernel saves a dump with makedumpfile on the data
+                                   # disk ("save") or hangs ("hang"); see dump.py
+    append: str = ""               # more kernel command line (crashkernel=)
+    device_timeout: int = 0        # the config's device timeout (0: the driver's)
+    pretimeout: int = 0            # the config's device pretimeout (0: none)
 
 
 FAULT = 'mark "fault {what}"'
@@ -595,6 +604,101 @@ sleep $UP_FOR
         checks=("writable",), log_must=("record-other-boot",)),
 ]}
 
+# The crash-dump scenarios: a crash kernel reserved on the command line and loaded with
+# Debian's kexec-tools; its dump kernel (dump.py) saves the dump on the data disk or hangs.
+CRASHKERNEL = "crashkernel=112M"
+CRASH_SETUP = REJOIN_STATE + """
+# -i (--no-checks): purgatory skips its sha256 of the loaded kernel and initramfs, which
+# takes 6 to 9 s under TCG and milliseconds on hardware (kdump-tools does not pass it).
+# Purgatory says "I'm in purgatory" on the serial port, and the dump kernel logs its boot
+# (earlyprintk, no quiet): the serial log shows where the time after the crash goes.
+load_crash_kernel() {
+    kexec -p -i --console-serial --serial=0x3f8 --serial-baud=115200 /boot/vmlinuz --initrd=/boot/dump-initrd.cpio \
+        --append="console=ttyS0 earlyprintk=serial,ttyS0,115200 rdinit=/init irqpoll nr_cpus=1 reset_devices panic=0 wdfeed_dump=$DUMP" \
+        || fail "kexec -p failed"
+    mark "crash-kernel-loaded kexec_crash_loaded=$(cat /sys/kernel/kexec_crash_loaded)"
+}
+"""
+CRASHDUMP_TIMEOUT_S = 40
+
+SCENARIOS.update({s.name: s for s in [
+    Scenario(
+        "crashdump-saved",
+        "fence.mode crashdump with a crash kernel loaded: the fake heartbeat is SIGSTOPped, "
+        "wdfeed fences, sets the device to the crashdump timeout, pets once and crashes "
+        "(sysrq c); the dump kernel saves the dump with makedumpfile on the data disk and "
+        "reboots, within the bound wdfeed printed. The host takes the dump out of the disk "
+        "image: an ELF core of the guest's kernel holding the fence's kernel log line. Boot 2 "
+        "of the same disk names the cause: fenced (crashdump), and where the dump is",
+        guest=CRASH_SETUP + """
+if [ "$BOOT" = 2 ]; then
+    load_crash_kernel
+    start_boot2
+    wait_log "the previous boot was fenced (crashdump)" 30 || fail "boot 2 did not name the dump"
+    sleep 3
+    wdfeed status 2>&1 | sed 's/^/status: /'
+    mark "boot2-done"
+else
+    load_crash_kernel
+    fence_on_stopped_heartbeat
+fi
+""",
+        expect="reset", timing="bound", standin_ok=False,
+        checks=("process",), drivers=("i6300esb",), fence_mode="crashdump",
+        crashdump_timeout=CRASHDUMP_TIMEOUT_S, dump="save", append=CRASHKERNEL,
+        second_boot="dump-named"),
+    Scenario(
+        "crashdump-hang",
+        "as crashdump-saved, but the dump kernel hangs: the hardware watchdog, still armed "
+        "with the crashdump timeout wdfeed set, must reset it that long after the fence's "
+        "pet, within the bound",
+        guest=CRASH_SETUP + """
+load_crash_kernel
+fence_on_stopped_heartbeat
+""",
+        expect="reset", timing="bound", standin_ok=False,
+        checks=("process",), drivers=("i6300esb",), fence_mode="crashdump",
+        crashdump_timeout=12, dump="hang", append=CRASHKERNEL),
+    Scenario(
+        "crashdump-timeout-refused",
+        "fence.mode crashdump with a crash kernel loaded and crashdump-timeout 3000s, over "
+        "i6300esb's maximum of 2046 s (the config is valid: the limit is the driver's): "
+        "wdfeed run must set it at arming, read the refusal, exit 3 naming the driver's "
+        "max_timeout with nothing armed; the VM then stays up for 3 reset times",
+        guest=CRASH_SETUP + """
+load_crash_kernel
+wdfeed run -c /etc/wdfeed/watchdog.yaml $WDFEED_ARGS > /run/refused.log 2>&1
+_rc=$?
+cat /run/refused.log
+[ "$_rc" = 3 ] || fail "wdfeed run exited rc=$_rc, not 3 (a device problem)"
+mark "fault none (wdfeed refused to start, rc=$_rc)"
+sleep $UP_FOR
+""",
+        expect="up", timing="stay-up", standin_ok=False,
+        checks=("process",), drivers=("i6300esb",), fence_mode="crashdump",
+        crashdump_timeout=3000, dump="hang", append=CRASHKERNEL,
+        log_must=("crashdump-refused",)),
+    Scenario(
+        "pretimeout-panic",
+        "ipmi_watchdog with a pretimeout and preop=preop_panic (timeout 30 s, pretimeout "
+        "25 s) and a crash kernel loaded: wdfeed itself is SIGSTOPped (a wedged wdfeed: "
+        "nothing fences), the BMC's pretimeout panics the kernel 5 s after the last pet, the "
+        "dump kernel saves the dump within the 25 s left, and the node is reset within the "
+        "bound wdfeed printed (a pretimeout does not change B)",
+        guest=CRASH_SETUP + """
+load_crash_kernel
+start_petter
+settle
+mark "fault wdfeed-stopped"
+kill -STOP $(pid_of wdfeed)
+""",
+        expect="reset", timing="bound", standin_ok=False,
+        checks=("process",), drivers=("ipmi_watchdog",), dump="save", append=CRASHKERNEL,
+        device_timeout=30, pretimeout=25,
+        driver_params=(("ipmi_watchdog",
+                        "timeout=30 pretimeout=25 preaction=pre_int preop=preop_panic action=reset"),)),
+]})
+
 
 CHECK_KINDS = ("writable", "block-io", "process")
 
@@ -628,6 +732,8 @@ WDFEED_SAYS = {
     "rejoin-holding": r"holding READY=1 for the rejoin delay",
     "rejoin-restarted": r"restarted during the rejoin delay of this boot",
     "rejoin-cause": r"previous boot: .*|the kernel names no cause.*",
+    # fence.mode crashdump: a device that does not take crashdump-timeout at arming
+    "crashdump-refused": r"cannot set the crashdump-timeout of watchdog /dev/watchdog0: .*the driver refuses 50m \(sysfs says its max_timeout is 2046s\).*nothing was armed",
     # operator requests: the fence's kernel log line, a pause's end that fences, the hold
     "operator-fence-kmsg": r"wdfeed: FENCE check=operator evidence=vm test: demote of r0 failed \(wdfeed fence, uid 0, pid \d+\)",
     "pause-ended-fencing": r"maintenance pause ended: its time ran out, and a check still holds no valid lease",
@@ -662,17 +768,20 @@ def config_yaml(driver, scenario):
     deadline: {DEADLINE_S}s
 """,
     }
+    pretimeout = f"    pretimeout: {scenario.pretimeout}s\n" if scenario.pretimeout else ""
+    crashdump = (f"  crashdump-timeout: {scenario.crashdump_timeout}s\n"
+                 f"  crashdump-dir: /mnt/data/crash\n" if scenario.fence_mode == "crashdump" else "")
     return f"""\
 devices:
   - path: {driver.wddev}
-    timeout: {driver.timeout}s
-interval: {scenario.interval}s
+    timeout: {scenario.device_timeout or driver.timeout}s
+{pretimeout}interval: {scenario.interval}s
 on-exit: {scenario.on_exit}
 fence:
-  mode: watchdog
+  mode: {scenario.fence_mode}
   kill: [fakehb, fakerm]
   stall-threshold: {STALL_S}s
-metrics:
+{crashdump}metrics:
   textfile: /run/wdfeed.prom
 checks:
 {"".join(blocks[k] for k in CHECK_KINDS if k in scenario.checks)}"""

@@ -11,7 +11,7 @@ times of the serial lines, as everywhere in the suite.
 
 import os
 
-from . import cases
+from . import cases, dump
 from .qemu import Guest
 
 SAYS = cases.WDFEED_SAYS
@@ -36,6 +36,8 @@ def run(ctx, driver, scen, res, disk, workdir, make_case_archive, append):
             guest.start()
             if n < scen.boots:
                 judge_fenced_again(guest, driver, res, n)
+            elif scen.second_boot == "dump-named":
+                dump.judge_boot2(guest, res, BOOT_TIMEOUT_S)
             else:
                 judge(guest, driver, scen, res)
         finally:

@@ -13,7 +13,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from . import assets, cases, second_boot, systemd_cases, systemd_guest
+from . import assets, cases, dump, second_boot, systemd_cases, systemd_guest
 from .qemu import Guest
 
 BOOT_TIMEOUT_S = 180      # boot, modules, mount and arming, on a loaded TCG host
@@ -116,8 +116,13 @@ def case_archive(ctx, driver, scen, config, path, extra_env=None):
         "ARM_TIMEOUT": ARM_TIMEOUT_S, "SETTLE": cases.SETTLE_S, "WDFEED_ARGS": "",
         "UP_FOR": cases.up_for(driver), "BOOT": 1, "PAUSE_S": scen.pause,
     }
+    if scen.dump:
+        env["DUMP"] = scen.dump
     env.update(extra_env or {})
     cpio.file("case.env", "".join(f"{k}='{v}'\n" for k, v in env.items()))
+    if scen.dump:
+        for guest_path, host_path in dump.guest_files(ctx):
+            cpio.copy(guest_path, host_path)
     cpio.file("case.sh", scen.guest)
     cpio.file("etc/wdfeed/watchdog.yaml", config)
     with open(path, "wb") as f:
@@ -142,7 +147,8 @@ def run_case(ctx, driver, scen):
     assets.make_ext4(disk, scen.disk_mb)
     case_cpio = os.path.join(workdir, "case.cpio")
     case_archive(ctx, driver, scen, config, case_cpio)
-    guest = Guest(workdir, driver.machine, ctx.vmlinuz, [ctx.base, case_cpio], APPEND,
+    guest = Guest(workdir, driver.machine, ctx.vmlinuz, [ctx.base, case_cpio],
+                  " ".join(filter(None, [APPEND, scen.append])),
                   disk=None if scen.nbd else disk, nbd_image=disk if scen.nbd else None,
                   trace=driver.trace)
     try:
@@ -152,7 +158,7 @@ def run_case(ctx, driver, scen):
             guest.stop()
             second_boot.run(ctx, driver, scen, res, disk, workdir,
                             lambda path, env: case_archive(ctx, driver, scen, config, path, env),
-                            APPEND)
+                            " ".join(filter(None, [APPEND, scen.append])))
     except Exception as e:  # a harness error is a failed case, with its cause
         res.ok = False
         res.reason = f"harness error: {type(e).__name__}: {e}"
@@ -524,6 +530,7 @@ RESET_STEPS = [
     (lambda s: s.fences, judge_fenced),
     (lambda s: True, note_scsi_states),
     (lambda s: s.host_fault == "freeze-vm", note_who_acted),
+    (lambda s: bool(s.dump), lambda g, d, s, r, t0, rh: dump.judge(g, s, r, t0, rh)),
 ]
 
 
