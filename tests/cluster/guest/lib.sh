@@ -109,15 +109,21 @@ start_wdfeed() {
     mark "armed pid=$(cat /run/wdfeed.pid)"
 }
 
-# start_load DIR DEV: heavy legitimate load on this node (the healthy scenarios): CPU
-# spinners, memory churn, a tmpfs ballast, and writes with fsync into DIR, on disk DEV
+# start_load DIR DEV [nomem]: heavy legitimate load on this node (the healthy scenarios): CPU
+# spinners, memory churn (not with `nomem`: the Pacemaker suite's load has none, as it always
+# had), a tmpfs ballast, and writes with fsync into DIR, on disk DEV
 start_load() {
     ( while :; do :; done ) &
     ( while :; do :; done ) &
-    ( while :; do dd if=/dev/zero of=/dev/null bs=32M count=2 2>/dev/null; done ) &
+    if [ "$3" != nomem ]; then
+        ( while :; do dd if=/dev/zero of=/dev/null bs=32M count=2 2>/dev/null; done ) &
+        _mem="memory, "
+    else
+        _mem=""
+    fi
     ( while :; do head -c 64m /dev/zero > /run/ballast; rm -f /run/ballast; done ) &
     ( while :; do dd if=/dev/zero of="$1/big" bs=1M count=64 conv=fsync 2>/dev/null; sync; done ) &
-    mark "load started (2 cpu spinners, memory, tmpfs, fsync writes on $1)"
+    mark "load started (2 cpu spinners, ${_mem}tmpfs, fsync writes on $1)"
     ( while :; do
         sleep 10
         mark "load loadavg=$(cut -d' ' -f1-3 /proc/loadavg | tr ' ' /) ${2}_written_mib=$(( $(awk '{print $7}' "/sys/block/$2/stat") / 2048 ))"
