@@ -201,6 +201,7 @@ mod tests {
     fn utc_dates_are_right_across_leap_years() {
         assert_eq!(utc(0), "1970-01-01 00:00:00 UTC");
         assert_eq!(utc(951_782_400), "2000-02-29 00:00:00 UTC");
+        assert_eq!(utc(1_765_139_465), "2025-12-07 20:31:05 UTC");
         assert_eq!(utc(1_781_814_664), "2026-06-18 20:31:04 UTC");
     }
 

@@ -27,6 +27,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
+use super::budget::utc;
 use super::state::{self, Previous};
 
 /// The most entries read of one directory.
@@ -309,28 +310,6 @@ fn parse_fence_line(line: &str) -> Option<FenceLine> {
     })
 }
 
-/// `2025-12-07 20:31:05 UTC`.
-pub fn utc(epoch_s: u64) -> String {
-    let days = i64::try_from(epoch_s / 86_400).unwrap_or(0);
-    let rest = epoch_s % 86_400;
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
-        rest / 3600,
-        rest % 3600 / 60,
-        rest % 60
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -492,12 +471,5 @@ mod tests {
             .unwrap()
             .unwrap_err();
         assert!(e.contains("holds no dump"), "{e}");
-    }
-
-    #[test]
-    fn dates_are_utc() {
-        assert_eq!(utc(0), "1970-01-01 00:00:00 UTC");
-        assert_eq!(utc(1_765_139_465), "2025-12-07 20:31:05 UTC");
-        assert_eq!(utc(951_782_400), "2000-02-29 00:00:00 UTC");
     }
 }
