@@ -40,7 +40,8 @@
 //!   part shares: the capped read and atomic write of a regular file (`io`), starting a
 //!   thread (`threads`), a step's outcome in one atomic word (`errno_slot`).
 //! - `ffi.rs`: every unsafe block, each with its SAFETY line.
-//! - `failure.rs`, `logging.rs`: exit codes; log set-up.
+//! - `failure.rs`, `logging.rs`: exit codes; log set-up. `parked.rs` (tests only): threads
+//!   parked while holding a lock, for the tests that the feeder and the fence wait on none.
 //! - `fuzz_entry.rs`: the parsers as the fuzzer (fuzz/) and tests/fuzz_regressions.rs call
 //!   them.
 
@@ -63,6 +64,8 @@ mod ffi;
 pub mod fuzz_entry;
 pub mod health;
 mod logging;
+#[cfg(test)]
+mod parked;
 mod rejoin;
 mod status;
 pub mod system;

@@ -513,26 +513,17 @@ mod tests {
         // Every lock another thread could hold while the fence runs, held by parked threads:
         // the check's last run (its thread, the status thread), the handover file's state
         // (the status thread).
-        let (park_tx, park_rx) = std::sync::mpsc::channel::<()>();
-        let park_rx = Arc::new(std::sync::Mutex::new(park_rx));
-        let (held_tx, held_rx) = std::sync::mpsc::channel();
-        let mut parked = vec![];
-        for which in 0..2 {
-            let (h, ho, rx, tx) = (
-                Arc::clone(&handle),
-                Arc::clone(&handover),
-                Arc::clone(&park_rx),
-                held_tx.clone(),
-            );
-            parked.push(std::thread::spawn(move || {
-                let _g1 = (which == 0).then(|| h.lock_for_test());
-                let _g2 = (which == 1).then(|| ho.lock_for_test());
-                tx.send(()).unwrap();
-                let _ = rx.lock().unwrap().recv();
-            }));
-        }
-        held_rx.recv().unwrap();
-        held_rx.recv().unwrap();
+        let (h, ho) = (Arc::clone(&handle), Arc::clone(&handover));
+        let parked = crate::parked::Parked::hold(vec![
+            Box::new(move |park| {
+                let _g = h.lock_for_test();
+                park()
+            }),
+            Box::new(move |park| {
+                let _g = ho.lock_for_test();
+                park()
+            }),
+        ]);
         let (done_tx, done_rx) = std::sync::mpsc::channel();
         let f = Arc::clone(&fencer);
         std::thread::spawn(move || {
@@ -551,10 +542,7 @@ mod tests {
             Some(libc::SIGKILL),
             "the held victim was killed through its pidfd"
         );
-        drop(park_tx);
-        for p in parked {
-            p.join().unwrap();
-        }
+        drop(parked);
         // And it did its work: the record, the kernel log line, the handover file.
         let text = std::fs::read_to_string(kmsg.path()).unwrap();
         assert_eq!(text, "<2>wdfeed: FENCE check=writable / evidence=/ read-only in /proc/1/mountinfo bound=45.0s mode=watchdog\n");
@@ -606,29 +594,25 @@ mod tests {
         assert!(op.ask_fence(0, 4242, "demote of r0 failed"));
         // Every lock the control and status threads take, held by parked threads: the
         // pause's bookkeeping, the check's last run, the handover file's state.
-        let (park_tx, park_rx) = std::sync::mpsc::channel::<()>();
-        let park_rx = Arc::new(std::sync::Mutex::new(park_rx));
-        let (held_tx, held_rx) = std::sync::mpsc::channel();
-        let mut parked = vec![];
-        for which in 0..3 {
-            let (h, ho, pb, rx, tx) = (
-                Arc::clone(&handle),
-                Arc::clone(&handover),
-                Arc::clone(&pause),
-                Arc::clone(&park_rx),
-                held_tx.clone(),
-            );
-            parked.push(std::thread::spawn(move || {
-                let _g0 = (which == 0).then(|| pb.lock_for_test());
-                let _g1 = (which == 1).then(|| h.lock_for_test());
-                let _g2 = (which == 2).then(|| ho.lock_for_test());
-                tx.send(()).unwrap();
-                let _ = rx.lock().unwrap().recv();
-            }));
-        }
-        for _ in 0..3 {
-            held_rx.recv().unwrap();
-        }
+        let (h, ho, pb) = (
+            Arc::clone(&handle),
+            Arc::clone(&handover),
+            Arc::clone(&pause),
+        );
+        let parked = crate::parked::Parked::hold(vec![
+            Box::new(move |park| {
+                let _g = pb.lock_for_test();
+                park()
+            }),
+            Box::new(move |park| {
+                let _g = h.lock_for_test();
+                park()
+            }),
+            Box::new(move |park| {
+                let _g = ho.lock_for_test();
+                park()
+            }),
+        ]);
         let (done_tx, done_rx) = std::sync::mpsc::channel();
         let f = Arc::clone(&fencer);
         std::thread::spawn(move || {
@@ -641,10 +625,7 @@ mod tests {
             .recv_timeout(Duration::from_secs(20))
             .expect("the fence waited on a lock another thread holds");
         assert_eq!(allocations, 0, "the fence allocated");
-        drop(park_tx);
-        for p in parked {
-            p.join().unwrap();
-        }
+        drop(parked);
         let text = std::fs::read_to_string(kmsg.path()).unwrap();
         assert_eq!(text, "<2>wdfeed: FENCE check=operator evidence=demote of r0 failed (wdfeed fence, uid 0, pid 4242) bound=45.0s mode=watchdog\n");
         let (_r, found) =

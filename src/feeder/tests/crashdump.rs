@@ -74,26 +74,17 @@ fn a_crashdump_fence_retimes_pets_once_and_crashes_without_allocating_or_waiting
     r.io.calls.lock().unwrap().reserve(64);
 
     // Every lock another thread could hold while the feeder fences, held by parked threads.
-    let (park_tx, park_rx) = mpsc::channel::<()>();
-    let park_rx = Arc::new(Mutex::new(park_rx));
-    let (held_tx, held_rx) = mpsc::channel();
-    let mut parked = vec![];
-    for which in 0..2 {
-        let (h, ho, rx, tx) = (
-            Arc::clone(&handle),
-            Arc::clone(&handover),
-            Arc::clone(&park_rx),
-            held_tx.clone(),
-        );
-        parked.push(std::thread::spawn(move || {
-            let _g1 = (which == 0).then(|| h.lock_for_test());
-            let _g2 = (which == 1).then(|| ho.lock_for_test());
-            tx.send(()).unwrap();
-            let _ = rx.lock().unwrap().recv();
-        }));
-    }
-    held_rx.recv().unwrap();
-    held_rx.recv().unwrap();
+    let (h, ho) = (Arc::clone(&handle), Arc::clone(&handover));
+    let parked = crate::parked::Parked::hold(vec![
+        Box::new(move |park| {
+            let _g = h.lock_for_test();
+            park()
+        }),
+        Box::new(move |park| {
+            let _g = ho.lock_for_test();
+            park()
+        }),
+    ]);
 
     let (done_tx, done) = mpsc::channel();
     let mut feeder = r.feeder;
@@ -104,10 +95,7 @@ fn a_crashdump_fence_retimes_pets_once_and_crashes_without_allocating_or_waiting
     let (tick, allocations, feeder) = done
         .recv_timeout(S(20))
         .expect("the crashdump fence waited on a lock another thread holds");
-    drop(park_tx);
-    for p in parked {
-        p.join().unwrap();
-    }
+    drop(parked);
     assert_eq!(tick, Tick::Fenced(FenceReason::Check { index: 0 }));
     assert_eq!(allocations, 0, "the crashdump fence allocated");
     assert!(feeder.is_fenced());
